@@ -1,0 +1,239 @@
+"""What decoders return: CIM records for the summary, and annotations for the calls file.
+
+The summary writers know only `CimObject` (a class name, attributes, children), so a third-party
+decoder can add its own classes without touching them. The records below are the shared vocabulary of
+the built-in decoders: every SQL decoder (MySQL, Oracle, PostgreSQL...) returns the same `SqlQuery`,
+which is what makes the summary contract one contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Union
+
+AttrValue = Union[str, int, float, bool, None]
+
+
+@dataclass(frozen=True)
+class CimChild:
+    """A child element: `<Table Name="users"/>`, `<Text>SELECT 1</Text>`."""
+
+    tag: str
+    attrs: tuple[tuple[str, AttrValue], ...] = ()
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class CimObject:
+    """One object of the summary. Attributes whose value is None are left out."""
+
+    cim_class: str
+    attrs: tuple[tuple[str, AttrValue], ...]
+    children: tuple[CimChild, ...] = ()
+
+    @staticmethod
+    def make(cim_class: str, attrs: dict[str, AttrValue], children: Iterable[CimChild] = ()) -> CimObject:
+        return CimObject(cim_class, tuple(attrs.items()), tuple(children))
+
+    def attr(self, name: str) -> AttrValue:
+        return dict(self.attrs).get(name)
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """A short line shown in the calls file beside the call that carried it (`call_index`)."""
+
+    call_index: int
+    text: str
+
+
+class Record:
+    """A decoder's result that becomes one summary object."""
+
+    def to_cim(self) -> CimObject:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+Output = Union[Record, Annotation, CimObject]
+
+
+@dataclass(kw_only=True)
+class DatabaseSession(Record):
+    """One client connection to a database server."""
+
+    session_id: str
+    protocol: str
+    process: int
+    server: str | None = None
+    user: str | None = None
+    database: str | None = None
+    server_version: str | None = None
+    connection_id: int | None = None
+    start: float | None = None
+    extra: dict[str, AttrValue] = field(default_factory=dict)  # protocol-specific (Oracle SID, program...)
+
+    def to_cim(self) -> CimObject:
+        return CimObject.make(
+            "Dockit_DatabaseSession",
+            {
+                "Id": self.session_id,
+                "Protocol": self.protocol,
+                "Process": self.process,
+                "Server": self.server,
+                "User": self.user,
+                "Database": self.database,
+                "ServerVersion": self.server_version,
+                "ConnectionId": self.connection_id,
+                "Start": self.start,
+                **self.extra,
+            },
+        )
+
+
+@dataclass(kw_only=True)
+class SqlQuery(Record):
+    """One statement execution; each execution of a prepared statement is one."""
+
+    protocol: str
+    process: int
+    session: str
+    text: str
+    start: float | None = None
+    duration: float | None = None
+    status: str = "unknown"  # "ok", "error", "unknown"
+    error_code: int | str | None = None
+    error_message: str | None = None
+    rows: int | None = None
+    affected_rows: int | None = None
+    last_insert_id: int | None = None
+    truncated: bool = False
+    tables: list[str] = field(default_factory=list)
+    parameters: list[str | None] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
+    sample_rows: list[list[str | None]] = field(default_factory=list)
+    confidence: str | None = None  # None when fully decoded; "heuristic" for a fallback
+    written_tables: list[str] = field(default_factory=list)  # subset of `tables` the statement writes
+
+    def to_cim(self) -> CimObject:
+        children = [CimChild("Text", text=self.text)]
+        written = set(self.written_tables)
+        children += [
+            CimChild("Table", (("Name", name), ("Access", "write" if name in written else "read")))
+            for name in self.tables
+        ]
+        children += [
+            CimChild("Parameter", (("Index", index), ("Value", value)))
+            for index, value in enumerate(self.parameters)
+        ]
+        children += [CimChild("Column", (("Name", name),)) for name in self.columns]
+        children += [
+            CimChild("Row", text="\t".join("NULL" if v is None else v for v in row))
+            for row in self.sample_rows
+        ]
+        return CimObject.make(
+            "Dockit_SqlQuery",
+            {
+                "Protocol": self.protocol,
+                "Process": self.process,
+                "Session": self.session,
+                "Start": self.start,
+                "Duration": self.duration,
+                "Status": self.status,
+                "ErrorCode": self.error_code,
+                "ErrorMessage": self.error_message,
+                "Rows": self.rows,
+                "AffectedRows": self.affected_rows,
+                "LastInsertId": self.last_insert_id,
+                "Truncated": "true" if self.truncated else None,
+                "Confidence": self.confidence,
+            },
+            children,
+        )
+
+
+@dataclass(kw_only=True)
+class HttpExchange(Record):
+    """One HTTP request and its response, seen from the client or the server side."""
+
+    side: str  # "client" or "server"
+    process: int
+    method: str | None = None
+    url: str | None = None
+    host: str | None = None
+    status: int | None = None
+    reason: str | None = None
+    start: float | None = None
+    duration: float | None = None
+    request_bytes: int = 0
+    response_bytes: int = 0
+    content_type: str | None = None
+    http_version: str | None = None
+    server: str | None = None
+    truncated: bool = False
+    complete: bool = True
+    request_headers: list[tuple[str, str]] = field(default_factory=list)  # already redacted
+    response_headers: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_cim(self) -> CimObject:
+        children = [
+            CimChild("Header", (("Name", name), ("Value", value), ("Direction", "request")))
+            for name, value in self.request_headers
+        ] + [
+            CimChild("Header", (("Name", name), ("Value", value), ("Direction", "response")))
+            for name, value in self.response_headers
+        ]
+        return CimObject.make(
+            "Dockit_HttpRequest",
+            {
+                "Method": self.method,
+                "Url": self.url,
+                "Host": self.host,
+                "Status": self.status,
+                "Reason": self.reason,
+                "Side": self.side,
+                "Process": self.process,
+                "Start": self.start,
+                "Duration": self.duration,
+                "RequestBytes": self.request_bytes,
+                "ResponseBytes": self.response_bytes,
+                "ContentType": self.content_type,
+                "Version": self.http_version,
+                "Server": self.server,
+                "Truncated": "true" if self.truncated else None,
+                "Complete": None if self.complete else "false",
+            },
+            children,
+        )
+
+
+@dataclass(kw_only=True)
+class TlsSession(Record):
+    """An encrypted connection: what can be read before the encryption starts."""
+
+    process: int
+    server: str | None = None
+    server_name: str | None = None  # from the ClientHello's SNI
+    version: str | None = None
+    start: float | None = None
+    bytes_out: int = 0
+    bytes_in: int = 0
+
+    def to_cim(self) -> CimObject:
+        return CimObject.make(
+            "Dockit_TlsSession",
+            {
+                "Process": self.process,
+                "Server": self.server,
+                "ServerName": self.server_name,
+                "Version": self.version,
+                "Start": self.start,
+                "BytesOut": self.bytes_out,
+                "BytesIn": self.bytes_in,
+            },
+        )
+
+
+def as_cim(output: Record | CimObject) -> CimObject:
+    """Any summary output as a CimObject."""
+    return output if isinstance(output, CimObject) else output.to_cim()
