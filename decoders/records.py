@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Union
 
-AttrValue = Union[str, int, float, bool, None]
+AttrValue = str | int | float | bool | None
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ class Record:
         raise NotImplementedError
 
 
-Output = Union[Record, Annotation, CimObject]
+Output = Record | Annotation | CimObject
 
 
 @dataclass(kw_only=True)

@@ -1,0 +1,124 @@
+"""Arguments of a traced call, read only when a call matters: fds, paths, buffers, socket addresses."""
+
+from __future__ import annotations
+
+import re
+
+from dockit_core.cstring import literal_bytes, parse_quoted, unescape
+
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"(?:\.\.\.)?|[\[\]{}()]|,|[^"\[\]{}(),]+', re.S)
+_FD = re.compile(r"\s*(-?\d+|AT_FDCWD)(?:<(.*)>)?\s*$", re.S)
+_IOV_BASE = re.compile(r'iov_base="((?:[^"\\]|\\.)*)"(\.\.\.)?')
+_SOCKADDR_FAMILY = re.compile(r"sa_family=(\w+)")
+_PORT = re.compile(r"sin6?_port=htons\((\d+)\)")
+_ADDR4 = re.compile(r'sin_addr=inet_addr\("([\d.]+)"\)')
+_ADDR6 = re.compile(r'inet_pton\(AF_INET6, "([^"]+)"')
+_SUN_PATH = re.compile(r'sun_path=(@?"(?:[^"\\]|\\.)*")')
+
+
+def split_args(text: str) -> list[str]:
+    """Top-level comma-separated arguments, respecting quotes and brackets."""
+    if "," not in text:
+        return [text.strip()] if text.strip() else []
+    args: list[str] = []
+    depth = 0
+    current: list[str] = []
+    for token in _TOKEN.findall(text):
+        if depth == 0 and token == ",":
+            args.append("".join(current).strip())
+            current = []
+            continue
+        if token in "([{" and len(token) == 1:
+            depth += 1
+        elif token in ")]}" and len(token) == 1:
+            depth = max(0, depth - 1)
+        current.append(token)
+    args.append("".join(current).strip())
+    return args
+
+
+def first_arg(text: str) -> str:
+    """The first argument without splitting the rest (cheap: fds come first)."""
+    comma = text.find(",")
+    return text if comma < 0 else text[:comma]
+
+
+def parse_fd(arg: str) -> tuple[int | None, str | None]:
+    """`3</etc/passwd>` -> (3, "/etc/passwd"); `AT_FDCWD` -> (-100, None)."""
+    match = _FD.match(arg)
+    if match is None:
+        return None, None
+    value = match.group(1)
+    fd = -100 if value == "AT_FDCWD" else int(value)
+    return fd, match.group(2)
+
+
+def parse_path(arg: str) -> str | None:
+    """A path argument (a quoted literal) as text; undecodable bytes kept by surrogateescape."""
+    decoded = literal_bytes(arg)
+    if decoded is None:
+        return None
+    return decoded[0].decode("utf-8", "surrogateescape")
+
+
+def parse_string_array(arg: str) -> list[str]:
+    """`["ls", "-l"]` -> ["ls", "-l"] (argv of execve); a cut element keeps what was shown."""
+    items: list[str] = []
+    position = arg.find("[")
+    if position < 0:
+        return items
+    position += 1
+    while True:
+        quote = arg.find('"', position)
+        if quote < 0:
+            break
+        parsed = parse_quoted(arg, quote)
+        if parsed is None:
+            items.append(unescape(arg[quote + 1 :]).decode("utf-8", "surrogateescape"))
+            break
+        data, _cut, position = parsed
+        items.append(data.decode("utf-8", "surrogateescape"))
+    return items
+
+
+def iov_bytes(arg: str) -> tuple[bytes, bool]:
+    """Concatenated iov_base buffers of readv/writev/sendmsg/recvmsg; cut if any was cut."""
+    data = bytearray()
+    cut = False
+    for match in _IOV_BASE.finditer(arg):
+        data += unescape(match.group(1))
+        cut = cut or match.group(2) is not None
+    return bytes(data), cut
+
+
+def parse_sockaddr(arg: str) -> tuple[str | None, str | None, int | None]:
+    """`{sa_family=AF_INET, sin_port=htons(3306), sin_addr=inet_addr("127.0.0.1")}` -> (family, address, port)."""
+    family_match = _SOCKADDR_FAMILY.search(arg)
+    family = family_match.group(1) if family_match else None
+    if family in ("AF_INET", "PF_INET"):
+        host = _ADDR4.search(arg)
+        port = _PORT.search(arg)
+        if host and port:
+            return "AF_INET", f"{host.group(1)}:{port.group(1)}", int(port.group(1))
+    if family in ("AF_INET6", "PF_INET6"):
+        host = _ADDR6.search(arg)
+        port = _PORT.search(arg)
+        if host and port:
+            return "AF_INET6", f"[{host.group(1)}]:{port.group(1)}", int(port.group(1))
+    if family in ("AF_UNIX", "AF_LOCAL", "PF_LOCAL", "PF_UNIX"):
+        path = _SUN_PATH.search(arg)
+        if path:
+            text = path.group(1)
+            abstract = text.startswith("@")
+            decoded = literal_bytes(text.lstrip("@"))
+            name = decoded[0].decode("utf-8", "surrogateescape") if decoded else text
+            return "AF_UNIX", ("@" + name) if abstract else name, None
+        return "AF_UNIX", None, None
+    return family, None, None
+
+
+def int_arg(arg: str) -> int | None:
+    try:
+        return int(arg, 0)
+    except ValueError:
+        return None

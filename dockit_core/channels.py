@@ -1,0 +1,209 @@
+"""The seam between the trace and the decoders: socket and pipe bytes, grouped into channels.
+
+A channel is one conversation: a socket connection, or two pipes that one process uses as a duplex
+link (an Oracle BEQ client writes one pipe and reads the other). Each byte reaches the channel's decoder
+once, even when both ends are traced: for each direction, the first kind of call that shows its bytes
+(the sender's write or the receiver's read) is the one kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from decoders.api import ChannelInfo, Chunk, Decoder, Direction
+from decoders.records import Annotation, CimObject, Output, Record, as_cim
+from decoders.registry import Registry
+from dockit_core.model import PipeNode, SocketNode
+
+log = logging.getLogger("dockit.channels")
+
+DETECTION_BYTES = 64 * 1024  # a channel nobody claims within this many bytes is left undecoded
+DETECTION_CHUNKS = 16
+
+
+@dataclass(eq=False)
+class Channel:
+    info: ChannelInfo
+    local_marker: object  # which end is "local": a socket's local address, or a pipe's role
+    pipe_directions: dict[str, Direction] = field(default_factory=dict)  # pipe id -> direction
+    sources: dict[Direction, str] = field(default_factory=dict)  # direction -> "read" or "write"
+    decoder: Decoder | None = None
+    undecodable: bool = False
+    pending: list[Chunk] = field(default_factory=list)
+    pending_bytes: int = 0
+    bytes: dict[Direction, int] = field(default_factory=lambda: {Direction.OUT: 0, Direction.IN: 0})
+    duplicates: int = 0
+
+
+class ChannelManager:
+    """Routes bytes to decoders and collects what they return."""
+
+    def __init__(self, registry: Registry | None, emit: Callable[[CimObject], None]) -> None:
+        self.registry = registry
+        self.emit = emit
+        self.channels: dict[str, Channel] = {}
+        self.annotations: dict[int, list[str]] = {}
+        self.problems: list[str] = []
+        self._pipe_channel: dict[str, Channel] = {}
+        self._last_pipe_use: dict[int, tuple[Channel, str, str]] = {}  # pid -> (channel, pipe id, op)
+        self.stats = {"chunks": 0, "bytes": 0, "duplicate_chunks": 0, "decoded_channels": 0}
+
+    # -- sockets -----------------------------------------------------------------------------------
+    def socket_data(
+        self, node: SocketNode, pid: int, op: str, data: bytes, size: int, time: float | None, call_index: int
+    ) -> None:
+        key, local_marker = self._socket_key(node)
+        channel = self.channels.get(key)
+        if channel is None:
+            info = ChannelInfo(
+                channel_id=key,
+                kind=node.kind,
+                local=node.local,
+                remote=node.remote,
+                local_port=node.local_port,
+                remote_port=node.remote_port,
+                listening=node.accepted or node.listening,
+                pid=pid,
+            )
+            channel = self.channels[key] = Channel(info, local_marker)
+        mine = channel.local_marker == local_marker
+        direction = Direction.OUT if (op == "write") == mine else Direction.IN
+        self._deliver(channel, direction, op, data, size, time, pid, call_index)
+
+    @staticmethod
+    def _socket_key(node: SocketNode) -> tuple[str, object]:
+        if node.local and node.remote and node.kind in ("tcp", "tcp6", "udp", "udp6"):
+            ends = sorted((node.local, node.remote))
+            return f"{node.kind}:{ends[0]}-{ends[1]}", node.local
+        if node.inode and node.peer_inode:
+            ends = sorted((node.inode, node.peer_inode))
+            return f"unix:{ends[0]}-{ends[1]}", node.inode
+        return f"socket:{node.node_id}", node.node_id
+
+    # -- pipes -------------------------------------------------------------------------------------
+    def pipe_data(
+        self,
+        node: PipeNode,
+        fd: int,
+        pid: int,
+        op: str,
+        data: bytes,
+        size: int,
+        time: float | None,
+        call_index: int,
+    ) -> None:
+        channel = self._pipe_channel.get(node.pipe_id)
+        if channel is None:
+            channel = self._pair(node.pipe_id, fd, pid, op)
+        direction = channel.pipe_directions[node.pipe_id]
+        if fd > 2:
+            self._last_pipe_use[pid] = (channel, node.pipe_id, op)
+        self._deliver(channel, direction, op, data, size, time, pid, call_index)
+
+    def _pair(self, pipe_id: str, fd: int, pid: int, op: str) -> Channel:
+        """A new pipe joins the single-pipe channel this process last used the other way round."""
+        last = self._last_pipe_use.get(pid)
+        if fd > 2 and last is not None:
+            channel, other_pipe, other_op = last
+            if other_op != op and len(channel.pipe_directions) == 1:
+                channel.pipe_directions[pipe_id] = channel.pipe_directions[other_pipe].reverse()
+                self._pipe_channel[pipe_id] = channel
+                return channel
+        key = f"pipe:{pipe_id}"
+        info = ChannelInfo(channel_id=key, kind="pipe", local=f"pipe:[{pipe_id}]", pid=pid)
+        channel = self.channels[key] = Channel(info, pipe_id)
+        channel.pipe_directions[pipe_id] = Direction.OUT if op == "write" else Direction.IN
+        self._pipe_channel[pipe_id] = channel
+        return channel
+
+    # -- delivery ------------------------------------------------------------------------------------
+    def _deliver(
+        self,
+        channel: Channel,
+        direction: Direction,
+        op: str,
+        data: bytes,
+        size: int,
+        time: float | None,
+        pid: int,
+        call_index: int,
+    ) -> None:
+        source = channel.sources.get(direction)
+        if source is None:
+            channel.sources[direction] = op
+        elif source != op:
+            channel.duplicates += 1
+            self.stats["duplicate_chunks"] += 1
+            return
+        channel.bytes[direction] += size
+        self.stats["chunks"] += 1
+        self.stats["bytes"] += size
+        if channel.undecodable or self.registry is None or size <= 0:
+            return
+        chunk = Chunk(data=data, direction=direction, time=time, pid=pid, size=size, call_index=call_index)
+        if channel.decoder is None:
+            self._detect(channel, chunk)
+            return
+        self._feed(channel, chunk)
+
+    def _detect(self, channel: Channel, chunk: Chunk) -> None:
+        channel.pending.append(chunk)
+        channel.pending_bytes += len(chunk.data)
+        assert self.registry is not None
+        chosen = self.registry.choose(chunk.data, chunk.direction, channel.info)
+        if chosen is None:
+            if channel.pending_bytes > DETECTION_BYTES or len(channel.pending) > DETECTION_CHUNKS:
+                channel.undecodable = True
+                channel.pending = []
+            return
+        try:
+            channel.decoder = chosen(channel.info)
+        except Exception as error:  # noqa: BLE001 - a broken decoder must not stop the trace
+            self._fail(channel, chosen.name, error)
+            return
+        self.stats["decoded_channels"] += 1
+        pending, channel.pending = channel.pending, []
+        for queued in pending:
+            self._feed(channel, queued)
+
+    def _feed(self, channel: Channel, chunk: Chunk) -> None:
+        decoder = channel.decoder
+        assert decoder is not None
+        try:
+            outputs = decoder.feed(chunk)
+        except Exception as error:  # noqa: BLE001 - reported, and that channel's decoding stops
+            self._fail(channel, decoder.name, error)
+            return
+        self._collect(outputs)
+
+    def _fail(self, channel: Channel, name: str, error: Exception) -> None:
+        self.problems.append(
+            f"decoder {name} failed on {channel.info.channel_id}: {error!r}; channel left undecoded"
+        )
+        log.debug("decoder failure", exc_info=error)
+        channel.decoder = None
+        channel.undecodable = True
+
+    def _collect(self, outputs: object) -> None:
+        for output in outputs or ():  # type: ignore[attr-defined]
+            if isinstance(output, Annotation):
+                self.annotations.setdefault(output.call_index, []).append(output.text)
+            elif isinstance(output, (Record, CimObject)):
+                self.emit(as_cim(output))
+
+    def take_annotations(self, call_index: int) -> list[str]:
+        return self.annotations.pop(call_index, [])
+
+    def close(self, time: float | None) -> None:
+        """The trace ended: every decoder flushes what it holds."""
+        for channel in self.channels.values():
+            if channel.decoder is None:
+                continue
+            try:
+                outputs: list[Output] = list(channel.decoder.close(time))
+            except Exception as error:  # noqa: BLE001
+                self._fail(channel, channel.decoder.name, error)
+                continue
+            self._collect(outputs)

@@ -1,0 +1,93 @@
+"""The .ini beside a log: what was traced, where and when, so a replay knows what the live run knew.
+
+The original dockit's format (`Key=Value` lines, `;` comments) is kept, and extended with the tracer,
+the command, the distribution and the environment (secrets left out). Replay never requires it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+
+from dockit_core.atomic import atomic_open
+from dockit_core.summary import RunContext
+
+_SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|AUTH|COOKIE|SESSION", re.I)
+
+
+def read_ini(path: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as stream:
+            for line in stream:
+                line = line.strip()
+                if not line or line.startswith((";", "#", "[")):
+                    continue
+                key, equal, value = line.partition("=")
+                if equal:
+                    values[key.strip()] = value.strip()
+    except OSError:
+        pass
+    return values
+
+
+def context_from_ini(values: dict[str, str]) -> RunContext:
+    return RunContext(
+        hostname=values.get("CurrentHostname", ""),
+        os_type=values.get("CurrentOSType", "linux"),
+        os_release=values.get("OsRelease", ""),
+        kernel=values.get("Kernel", ""),
+        date=values.get("CurrentDate") or None,
+        tracer=values.get("Tracer", ""),
+        command=_command(values.get("CommandLine", "")),
+        cwd=values.get("CurrentDirectory") or None,
+    )
+
+
+def _command(text: str) -> list[str]:
+    """The command line: a JSON list (dockit's own .ini) or plain words (other tools')."""
+    if not text:
+        return []
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return text.split()
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def environment_from_ini(values: dict[str, str]) -> dict[str, str]:
+    return {key[4:]: value for key, value in values.items() if key.startswith("Env.")}
+
+
+def safe_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment worth recording: secrets left out by name."""
+    environ = dict(os.environ if environ is None else environ)
+    return {k: v for k, v in sorted(environ.items()) if not _SECRET_NAME.search(k) and "\n" not in v}
+
+
+def write_ini(
+    path: str,
+    context: RunContext,
+    top_pid: int | None,
+    tracer_command: list[str],
+    exit_status: int | None,
+    environment: dict[str, str],
+) -> None:
+    with atomic_open(path, "w", encoding="utf-8", errors="surrogateescape") as out:
+        out.write(f"; dockit session: {shlex.join(context.command)}\n")
+        out.write(f"; tracer command: {shlex.join(tracer_command)}\n")
+        out.write(f"TopProcessId={top_pid if top_pid is not None else ''}\n")
+        out.write(f"CurrentDirectory={context.cwd or ''}\n")
+        out.write(f"CurrentDate={context.date or ''}\n")
+        out.write(f"CurrentHostname={context.hostname}\n")
+        out.write(f"CurrentOSType={context.os_type}\n")
+        out.write(f"OsRelease={context.os_release}\n")
+        out.write(f"Kernel={context.kernel}\n")
+        out.write(f"Tracer={context.tracer}\n")
+        out.write("CommandLine=" + json.dumps(context.command) + "\n")
+        if exit_status is not None:
+            out.write(f"ExitStatus={exit_status}\n")
+        for key, value in environment.items():
+            out.write(f"Env.{key}={value}\n")

@@ -1,0 +1,167 @@
+"""What the trace says exists: processes, their fd tables, files, sockets and pipes. State only.
+
+The tracker changes these objects; the writers read them. Nothing here parses or prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dockit_core.categories import categorize
+
+
+@dataclass(slots=True)
+class FileAccess:
+    """What one process did to one file."""
+
+    opens: int = 0
+    reads: int = 0
+    read_bytes: int = 0
+    writes: int = 0
+    written_bytes: int = 0
+    created: bool = False
+    deleted: bool = False
+    renamed_to: str | None = None
+    renamed_from: str | None = None
+    metadata: int = 0  # stat, access, readlink, chmod...
+    executed: bool = False
+
+
+@dataclass(slots=True)
+class FileNode:
+    path: str
+    category: str = ""
+    accesses: dict[int, FileAccess] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.category:
+            self.category = categorize(self.path)
+
+    def access(self, pid: int) -> FileAccess:
+        found = self.accesses.get(pid)
+        if found is None:
+            found = self.accesses[pid] = FileAccess()
+        return found
+
+
+@dataclass(slots=True, eq=False)
+class SocketNode:
+    node_id: int
+    family: str | None = None  # AF_INET, AF_INET6, AF_UNIX...
+    kind: str = "unknown"  # tcp, tcp6, udp, udp6, unix, netlink, unknown
+    local: str | None = None
+    remote: str | None = None
+    inode: str | None = None
+    peer_inode: str | None = None
+    listening: bool = False
+    accepted: bool = False  # came from accept(): the local end is a server
+    bytes_in: int = 0
+    bytes_out: int = 0
+    pids: set[int] = field(default_factory=set)
+    created: float | None = None
+
+    @property
+    def local_port(self) -> int | None:
+        return _port(self.local)
+
+    @property
+    def remote_port(self) -> int | None:
+        return _port(self.remote)
+
+
+@dataclass(slots=True, eq=False)
+class PipeNode:
+    pipe_id: str  # the kernel inode when the trace shows it, else a synthetic id
+    writers: set[int] = field(default_factory=set)
+    readers: set[int] = field(default_factory=set)
+    holders: set[int] = field(default_factory=set)
+    bytes: int = 0
+    created_by: int | None = None
+
+
+Node = FileNode | SocketNode | PipeNode
+
+
+@dataclass(slots=True)
+class FdEntry:
+    kind: str  # "file", "socket", "pipe", "other"
+    node: Node | None
+    cloexec: bool = False
+    label: str | None = None  # for "other": anon_inode:[eventfd], /dev/pts/2...
+
+
+@dataclass
+class Process:
+    pid: int
+    ppid: int | None = None
+    tgid: int | None = None  # the thread group leader when this is a thread
+    executable: str | None = None
+    argv: list[str] = field(default_factory=list)
+    argv_cut: bool = False
+    cwd: str | None = None
+    start: float | None = None
+    end: float | None = None
+    exit_code: int | None = None
+    signal: str | None = None
+    core_dumped: bool = False
+    threads: list[int] = field(default_factory=list)
+    fds: dict[int, FdEntry] = field(default_factory=dict)
+    calls: int = 0
+    seen_from_start: bool = True  # False when the trace attached to it while it ran
+
+    @property
+    def is_thread(self) -> bool:
+        return self.tgid is not None and self.tgid != self.pid
+
+    @property
+    def command_line(self) -> str:
+        return " ".join(self.argv)
+
+
+class Model:
+    """Everything known so far. Lookups by key; the writers iterate in creation order."""
+
+    def __init__(self) -> None:
+        self.processes: dict[int, Process] = {}
+        self.files: dict[str, FileNode] = {}
+        self.sockets: list[SocketNode] = []
+        self.pipes: dict[str, PipeNode] = {}
+        self.root_pid: int | None = None
+        self._next_socket = 1
+        self._next_pipe = 1
+
+    def process(self, pid: int) -> Process:
+        found = self.processes.get(pid)
+        if found is None:
+            found = self.processes[pid] = Process(pid)
+            if self.root_pid is None:
+                self.root_pid = pid
+        return found
+
+    def file(self, path: str) -> FileNode:
+        found = self.files.get(path)
+        if found is None:
+            found = self.files[path] = FileNode(path)
+        return found
+
+    def new_socket(self, **fields: object) -> SocketNode:
+        node = SocketNode(self._next_socket, **fields)  # type: ignore[arg-type]
+        self._next_socket += 1
+        self.sockets.append(node)
+        return node
+
+    def pipe(self, pipe_id: str | None) -> PipeNode:
+        if pipe_id is None:
+            pipe_id = f"anon{self._next_pipe}"
+            self._next_pipe += 1
+        found = self.pipes.get(pipe_id)
+        if found is None:
+            found = self.pipes[pipe_id] = PipeNode(pipe_id)
+        return found
+
+
+def _port(address: str | None) -> int | None:
+    if not address or ":" not in address:
+        return None
+    tail = address.rsplit(":", 1)[1]
+    return int(tail) if tail.isdigit() else None

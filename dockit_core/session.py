@@ -1,0 +1,230 @@
+"""One run of the pipeline, live or replayed: lines in, model and decoded records built as they come,
+outputs written at the end. Nothing here spawns a process or knows where the lines come from."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from decoders.records import CimObject
+from decoders.registry import Registry
+from dockit_core.calls_writer import CallsWriter
+from dockit_core.channels import ChannelManager
+from dockit_core.model import Model
+from dockit_core.strace_parser import StraceParser
+from dockit_core.summary import RecordSpool, RunContext, SummaryFilter, summary_objects
+from dockit_core.summary_writers import write_txt, write_xml
+from dockit_core.tracker import Tracker
+
+CALLS_EXTENSIONS = {"TXT": ".txt", "CSV": ".csv", "JSON": ".json"}
+
+
+@dataclass
+class Options:
+    calls_format: str = "TXT"
+    summary_format: str = "XML"
+    filters: list[SummaryFilter] = field(default_factory=list)
+    decode: bool = True
+    decoder_references: list[str] = field(default_factory=list)
+    decode_overrides: dict[int, str] = field(default_factory=dict)
+    warnings: int = 0
+    verbose: int = 0
+    dockerfile: bool = False
+    write_calls: bool = True
+
+
+@dataclass
+class OutputPaths:
+    prefix: str
+    calls_format: str = "TXT"
+    summary_format: str = "XML"
+
+    @property
+    def summary(self) -> str:
+        return self.prefix + (".xml" if self.summary_format == "XML" else ".summary.txt")
+
+    @property
+    def calls(self) -> str:
+        return self.prefix + CALLS_EXTENSIONS[self.calls_format]
+
+    @property
+    def log(self) -> str:
+        return self.prefix + ".log"
+
+    @property
+    def ini(self) -> str:
+        return self.prefix + ".ini"
+
+    @property
+    def docker_dir(self) -> str:
+        return self.prefix + ".docker"
+
+
+@dataclass
+class Report:
+    """What a run saw and could not understand; printed at the end, and in the summary."""
+
+    lines: int = 0
+    calls: int = 0
+    unparsed: int = 0
+    unparsed_samples: list[tuple[int, str]] = field(default_factory=list)
+    orphan_resumes: int = 0
+    unattributed_data_calls: int = 0
+    unfinished_at_end: int = 0
+    problems: list[str] = field(default_factory=list)
+    records: dict[str, int] = field(default_factory=dict)
+    channels: int = 0
+    decoded_channels: int = 0
+    duplicate_chunks: int = 0
+    outputs: list[str] = field(default_factory=list)
+
+    def statistics_object(self) -> CimObject:
+        return CimObject.make(
+            "Dockit_Statistics",
+            {
+                "Lines": self.lines,
+                "Calls": self.calls,
+                "UnparsedLines": self.unparsed,
+                "ResumedWithoutStart": self.orphan_resumes,
+                "UnattributedDataCalls": self.unattributed_data_calls,
+                "UnfinishedAtEnd": self.unfinished_at_end,
+                "Channels": self.channels,
+                "DecodedChannels": self.decoded_channels,
+                "DuplicateChunks": self.duplicate_chunks,
+                "DecoderProblems": len(self.problems),
+            },
+        )
+
+
+class TraceSession:
+    """Feed it lines; `finish` writes the summary and the calls file."""
+
+    def __init__(
+        self,
+        options: Options,
+        context: RunContext,
+        paths: OutputPaths,
+        *,
+        default_pid: int = 0,
+        registry: Registry | None = None,
+        call_observers: list[Callable] | None = None,
+    ) -> None:
+        self.options = options
+        self.context = context
+        self.paths = paths
+        self.model = Model()
+        if default_pid:
+            self.model.root_pid = default_pid
+        self.spool = RecordSpool()
+        if registry is None and options.decode:
+            registry = Registry.default(options.decoder_references, options.decode_overrides)
+        self.registry = registry
+        self.channels = ChannelManager(registry, self.spool.add)
+        self.parser = StraceParser(default_pid)
+        self.calls_writer = (
+            CallsWriter(paths.calls, options.calls_format, context.date) if options.write_calls else None
+        )
+        self.observers = list(call_observers or [])
+        sink = self._dispatch if (self.calls_writer or self.observers) else None
+        self.tracker = Tracker(
+            self.model,
+            self.channels,
+            initial_cwd=context.cwd,
+            call_sink=sink,
+            pending_calls=lambda: self.parser.pending,
+        )
+        self._index = 0
+
+    def _dispatch(self, call, process, info, annotations) -> None:  # type: ignore[no-untyped-def]
+        if self.calls_writer is not None:
+            self.calls_writer(call, process, info, annotations)
+        for observer in self.observers:
+            observer(call, process, info, annotations)
+
+    def feed(self, line: str) -> None:
+        self._index += 1
+        event = self.parser.parse(line, self._index)
+        if event is not None:
+            self.tracker.apply(event)
+
+    def feed_lines(self, lines, progress: Callable[[int], None] | None = None) -> None:  # type: ignore[no-untyped-def]
+        parse = self.parser.parse
+        apply = self.tracker.apply
+        index = self._index
+        for line in lines:
+            index += 1
+            event = parse(line, index)
+            if event is not None:
+                apply(event)
+            if progress is not None and not index & 0xFFFF:
+                progress(index)
+        self._index = index
+
+    def report(self) -> Report:
+        stats = self.parser.stats
+        return Report(
+            lines=stats.lines,
+            calls=self.tracker.calls,
+            unparsed=stats.unparsed,
+            unparsed_samples=list(stats.samples),
+            orphan_resumes=stats.orphan_resumes,
+            unattributed_data_calls=self.tracker.unattributed_data_calls,
+            unfinished_at_end=len(self.parser.pending),
+            problems=list(self.channels.problems) + (self.registry.problems if self.registry else []),
+            records=dict(self.spool.counts),
+            channels=len(self.channels.channels),
+            decoded_channels=self.channels.stats["decoded_channels"],
+            duplicate_chunks=self.channels.stats["duplicate_chunks"],
+        )
+
+    def finish(self) -> Report:
+        """Flush the decoders and write the summary and the calls file (atomically)."""
+        self.tracker.finish()
+        report = self.report()
+        objects = summary_objects(
+            self.model, self.context, self.spool, report.statistics_object(), self.options.filters
+        )
+        if self.options.summary_format == "XML":
+            write_xml(objects, self.paths.summary, self.context.date)
+        else:
+            write_txt(objects, self.paths.summary, self.context.date)
+        report.outputs.append(self.paths.summary)
+        if self.calls_writer is not None:
+            self.calls_writer.close()
+            report.outputs.append(self.paths.calls)
+        return report
+
+    def abort(self) -> None:
+        if self.calls_writer is not None:
+            self.calls_writer.discard()
+
+
+def print_report(report: Report, warnings: int, stream=sys.stderr) -> None:  # type: ignore[no-untyped-def]
+    """The end-of-run lines: counts always, each unparsed line and problem with -w."""
+    decoded = ", ".join(f"{count} {name}" for name, count in sorted(report.records.items()))
+    stream.write(
+        f"dockit: {report.lines} lines, {report.calls} calls"
+        + (f", decoded: {decoded}" if decoded else "")
+        + "\n"
+    )
+    if report.unparsed:
+        stream.write(
+            f"dockit: {report.unparsed} line(s) could not be parsed"
+            + ("" if warnings else " (-w lists them)")
+            + "\n"
+        )
+        if warnings:
+            for index, line in report.unparsed_samples:
+                stream.write(f"dockit: unparsed line {index}: {line}\n")
+    if warnings and report.orphan_resumes:
+        stream.write(
+            f"dockit: {report.orphan_resumes} call(s) resumed without their start (trace attached mid-run)\n"
+        )
+    if warnings and report.unattributed_data_calls:
+        stream.write(f"dockit: {report.unattributed_data_calls} data call(s) whose fd was not in the trace\n")
+    for problem in report.problems:
+        if warnings or "failed" in problem:
+            stream.write(f"dockit: {problem}\n")
+    for output in report.outputs:
+        stream.write(f"dockit: wrote {output}\n")

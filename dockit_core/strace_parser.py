@@ -1,0 +1,261 @@
+"""strace log lines into events, whatever strace version and flags wrote them.
+
+Handles: a pid column (`-f -o`) or a `[pid N]` prefix or none; `-t`, `-tt`, `-ttt`, `-r` or no time;
+`-T` durations; `-y`/`-yy` decorations on returned fds; `<unfinished ...>` joined to its
+`<... name resumed>` (strace 6 writes no space before the arguments, 4.x does); resumed calls whose start
+was never seen (a trace attached mid-run); signals; exits; `strace: Process N attached`. A line that
+fits none of these is counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from dockit_core.events import Attach, Call, Event, Exit, Signal
+
+_HEAD = re.compile(
+    r"\s*(?:\[pid\s+(\d+)\]\s*|(\d+)\s+(?=\D|\d+[:.]))?"  # [pid N] prefix, or pid column
+    r"(?:(\d\d?):(\d\d):(\d\d)(\.\d+)?\s+|(\d+\.\d+)\s+)?"  # -t/-tt wall clock, or -ttt / -r seconds
+)
+_CALL_NAME = re.compile(r"([A-Za-z_][\w@.+-]*(?:->[\w@.+-]+)?)\(")
+_RESUMED = re.compile(r"<\.\.\. ([\w@.+>-]+) resumed>\s?")
+_EXITED = re.compile(
+    r"\+\+\+ (?:exited with (-?\d+)|exited \(status (-?\d+)\)|killed by (\w+)( \(core dumped\))?)"
+)
+_ATTACH = re.compile(r"(?:strace: )?Process (\d+) (attached|detached)")
+_SIGNAL = re.compile(r"--- (\w+) ?(.*?) ?---")
+_DURATION = re.compile(r"\s+<(\d+\.\d+)>$")
+_UNFINISHED = " <unfinished ...>"
+
+
+def parse_result(text: str) -> tuple[int | None, str | None, str | None, float | None]:
+    """`-1 ENOENT (No such file) <0.000010>` -> (retval, errno, fd decoration, duration)."""
+    duration = None
+    match = _DURATION.search(text)
+    if match:
+        duration = float(match.group(1))
+        text = text[: match.start()]
+    decoration = None
+    lt = text.find("<")
+    head = text
+    if lt > 0 and (lt < text.find(" ") or " " not in text):
+        end = text.rfind(">")
+        decoration = text[lt + 1 : end] if end > lt else text[lt + 1 :]
+        head = text[:lt]
+    token, _, rest = head.partition(" ")
+    retval: int | None
+    try:
+        retval = int(token, 0)
+    except ValueError:
+        retval = None
+    errno = None
+    if retval is not None and retval < 0 and rest[:1] == "E":
+        errno = rest.split(" ", 1)[0]
+    return retval, errno, decoration, duration
+
+
+def split_call_tail(rest: str) -> tuple[str, str | None]:
+    """Split `args) = result` into (args, result); result None when the line has no result."""
+    position = len(rest)
+    while True:
+        eq = rest.rfind(" = ", 0, position)
+        if eq < 0:
+            break
+        close = rest.rfind(")", 0, eq)
+        if close >= 0 and rest[close + 1 : eq].strip() == "":
+            return rest[:close], rest[eq + 3 :]
+        position = eq
+    # No result: `exit(0) = ?` cut, or a line the tracer never finished.
+    if rest.endswith(")"):
+        return rest[:-1], None
+    return rest, None
+
+
+@dataclass
+class ParseStats:
+    """What could not be understood: counted, and the first few kept for the report."""
+
+    lines: int = 0
+    unparsed: int = 0
+    samples: list[tuple[int, str]] = field(default_factory=list)
+    orphan_resumes: int = 0
+
+    def bad(self, index: int, line: str) -> None:
+        self.unparsed += 1
+        if len(self.samples) < 1000:
+            self.samples.append((index, line[:200]))
+
+
+class StraceParser:
+    """Stateful: joins unfinished calls to their resumption, per pid."""
+
+    def __init__(self, default_pid: int = 0) -> None:
+        self.default_pid = default_pid
+        self.pending: dict[int, tuple[str, float | None, str, str]] = {}
+        self.stats = ParseStats()
+        self._time_offset = 0.0  # -r: relative times are summed
+        self._relative: bool | None = None
+
+    def parse(self, line: str, index: int) -> Event | None:
+        """One line in, at most one event out (an unfinished call waits for its resumption)."""
+        self.stats.lines += 1
+        line = line.rstrip("\r\n")
+        head = _HEAD.match(line)
+        pid_text = head.group(1) or head.group(2)
+        if pid_text:
+            pid = int(pid_text)
+        else:
+            pid = self.default_pid
+        time = self._time(head)
+        body = line[head.end() :]
+        if not body:
+            if line.strip():
+                self.stats.bad(index, line)
+            return None
+        first = body[0]
+        if first == "<":
+            return self._resumed(body, pid, time, index, line)
+        if first == "-" and body.startswith("--- "):
+            match = _SIGNAL.match(body)
+            if match:
+                return Signal(index, pid, time, match.group(1), match.group(2))
+        elif first == "+" and body.startswith("+++ "):
+            match = _EXITED.match(body)
+            if match:
+                code = match.group(1) or match.group(2)
+                return Exit(
+                    index,
+                    pid,
+                    time,
+                    int(code) if code is not None else None,
+                    match.group(3),
+                    bool(match.group(4)),
+                )
+        elif body.startswith(("strace: Process", "Process ")):
+            match = _ATTACH.match(body)
+            if match:
+                return Attach(index, int(match.group(1)), match.group(2) == "attached")
+        else:
+            match = _CALL_NAME.match(body)
+            if match:
+                return self._call(match.group(1), body[match.end() :], pid, time, index, line)
+        if body.startswith(("strace: ", "[ Process", "ltrace: ")):
+            return None  # tracer chatter, not the program's
+        self.stats.bad(index, line)
+        return None
+
+    def _time(self, head: re.Match[str]) -> float | None:
+        hours = head.group(3)
+        if hours is not None:
+            seconds = int(hours) * 3600 + int(head.group(4)) * 60 + int(head.group(5))
+            fraction = head.group(6)
+            return seconds + float(fraction) if fraction else float(seconds)
+        stamp = head.group(7)
+        if stamp is None:
+            return None
+        value = float(stamp)
+        if self._relative is None:
+            self._relative = value < 100_000_000  # -r deltas are small; -ttt is an epoch
+        if self._relative:
+            self._time_offset += value
+            return self._time_offset
+        return value
+
+    def _call(self, name: str, rest: str, pid: int, time: float | None, index: int, line: str) -> Call | None:
+        if rest.endswith(" <no return ...>"):
+            return self._make_call(
+                index, pid, time, name, rest[: -len(" <no return ...>")], None, line, partial=False
+            )
+        if rest.endswith(_UNFINISHED) or rest.endswith(" <detached ...>"):
+            self.pending[pid] = (name, time, rest[: rest.rfind(" <")], line)
+            return None
+        args, result = split_call_tail(rest)
+        return self._make_call(index, pid, time, name, args, result, line, partial=False)
+
+    def _resumed(self, body: str, pid: int, time: float | None, index: int, line: str) -> Call | None:
+        match = _RESUMED.match(body)
+        if match is None:
+            self.stats.bad(index, line)
+            return None
+        name = match.group(1)
+        rest = body[match.end() :]
+        start = self.pending.pop(pid, None)
+        args_tail, result = split_call_tail(rest)
+        if rest.endswith(_UNFINISHED):
+            # Resumed then interrupted again (rare): keep waiting.
+            self.pending[pid] = (
+                name,
+                start[1] if start else time,
+                (start[2] if start else "") + rest[: -len(_UNFINISHED)],
+                line,
+            )
+            return None
+        if start is not None and start[0] == name:
+            args = f"{start[2]} {args_tail}" if start[2] and args_tail else start[2] + args_tail
+            return self._make_call(
+                index, pid, start[1], name, args, result, line, partial=False, end_time=time
+            )
+        if start is not None:
+            self.pending[pid] = start  # another call's resumption: leave the pending one
+        self.stats.orphan_resumes += 1
+        return self._make_call(index, pid, time, name, args_tail, result, line, partial=True)
+
+    def _make_call(
+        self,
+        index: int,
+        pid: int,
+        time: float | None,
+        name: str,
+        args: str,
+        result: str | None,
+        line: str,
+        *,
+        partial: bool,
+        end_time: float | None = None,
+    ) -> Call:
+        library = None
+        is_syscall = True
+        if "->" in name:
+            library, _, name = name.partition("->")
+            is_syscall = False
+        if name.endswith("@SYS"):
+            name = name[:-4]
+            is_syscall = True
+        elif name.startswith("SYS_"):
+            name = name[4:]
+        if result is None:
+            return Call(
+                index,
+                pid,
+                time,
+                name,
+                args,
+                None,
+                None,
+                partial=partial,
+                library=library,
+                is_syscall=is_syscall,
+                raw=line,
+            )
+        retval, errno, decoration, duration = parse_result(result)
+        return Call(
+            index,
+            pid,
+            time,
+            name,
+            args,
+            result,
+            retval,
+            errno,
+            duration,
+            decoration,
+            partial,
+            library,
+            is_syscall,
+            line,
+        )
+
+    def unfinished(self) -> list[tuple[int, str]]:
+        """Calls still waiting for their resumption at the end of the log (pid, name)."""
+        return [(pid, entry[0]) for pid, entry in self.pending.items()]

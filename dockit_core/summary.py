@@ -1,0 +1,296 @@
+"""The summary as a list of CIM objects: the model's processes, files, sockets and pipes, then what the
+decoders found. The XML and TXT writers only render these, so both always say the same thing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import pickle
+import platform
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from decoders.records import CimChild, CimObject
+from dockit_core.model import Model, Process
+
+
+class SummaryFilterError(ValueError):
+    """A `-s` argument that cannot be read."""
+
+
+@dataclass
+class SummaryFilter:
+    """`-s 'CIM_DataFile:Category=["Others","Shared libraries"]'`: a class, and attribute values to keep."""
+
+    cim_class: str
+    conditions: dict[str, list[str]] = field(default_factory=dict)
+
+    @staticmethod
+    def parse(text: str) -> SummaryFilter:
+        cim_class, _, rest = text.partition(":")
+        cim_class = cim_class.strip()
+        if not cim_class.replace("_", "").isalnum():
+            raise SummaryFilterError(f"-s {text!r}: {cim_class!r} is not a class name such as CIM_DataFile")
+        conditions: dict[str, list[str]] = {}
+        for part in _split_conditions(rest):
+            key, equal, value = part.partition("=")
+            if not equal or not key.strip():
+                raise SummaryFilterError(
+                    f"-s {text!r}: expected Attribute=value or Attribute=[...] after ':'"
+                )
+            conditions[key.strip()] = _parse_values(value.strip(), text)
+        return SummaryFilter(cim_class, conditions)
+
+    def matches(self, obj: CimObject) -> bool:
+        if obj.cim_class != self.cim_class:
+            return False
+        values = {name: str(value) for name, value in obj.attrs if value is not None}
+        values.update(
+            {child.tag: child.text for child in obj.children if child.text is not None and not child.attrs}
+        )
+        return all(values.get(key) in allowed for key, allowed in self.conditions.items())
+
+
+def _split_conditions(text: str) -> list[str]:
+    parts, depth, current = [], 0, []
+    for char in text:
+        if char in "[(":
+            depth += 1
+        elif char in "])":
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    if "".join(current).strip():
+        parts.append("".join(current))
+    return [p for p in (p.strip() for p in parts) if p]
+
+
+def _parse_values(value: str, whole: str) -> list[str]:
+    """Data, never code: a JSON list or scalar, a Python-style list with single quotes, or a bare word."""
+    if value.startswith(("[", "(")):
+        body = value.replace("(", "[").replace(")", "]")
+        try:
+            parsed = json.loads(body)
+        except json.JSONDecodeError:
+            try:
+                parsed = json.loads(body.replace("'", '"'))
+            except json.JSONDecodeError as error:
+                raise SummaryFilterError(f"-s {whole!r}: cannot read the list {value!r}") from error
+        return [str(v) for v in parsed]
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        value = value[1:-1]
+    return [value]
+
+
+@dataclass
+class RunContext:
+    """Facts about the traced machine and run, from the live system or the replayed log's .ini."""
+
+    hostname: str = ""
+    os_type: str = "linux"
+    os_release: str = ""  # "debian:12"
+    kernel: str = ""
+    date: str | None = None  # "2018-05-08" when the log's times are times of day
+    tracer: str = "strace"
+    command: list[str] = field(default_factory=list)
+    cwd: str | None = None
+
+    @staticmethod
+    def local(tracer: str, command: list[str]) -> RunContext:
+        return RunContext(
+            hostname=platform.node(),
+            os_type=platform.system().lower(),
+            os_release=read_os_release(),
+            kernel=platform.release(),
+            date=dt.date.today().isoformat(),
+            tracer=tracer,
+            command=command,
+            cwd=os.getcwd(),
+        )
+
+
+def read_os_release(path: str = "/etc/os-release") -> str:
+    """ "debian:12", "ubuntu:22.04", "fedora:39": the distribution as a base image names it."""
+    fields: dict[str, str] = {}
+    try:
+        with open(path, encoding="utf-8") as stream:
+            for line in stream:
+                key, _, value = line.strip().partition("=")
+                fields[key] = value.strip('"')
+    except OSError:
+        return ""
+    name = fields.get("ID", "")
+    version = fields.get("VERSION_ID", "")
+    return f"{name}:{version}" if name and version else name
+
+
+def format_time(value: float | None, date: str | None) -> str | None:
+    """Epoch seconds as ISO 8601; seconds since midnight with the log's date (or alone) likewise."""
+    if value is None:
+        return None
+    if value > 86400 * 2:
+        return dt.datetime.fromtimestamp(value, dt.UTC).isoformat(timespec="microseconds")
+    midnight = dt.datetime.fromisoformat(date) if date else None
+    if midnight is not None:
+        return (midnight + dt.timedelta(seconds=value)).isoformat(timespec="microseconds")
+    hours, rest = divmod(value, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{int(hours):02d}:{int(minutes):02d}:{seconds:09.6f}"
+
+
+class RecordSpool:
+    """Decoded records kept on disk, not in memory, until the summary is written: a log with a million
+    queries costs a file, not a million objects. Sessions and table counts stay in memory (few)."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile()
+        self.count = 0
+        self.tables: dict[str, list[int]] = {}  # name -> [reads, writes]
+        self.counts: dict[str, int] = {}
+
+    def add(self, obj: CimObject) -> None:
+        self.count += 1
+        self.counts[obj.cim_class] = self.counts.get(obj.cim_class, 0) + 1
+        if obj.cim_class == "Dockit_SqlQuery":
+            for child in obj.children:
+                if child.tag == "Table":
+                    attrs = dict(child.attrs)
+                    entry = self.tables.setdefault(str(attrs.get("Name")), [0, 0])
+                    entry[1 if attrs.get("Access") == "write" else 0] += 1
+        pickle.dump(obj, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def __iter__(self) -> Iterator[CimObject]:
+        self._file.flush()
+        self._file.seek(0)
+        for _ in range(self.count):
+            yield pickle.load(self._file)
+        self._file.seek(0, os.SEEK_END)
+
+    def table_objects(self) -> list[CimObject]:
+        return [
+            CimObject.make("Dockit_SqlTable", {"Name": name, "Reads": reads, "Writes": writes})
+            for name, (reads, writes) in sorted(self.tables.items())
+        ]
+
+
+def process_object(process: Process, date: str | None) -> CimObject:
+    children = [
+        ("ParentProcessId", process.ppid),
+        ("ExecutablePath", process.executable),
+        ("CommandLine", process.command_line or None),
+        ("CurrentDirectory", process.cwd),
+        ("CreationDate", format_time(process.start, date)),
+        ("TerminationDate", format_time(process.end, date)),
+        ("ExitStatus", process.exit_code),
+        ("TerminatingSignal", process.signal),
+    ]
+    elements = [CimChild(tag, text=str(value)) for tag, value in children if value is not None]
+    elements += [CimChild("Argument", (("Index", i),), text=arg) for i, arg in enumerate(process.argv)]
+    elements += [CimChild("Thread", (("Handle", tid),)) for tid in process.threads]
+    return CimObject.make(
+        "CIM_Process",
+        {
+            "Handle": process.pid,
+            "Calls": process.calls,
+            "CoreDumped": "true" if process.core_dumped else None,
+            "AttachedMidRun": None if process.seen_from_start else "true",
+            "ArgumentsCut": "true" if process.argv_cut else None,
+        },
+        elements,
+    )
+
+
+def model_objects(model: Model, context: RunContext) -> Iterator[CimObject]:
+    """Everything the model holds, in a stable order: machine, processes, files, sockets, pipes."""
+    yield CimObject.make("CIM_ComputerSystem", {"Name": context.hostname or None})
+    yield CimObject.make(
+        "CIM_OperatingSystem",
+        {
+            "Name": context.os_type or None,
+            "Release": context.os_release or None,
+            "Version": context.kernel or None,
+        },
+    )
+    for process in model.processes.values():
+        if not process.is_thread:
+            yield process_object(process, context.date)
+    for path, node in sorted(model.files.items()):
+        accesses = [
+            CimChild(
+                "Access",
+                tuple(
+                    (key, value)
+                    for key, value in (
+                        ("Process", pid),
+                        ("Opens", a.opens or None),
+                        ("Reads", a.reads or None),
+                        ("ReadBytes", a.read_bytes or None),
+                        ("Writes", a.writes or None),
+                        ("WrittenBytes", a.written_bytes or None),
+                        ("Metadata", a.metadata or None),
+                        ("Created", "true" if a.created else None),
+                        ("Deleted", "true" if a.deleted else None),
+                        ("Executed", "true" if a.executed else None),
+                        ("RenamedTo", a.renamed_to),
+                        ("RenamedFrom", a.renamed_from),
+                    )
+                    if value is not None
+                ),
+            )
+            for pid, a in node.accesses.items()
+        ]
+        yield CimObject.make("CIM_DataFile", {"Name": path, "Category": node.category}, accesses)
+    for socket in model.sockets:
+        yield CimObject.make(
+            "Dockit_Socket",
+            {
+                "Family": socket.kind,
+                "Local": socket.local,
+                "Remote": socket.remote,
+                "Process": " ".join(str(pid) for pid in sorted(socket.pids)) or None,
+                "Listening": "true" if socket.listening else None,
+                "Accepted": "true" if socket.accepted else None,
+                "BytesIn": socket.bytes_in,
+                "BytesOut": socket.bytes_out,
+                "Inode": socket.inode,
+            },
+        )
+    for pipe in model.pipes.values():
+        yield CimObject.make(
+            "Dockit_Pipe",
+            {
+                "Id": pipe.pipe_id,
+                "Writers": " ".join(map(str, sorted(pipe.writers))) or None,
+                "Readers": " ".join(map(str, sorted(pipe.readers))) or None,
+                "Processes": " ".join(map(str, sorted(pipe.holders | pipe.writers | pipe.readers))) or None,
+                "Bytes": pipe.bytes,
+                "CreatedBy": pipe.created_by,
+            },
+        )
+
+
+def summary_objects(
+    model: Model,
+    context: RunContext,
+    spool: RecordSpool,
+    statistics: CimObject | None,
+    filters: Iterable[SummaryFilter] = (),
+) -> Iterator[CimObject]:
+    """All objects of the summary, filtered by `-s` when given."""
+    chosen = list(filters)
+    everything = _chain(
+        model_objects(model, context), iter(spool), spool.table_objects(), [statistics] if statistics else []
+    )
+    for obj in everything:
+        if not chosen or any(f.matches(obj) for f in chosen) or obj.cim_class == "Dockit_Statistics":
+            yield obj
+
+
+def _chain(*parts: Iterable[CimObject]) -> Iterator[CimObject]:
+    for part in parts:
+        yield from part

@@ -1,0 +1,260 @@
+"""The tracer command lines, and running them: a command under strace/ltrace, or an attach with -p.
+
+strace writes into a FIFO that dockit reads as it goes, so lines are parsed while the program runs and
+no descriptor of dockit's leaks into the traced program (a pipe passed down would be inherited by it,
+and by any daemon it starts, and dockit would never see the end of the trace).
+
+Buffer size: socket and pipe payloads must reach the decoders whole, so strace runs with `-s 1048576`
+(1 MiB, more than one call moves on a socket or a pipe in practice); large file reads and writes are
+the price, and dockit cuts their buffers to 32 bytes as it copies the trace into the saved .log, which
+therefore stays small while keeping every byte that crossed a socket or a pipe.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+STRING_LIMIT = 1048576
+STRACE_CLASSES = "process,file,desc,network,ipc"
+FILE_BUFFER_KEEP = 32
+LTRACE_BUFFER_LIMIT = 65536
+LTRACE_PROTOTYPES = """\
+; dockit: libc calls that move socket and pipe bytes, with their buffers printed whole
+long send(int, array(char, arg3)*, ulong, hex);
+long sendto(int, array(char, arg3)*, ulong, hex, addr, int);
+long recv(int, +array(char, retval)*, ulong, hex);
+long recvfrom(int, +array(char, retval)*, ulong, hex, addr, addr);
+long write(int, array(char, arg3)*, ulong);
+long read(int, +array(char, retval)*, ulong);
+int SSL_write(addr, array(char, arg3)*, int);
+int SSL_read(addr, +array(char, retval)*, int);
+int mysql_real_query(addr, array(char, arg3)*, ulong);
+int mysql_query(addr, string);
+int mysql_send_query(addr, array(char, arg3)*, ulong);
+int mysql_stmt_prepare(addr, array(char, arg3)*, ulong);
+addr PQexec(addr, string);
+addr PQprepare(addr, string, string, int, addr);
+"""
+
+INSTALL_HINT = {"strace": "apt-get install strace", "ltrace": "apt-get install ltrace"}
+
+
+class TracerError(Exception):
+    """A problem that stops a run before it starts (exit status in `status`)."""
+
+    def __init__(self, message: str, status: int = 2) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def require_tracer(tracer: str) -> str:
+    path = shutil.which(tracer)
+    if path is None:
+        raise TracerError(
+            f"{tracer} is not installed: install it with `{INSTALL_HINT.get(tracer, tracer)}`", 2
+        )
+    return path
+
+
+def resolve_command(command: str) -> str:
+    """The program as a shell would find it; 127 if not found, 126 if not executable."""
+    if "/" in command:
+        if not os.path.exists(command):
+            raise TracerError(f"{command}: No such file or directory", 127)
+        if os.path.isdir(command) or not os.access(command, os.X_OK):
+            raise TracerError(f"{command}: Permission denied", 126)
+        return command
+    found = shutil.which(command)
+    if found is None:
+        raise TracerError(f"{command}: command not found", 127)
+    return found
+
+
+def strace_command(
+    output: str, *, pids: list[int] | None = None, command: list[str] | None = None
+) -> list[str]:
+    args = [
+        "strace",
+        "-f",
+        "-q",
+        "-ttt",
+        "-T",
+        "-yy",
+        "-s",
+        str(STRING_LIMIT),
+        "-e",
+        f"trace={STRACE_CLASSES}",
+        "-o",
+        output,
+    ]
+    if pids:
+        for pid in pids:
+            args += ["-p", str(pid)]
+        return args
+    return args[:1] + ["--seccomp-bpf"] + args[1:] + ["--"] + list(command or [])
+
+
+def ltrace_command(
+    output: str, prototypes: str, *, pids: list[int] | None = None, command: list[str] | None = None
+) -> list[str]:
+    args = [
+        "ltrace",
+        "-f",
+        "-ttt",
+        "-T",
+        "-S",
+        "-F",
+        prototypes,
+        "-A",
+        str(LTRACE_BUFFER_LIMIT),
+        "-s",
+        str(LTRACE_BUFFER_LIMIT),
+        "-o",
+        output,
+    ]
+    if pids:
+        for pid in pids:
+            args += ["-p", str(pid)]
+        return args
+    return args + ["--"] + list(command or [])
+
+
+def threads_of(pid: int) -> list[int]:
+    try:
+        return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return []
+
+
+@dataclass
+class TracerRun:
+    """A started tracer: iterate `lines()`, then `wait()` for its status."""
+
+    process: subprocess.Popen
+    fifo_dir: str
+    fifo: str
+    command: list[str]
+    stderr_lines: list[str] = field(default_factory=list)
+    _stderr_thread: threading.Thread | None = None
+
+    def lines(self) -> Iterator[str]:
+        with open(self.fifo, encoding="utf-8", errors="surrogateescape", newline="\n") as stream:
+            yield from stream
+
+    def wait(self) -> int:
+        status = self.process.wait()
+        if self._stderr_thread is not None:
+            self._stderr_thread.join(timeout=5)
+        shutil.rmtree(self.fifo_dir, ignore_errors=True)
+        return status
+
+
+def start(
+    tracer: str,
+    *,
+    command: list[str] | None = None,
+    pid: int | None = None,
+    echo_stderr: Callable[[str], None] | None = None,
+) -> TracerRun:
+    """Start the tracer writing into a FIFO. In attach mode its stderr is read (to explain failures)."""
+    require_tracer(tracer)
+    fifo_dir = tempfile.mkdtemp(prefix="dockit-")
+    fifo = os.path.join(fifo_dir, "trace")
+    os.mkfifo(fifo, 0o600)
+    pids = threads_of(pid) or [pid] if pid is not None else None
+    if tracer == "ltrace":
+        prototypes = os.path.join(fifo_dir, "prototypes.conf")
+        with open(prototypes, "w", encoding="ascii") as stream:
+            stream.write(LTRACE_PROTOTYPES)
+        args = ltrace_command(fifo, prototypes, pids=pids, command=command)
+    else:
+        args = strace_command(fifo, pids=pids, command=command)
+    stderr = subprocess.PIPE if pid is not None else None
+    process = subprocess.Popen(args, stderr=stderr, start_new_session=False)
+    run = TracerRun(process, fifo_dir, fifo, args)
+    if stderr is not None:
+
+        def pump() -> None:
+            assert process.stderr is not None
+            for raw in process.stderr:
+                text = raw.decode("utf-8", "replace").rstrip("\n")
+                run.stderr_lines.append(text)
+                if echo_stderr is not None:
+                    echo_stderr(text)
+
+        run._stderr_thread = threading.Thread(target=pump, daemon=True)
+        run._stderr_thread.start()
+    return run
+
+
+def attach_failure(stderr_lines: list[str], pid: int) -> str | None:
+    """Why an attach failed, in one line, from what strace said."""
+    text = "\n".join(stderr_lines)
+    if "Operation not permitted" in text:
+        return (
+            f"cannot attach to process {pid}: ptrace refused (Operation not permitted); run as root or "
+            "set /proc/sys/kernel/yama/ptrace_scope to 0"
+        )
+    if "No such process" in text:
+        return f"no process {pid}"
+    return None
+
+
+def trim_file_buffer(line: str, keep: int = FILE_BUFFER_KEEP) -> str:
+    """Cut the data literal of a file read/write line to `keep` characters, marked `...` as strace does."""
+    open_paren = line.find("(")
+    start = line.find(', "', open_paren)
+    if start < 0:
+        return line
+    start += 2
+    position = start + 1
+    end = len(line)
+    while position < end:
+        char = line[position]
+        if char == "\\":
+            position += 2
+            continue
+        if char == '"':
+            break
+        position += 1
+    if position - start <= keep + 8:
+        return line
+    cut = start + 1 + keep
+    backslash = line.rfind("\\", cut - 4, cut)
+    if backslash >= 0:
+        cut = backslash
+    after = position + 1
+    if line.startswith("...", after):
+        after += 3
+    return line[:cut] + '"...' + line[after:]
+
+
+class SignalGuard:
+    """While the program runs, Ctrl-C and SIGTERM belong to it: dockit notes them and goes on reading,
+    so that every output is still written. In attach mode they make the tracer detach."""
+
+    def __init__(self, on_signal: Callable[[int], None] | None = None) -> None:
+        self.received: list[int] = []
+        self.on_signal = on_signal
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> SignalGuard:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        self.received.append(signum)
+        if self.on_signal is not None:
+            self.on_signal(signum)
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)  # type: ignore[arg-type]

@@ -1,0 +1,648 @@
+"""Applies events to the model: the process tree, fd tables, files, sockets, pipes; routes their bytes.
+
+Only the calls listed in `_HANDLERS` are looked at beyond their name: everything else (mmap, brk,
+fstat, futex...) costs one dictionary miss. fd decorations (`-y`), when the log has them, are believed
+over the fd table, so a trace attached mid-run still knows what its fds were.
+"""
+
+from __future__ import annotations
+
+import os.path
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dockit_core.args import (
+    first_arg,
+    int_arg,
+    iov_bytes,
+    parse_fd,
+    parse_path,
+    parse_sockaddr,
+    parse_string_array,
+    split_args,
+)
+from dockit_core.channels import ChannelManager
+from dockit_core.cstring import literal_bytes
+from dockit_core.decorations import parse_decoration
+from dockit_core.events import Attach, Call, Event, Exit, Signal
+from dockit_core.model import FdEntry, FileNode, Model, PipeNode, Process, SocketNode
+
+CLONE_CALLS = frozenset({"clone", "clone3", "fork", "vfork"})
+_READS = frozenset({"read", "pread64", "pread", "recv", "recvfrom"})
+_WRITES = frozenset({"write", "pwrite64", "pwrite", "send", "sendto"})
+_VECTOR_READS = frozenset({"readv", "preadv", "preadv2", "recvmsg"})
+_VECTOR_WRITES = frozenset({"writev", "pwritev", "pwritev2", "sendmsg"})
+_METADATA = frozenset(
+    {
+        "stat",
+        "lstat",
+        "stat64",
+        "lstat64",
+        "access",
+        "readlink",
+        "statfs",
+        "chmod",
+        "chown",
+        "lchown",
+        "truncate",
+        "getxattr",
+        "lgetxattr",
+        "listxattr",
+        "llistxattr",
+        "utime",
+        "utimes",
+        "setxattr",
+        "lsetxattr",
+        "mknod",
+    }
+)
+_METADATA_AT = frozenset(
+    {
+        "newfstatat",
+        "fstatat64",
+        "statx",
+        "faccessat",
+        "faccessat2",
+        "readlinkat",
+        "fchmodat",
+        "fchownat",
+        "utimensat",
+        "futimesat",
+        "mknodat",
+    }
+)
+_FAMILY_KINDS = {
+    "AF_INET": "tcp",
+    "PF_INET": "tcp",
+    "AF_INET6": "tcp6",
+    "PF_INET6": "tcp6",
+    "AF_UNIX": "unix",
+    "AF_LOCAL": "unix",
+    "PF_LOCAL": "unix",
+    "PF_UNIX": "unix",
+    "AF_NETLINK": "netlink",
+    "PF_NETLINK": "netlink",
+}
+
+
+@dataclass(slots=True)
+class CallInfo:
+    """What the tracker learnt about a call, for the calls file."""
+
+    target: str | None = None  # the file, socket or pipe the call worked on
+    file_io: bool = False  # a read/write on a regular file: its buffer is not worth keeping in full
+
+
+CallSink = Callable[[Call, Process, CallInfo, list[str]], None]
+
+
+class Tracker:
+    def __init__(
+        self,
+        model: Model,
+        channels: ChannelManager,
+        *,
+        initial_cwd: str | None = None,
+        call_sink: CallSink | None = None,
+        pending_calls: Callable[[], dict[int, tuple[str, float | None, str, str]]] | None = None,
+    ) -> None:
+        self.model = model
+        self.channels = channels
+        self.initial_cwd = initial_cwd
+        self.call_sink = call_sink
+        self.pending_calls = pending_calls or dict
+        self.last_time: float | None = None
+        self.first_time: float | None = None
+        self.unattributed_data_calls = 0
+        self.calls = 0
+        self.last_info = CallInfo()
+        self._handlers: dict[str, Callable[[Call, Process, CallInfo], None]] = self._build_handlers()
+
+    # -- events --------------------------------------------------------------------------------------
+    def apply(self, event: Event) -> None:
+        if isinstance(event, Call):
+            self.apply_call(event)
+        elif isinstance(event, Exit):
+            process = self._process(event.pid, event.time)
+            process.exit_code = event.code
+            process.signal = event.signal
+            process.core_dumped = event.core_dumped
+            process.end = event.time if event.time is not None else self.last_time
+        elif isinstance(event, Signal):
+            self._process(event.pid, event.time)
+        elif isinstance(event, Attach) and event.attached:
+            process = self._process(event.pid, None)
+            if process.calls == 0:
+                process.seen_from_start = False
+
+    def apply_call(self, call: Call) -> None:
+        self.calls += 1
+        time = call.time
+        if time is not None:
+            self.last_time = time
+            if self.first_time is None:
+                self.first_time = time
+        process = self._process(call.pid, time)
+        process.calls += 1
+        handler = self._handlers.get(call.name)
+        info = CallInfo()
+        self.last_info = info
+        if handler is not None:
+            if call.partial:
+                if call.name in _READS or call.name in _VECTOR_READS:
+                    self.unattributed_data_calls += 1
+            else:
+                handler(call, process, info)
+        if self.call_sink is not None:
+            self.call_sink(call, process, info, self.channels.take_annotations(call.index))
+
+    def finish(self) -> None:
+        """End of trace: processes still alive end at the last time seen; decoders flush."""
+        self.channels.close(self.last_time)
+
+    # -- processes -----------------------------------------------------------------------------------
+    def _process(self, pid: int, time: float | None) -> Process:
+        process = self.model.processes.get(pid)
+        if process is not None:
+            return process
+        process = self.model.process(pid)
+        process.start = time
+        parent_pid, flags = self._pending_parent()
+        if parent_pid is not None and parent_pid != pid:
+            self._adopt(self.model.process(parent_pid), process, flags)
+        elif pid == self.model.root_pid:
+            process.cwd = self.initial_cwd
+        return process
+
+    def _pending_parent(self) -> tuple[int | None, str]:
+        """A process seen before its parent's clone returned: the parent is the one inside clone."""
+        cloning = [(pid, entry) for pid, entry in self.pending_calls().items() if entry[0] in CLONE_CALLS]
+        if not cloning:
+            return None, ""
+        pid, entry = cloning[-1]
+        return pid, entry[2]
+
+    def _adopt(self, parent: Process, child: Process, flags: str) -> None:
+        if child.ppid is not None or child.tgid is not None:
+            return
+        if "CLONE_THREAD" in flags:
+            leader = parent.tgid or parent.pid
+            child.tgid = leader
+            self.model.process(leader).threads.append(child.pid)
+            child.ppid = self.model.process(leader).ppid
+        else:
+            child.ppid = parent.pid
+        child.executable = parent.executable
+        child.argv = list(parent.argv)
+        child.cwd = parent.cwd
+        if "CLONE_FILES" in flags or "CLONE_THREAD" in flags:
+            child.fds = parent.fds  # one table, shared
+        else:
+            child.fds = {fd: FdEntry(e.kind, e.node, e.cloexec, e.label) for fd, e in parent.fds.items()}
+            for entry in child.fds.values():
+                if isinstance(entry.node, PipeNode):
+                    entry.node.holders.add(child.pid)
+
+    def _clone(self, call: Call, process: Process, info: CallInfo) -> None:
+        if call.retval is None or call.retval <= 0:
+            return
+        child = self.model.processes.get(call.retval)
+        flags = call.args if call.name in ("clone", "clone3") else ""
+        if child is None:
+            child = self.model.process(call.retval)
+            child.start = call.time
+        self._adopt(process, child, flags)
+
+    def _execve(self, call: Call, process: Process, info: CallInfo) -> None:
+        args = split_args(call.args)
+        path_index = 1 if call.name == "execveat" else 0
+        if not call.ok and call.retval is not None:
+            return
+        if len(args) > path_index:
+            path = parse_path(args[path_index])
+            if path:
+                resolved = self._resolve(process, path)
+                process.executable = resolved
+                self.model.file(resolved).access(process.pid).executed = True
+                info.target = resolved
+        if len(args) > path_index + 1:
+            process.argv = parse_string_array(args[path_index + 1])
+            process.argv_cut = '"...' in args[path_index + 1] or '..."' in args[path_index + 1]
+        if process.tgid is None or process.tgid == process.pid:
+            for fd in [fd for fd, entry in process.fds.items() if entry.cloexec]:
+                del process.fds[fd]
+
+    def _chdir(self, call: Call, process: Process, info: CallInfo) -> None:
+        if not call.ok:
+            return
+        if call.name == "chdir":
+            path = parse_path(first_arg(call.args))
+            if path:
+                process.cwd = self._resolve(process, path)
+        else:
+            node = self._node(process, first_arg(call.args))
+            if isinstance(node, FileNode):
+                process.cwd = node.path
+
+    # -- paths ----------------------------------------------------------------------------------------
+    def _resolve(self, process: Process, path: str, dirfd: int | None = None) -> str:
+        if path.startswith("/"):
+            return os.path.normpath(path) if "/." in path or "//" in path else path
+        base = process.cwd
+        if dirfd is not None and dirfd >= 0:
+            entry = process.fds.get(dirfd)
+            if entry is not None and isinstance(entry.node, FileNode):
+                base = entry.node.path
+        if not base:
+            return path
+        return os.path.normpath(os.path.join(base, path))
+
+    def _open(self, call: Call, process: Process, info: CallInfo) -> None:
+        if not call.ok or call.retval is None:
+            return
+        args = split_args(call.args)
+        if call.name in ("openat", "openat2"):
+            dirfd = parse_fd(args[0])[0] if args else None
+            path_arg, flags = (args[1] if len(args) > 1 else ""), (args[2] if len(args) > 2 else "")
+        else:
+            dirfd = None
+            path_arg, flags = (args[0] if args else ""), (args[1] if len(args) > 1 else "")
+        if call.ret_decoration and call.ret_decoration.startswith("/"):
+            path = parse_decoration(call.ret_decoration).path or call.ret_decoration
+        else:
+            raw = parse_path(path_arg)
+            if raw is None:
+                return
+            path = self._resolve(process, raw, dirfd)
+        node = self.model.file(path)
+        access = node.access(process.pid)
+        access.opens += 1
+        if call.name == "creat" or ("O_CREAT" in flags and ("O_EXCL" in flags or "O_TRUNC" in flags)):
+            access.created = True
+        process.fds[call.retval] = FdEntry("file", node, "O_CLOEXEC" in flags)
+        info.target = path
+
+    def _path_call(self, call: Call, process: Process, info: CallInfo) -> None:
+        """stat, access, unlink, rename, mkdir...: calls that name a path."""
+        if not call.ok:
+            return
+        args = split_args(call.args)
+        name = call.name
+        at = name in _METADATA_AT or name in (
+            "unlinkat",
+            "renameat",
+            "renameat2",
+            "mkdirat",
+            "linkat",
+            "symlinkat",
+        )
+        paths: list[str] = []
+        if name in ("rename", "link", "symlink"):
+            paths = [p for p in (parse_path(a) for a in args[:2]) if p]
+            paths = [self._resolve(process, p) for p in paths]
+        elif name in ("renameat", "renameat2", "linkat"):
+            if len(args) >= 4:
+                src, dst = parse_path(args[1]), parse_path(args[3])
+                if src and dst:
+                    paths = [
+                        self._resolve(process, src, parse_fd(args[0])[0]),
+                        self._resolve(process, dst, parse_fd(args[2])[0]),
+                    ]
+        elif name == "symlinkat":
+            if len(args) >= 3:
+                dst = parse_path(args[2])
+                if dst:
+                    paths = [self._resolve(process, dst, parse_fd(args[1])[0])]
+        elif at:
+            if len(args) >= 2:
+                path = parse_path(args[1])
+                if path is not None:
+                    fd, decoration = parse_fd(args[0])
+                    if path == "" and decoration:  # AT_EMPTY_PATH on an fd
+                        path = parse_decoration(decoration).path or ""
+                    if path:
+                        paths = [self._resolve(process, path, fd)]
+        elif args:
+            path = parse_path(args[0])
+            if path:
+                paths = [self._resolve(process, path)]
+        if not paths:
+            return
+        info.target = paths[-1]
+        if name in ("unlink", "unlinkat", "rmdir"):
+            self.model.file(paths[0]).access(process.pid).deleted = True
+        elif name in ("rename", "renameat", "renameat2") and len(paths) == 2:
+            self.model.file(paths[0]).access(process.pid).renamed_to = paths[1]
+            self.model.file(paths[1]).access(process.pid).renamed_from = paths[0]
+        elif name in ("mkdir", "mkdirat", "link", "linkat", "symlink", "symlinkat"):
+            self.model.file(paths[-1]).access(process.pid).created = True
+        else:
+            self.model.file(paths[0]).access(process.pid).metadata += 1
+
+    # -- descriptors ----------------------------------------------------------------------------------
+    def _node(self, process: Process, fd_arg: str) -> FileNode | SocketNode | PipeNode | None:
+        """What an fd argument designates: its decoration if shown, else the fd table."""
+        fd, decoration = parse_fd(fd_arg)
+        if fd is None:
+            return None
+        entry = process.fds.get(fd)
+        if decoration:
+            entry = self._entry_from_decoration(process, fd, decoration, entry)
+        return entry.node if entry is not None else None
+
+    def _entry_from_decoration(self, process: Process, fd: int, text: str, entry: FdEntry | None) -> FdEntry:
+        deco = parse_decoration(text)
+        node = entry.node if entry is not None else None
+        if deco.kind == "file":
+            if not (isinstance(node, FileNode) and node.path == deco.path):
+                assert deco.path is not None
+                entry = FdEntry("file", self.model.file(deco.path), entry.cloexec if entry else False)
+                process.fds[fd] = entry
+            return entry
+        if deco.kind == "pipe":
+            if not (isinstance(node, PipeNode) and node.pipe_id == deco.pipe_id):
+                pipe = self.model.pipe(deco.pipe_id)
+                pipe.holders.add(process.pid)
+                entry = FdEntry("pipe", pipe, entry.cloexec if entry else False)
+                process.fds[fd] = entry
+            return entry
+        if deco.kind == "socket":
+            if (
+                not isinstance(node, SocketNode)
+                or (deco.inode and node.inode and deco.inode != node.inode)
+                or (deco.local and node.local and deco.local != node.local and node.kind != "unix")
+            ):
+                node = self.model.new_socket(kind=deco.socket_kind or "unknown", inode=deco.inode)
+                entry = FdEntry("socket", node, entry.cloexec if entry else False)
+                process.fds[fd] = entry
+            assert isinstance(node, SocketNode)
+            node.pids.add(process.pid)
+            if deco.socket_kind and node.kind == "unknown":
+                node.kind = deco.socket_kind
+            if deco.local:
+                node.local = deco.local
+            if deco.remote:
+                node.remote = deco.remote
+            if deco.inode and not node.inode:
+                node.inode = deco.inode
+            if deco.peer_inode:
+                node.peer_inode = deco.peer_inode
+            assert entry is not None
+            return entry
+        if entry is None or entry.kind != "other" or entry.label != deco.label:
+            entry = FdEntry("other", None, entry.cloexec if entry else False, deco.label)
+            process.fds[fd] = entry
+        return entry
+
+    def _close(self, call: Call, process: Process, info: CallInfo) -> None:
+        fd, _ = parse_fd(first_arg(call.args))
+        if fd is not None:
+            entry = process.fds.pop(fd, None)
+            if entry is not None:
+                info.target = _label(entry.node)
+
+    def _close_range(self, call: Call, process: Process, info: CallInfo) -> None:
+        args = split_args(call.args)
+        if len(args) < 2 or not call.ok:
+            return
+        low, high = int_arg(args[0].split("<")[0]), int_arg(args[1].split("<")[0])
+        if low is None or high is None:
+            return
+        cloexec_only = len(args) > 2 and "CLOSE_RANGE_CLOEXEC" in args[2]
+        for fd in [fd for fd in process.fds if low <= fd <= high]:
+            if cloexec_only:
+                process.fds[fd].cloexec = True
+            else:
+                del process.fds[fd]
+
+    def _dup(self, call: Call, process: Process, info: CallInfo) -> None:
+        if not call.ok or call.retval is None:
+            return
+        args = split_args(call.args)
+        if not args:
+            return
+        if call.name == "fcntl" or call.name == "fcntl64":
+            if len(args) < 2:
+                return
+            command = args[1]
+            if command.startswith("F_SETFD"):
+                entry = process.fds.get(parse_fd(args[0])[0] or -1)
+                if entry is not None:
+                    entry.cloexec = len(args) > 2 and "FD_CLOEXEC" in args[2]
+                return
+            if not command.startswith("F_DUPFD"):
+                return
+        self._node(process, args[0])
+        old = process.fds.get(parse_fd(args[0])[0] or -1)
+        if old is None:
+            return
+        cloexec = "O_CLOEXEC" in call.args or "F_DUPFD_CLOEXEC" in call.args
+        process.fds[call.retval] = FdEntry(old.kind, old.node, cloexec, old.label)
+        info.target = _label(old.node)
+
+    def _socket(self, call: Call, process: Process, info: CallInfo) -> None:
+        if not call.ok or call.retval is None:
+            return
+        args = split_args(call.args)
+        family = args[0] if args else None
+        kind = _FAMILY_KINDS.get(family or "", "unknown")
+        if len(args) > 1 and "SOCK_DGRAM" in args[1] and kind in ("tcp", "tcp6"):
+            kind = "udp" if kind == "tcp" else "udp6"
+        node = self.model.new_socket(family=family, kind=kind, created=call.time)
+        node.pids.add(process.pid)
+        process.fds[call.retval] = FdEntry("socket", node, len(args) > 1 and "SOCK_CLOEXEC" in args[1])
+        if call.ret_decoration:
+            self._entry_from_decoration(process, call.retval, call.ret_decoration, process.fds[call.retval])
+        info.target = _label(node)
+
+    def _address_call(self, call: Call, process: Process, info: CallInfo) -> None:
+        """connect, bind, listen, getsockname, getpeername: endpoints of a socket."""
+        args = split_args(call.args)
+        if not args:
+            return
+        node = self._node(process, args[0])
+        if not isinstance(node, SocketNode):
+            return
+        info.target = _label(node)
+        if call.name == "listen":
+            node.listening = call.ok
+            return
+        if call.errno not in (None, "EINPROGRESS") or len(args) < 2:
+            return
+        family, address, _port = parse_sockaddr(args[1])
+        if family and not node.family:
+            node.family = family
+        if address is None:
+            return
+        if call.name in ("connect", "getpeername"):
+            node.remote = node.remote or address
+        elif call.name in ("bind", "getsockname"):
+            node.local = node.local or address
+        info.target = _label(node)
+
+    def _accept(self, call: Call, process: Process, info: CallInfo) -> None:
+        if not call.ok or call.retval is None:
+            return
+        args = split_args(call.args)
+        listener = self._node(process, args[0]) if args else None
+        node = self.model.new_socket(accepted=True, created=call.time)
+        if isinstance(listener, SocketNode):
+            node.family, node.kind, node.local = listener.family, listener.kind, listener.local
+        if len(args) > 1:
+            _family, address, _port = parse_sockaddr(args[1])
+            node.remote = address
+        node.pids.add(process.pid)
+        process.fds[call.retval] = FdEntry("socket", node, "SOCK_CLOEXEC" in call.args)
+        if call.ret_decoration:
+            self._entry_from_decoration(process, call.retval, call.ret_decoration, process.fds[call.retval])
+        info.target = _label(node)
+
+    def _pipe(self, call: Call, process: Process, info: CallInfo) -> None:
+        if not call.ok:
+            return
+        args = split_args(call.args)
+        if not args:
+            return
+        fds = [a.strip() for a in args[0].strip("[]").split(",")]
+        if len(fds) != 2:
+            return
+        cloexec = "O_CLOEXEC" in call.args
+        if call.name == "socketpair":
+            parsed = [parse_fd(a.strip()) for a in args[-1].strip("[]").split(",")]
+            node = self.model.new_socket(family=args[0], kind="unix", created=call.time)
+            node.pids.add(process.pid)
+            for fd, _deco in parsed:
+                if fd is not None:
+                    process.fds[fd] = FdEntry("socket", node, "SOCK_CLOEXEC" in call.args)
+            info.target = _label(node)
+            return
+        parsed = [parse_fd(a) for a in fds]
+        pipe_id = None
+        if parsed[0][1]:
+            pipe_id = parse_decoration(parsed[0][1]).pipe_id
+        pipe = self.model.pipe(pipe_id)
+        pipe.created_by = process.pid
+        pipe.holders.add(process.pid)
+        for fd, _deco in parsed:
+            if fd is not None:
+                process.fds[fd] = FdEntry("pipe", pipe, cloexec)
+        info.target = _label(pipe)
+
+    # -- data -------------------------------------------------------------------------------------------
+    def _data(self, call: Call, process: Process, info: CallInfo) -> None:
+        name = call.name
+        args_text = call.args
+        node = self._node(process, first_arg(args_text))
+        if node is None:
+            return
+        info.target = _label(node)
+        size = call.retval if call.retval is not None and call.retval > 0 else 0
+        reading = name in _READS or name in _VECTOR_READS
+        if isinstance(node, FileNode):
+            info.file_io = True
+            access = node.access(process.pid)
+            if reading:
+                access.reads += 1
+                access.read_bytes += size
+            else:
+                access.writes += 1
+                access.written_bytes += size
+            return
+        if not call.ok:
+            return
+        op = "read" if reading else "write"
+        if name in _READS or name in _WRITES:
+            args = split_args(args_text)
+            decoded = literal_bytes(args[1]) if len(args) > 1 else None
+            data = decoded[0] if decoded else b""
+        else:
+            data, _cut = iov_bytes(args_text)
+        if len(data) > size:
+            data = data[:size]
+        self._route(node, process, op, data, size, call)
+
+    def _route(
+        self, node: SocketNode | PipeNode, process: Process, op: str, data: bytes, size: int, call: Call
+    ) -> None:
+        if isinstance(node, SocketNode):
+            if op == "read":
+                node.bytes_in += size
+            else:
+                node.bytes_out += size
+            self.channels.socket_data(node, process.pid, op, data, size, call.time, call.index)
+        else:
+            node.bytes += size
+            (node.readers if op == "read" else node.writers).add(process.pid)
+            fd, _ = parse_fd(first_arg(call.args))
+            self.channels.pipe_data(node, fd or 0, process.pid, op, data, size, call.time, call.index)
+
+    def _sendfile(self, call: Call, process: Process, info: CallInfo) -> None:
+        args = split_args(call.args)
+        if len(args) < 2:
+            return
+        out_node, in_node = self._node(process, args[0]), self._node(process, args[1])
+        size = call.retval if call.retval is not None and call.retval > 0 else 0
+        if isinstance(in_node, FileNode):
+            access = in_node.access(process.pid)
+            access.reads += 1
+            access.read_bytes += size
+        if isinstance(out_node, FileNode):
+            access = out_node.access(process.pid)
+            access.writes += 1
+            access.written_bytes += size
+        elif isinstance(out_node, (SocketNode, PipeNode)) and size:
+            self._route(out_node, process, "write", b"", size, call)
+        info.target = _label(out_node)
+
+    def _build_handlers(self) -> dict[str, Callable[[Call, Process, CallInfo], None]]:
+        handlers: dict[str, Callable[[Call, Process, CallInfo], None]] = {}
+        for name in CLONE_CALLS:
+            handlers[name] = self._clone
+        handlers["execve"] = handlers["execveat"] = self._execve
+        handlers["chdir"] = handlers["fchdir"] = self._chdir
+        for name in ("open", "openat", "openat2", "creat", "open64"):
+            handlers[name] = self._open
+        for name in (
+            _METADATA
+            | _METADATA_AT
+            | {
+                "unlink",
+                "unlinkat",
+                "rmdir",
+                "rename",
+                "renameat",
+                "renameat2",
+                "mkdir",
+                "mkdirat",
+                "link",
+                "linkat",
+                "symlink",
+                "symlinkat",
+            }
+        ):
+            handlers[name] = self._path_call
+        handlers["close"] = self._close
+        handlers["close_range"] = self._close_range
+        for name in ("dup", "dup2", "dup3", "fcntl", "fcntl64"):
+            handlers[name] = self._dup
+        handlers["socket"] = self._socket
+        for name in ("connect", "bind", "listen", "getsockname", "getpeername"):
+            handlers[name] = self._address_call
+        handlers["accept"] = handlers["accept4"] = self._accept
+        handlers["pipe"] = handlers["pipe2"] = handlers["socketpair"] = self._pipe
+        for name in _READS | _WRITES | _VECTOR_READS | _VECTOR_WRITES:
+            handlers[name] = self._data
+        handlers["sendfile"] = handlers["sendfile64"] = self._sendfile
+        return handlers
+
+
+def _label(node: object) -> str | None:
+    if isinstance(node, FileNode):
+        return node.path
+    if isinstance(node, SocketNode):
+        if node.local or node.remote:
+            return f"{node.kind}:{node.local or '?'}->{node.remote or '?'}"
+        return f"{node.kind}:socket{node.node_id}"
+    if isinstance(node, PipeNode):
+        return f"pipe:[{node.pipe_id}]"
+    return None
