@@ -22,7 +22,7 @@ import enum
 import re
 import struct
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from construct import Bytes, GreedyBytes, Int8ub, Int16ub, Int16ul, Int32ub, Int32ul, Int64ul, Struct
 
@@ -593,10 +593,12 @@ def decode_number(raw: bytes) -> str | None:
         sign = "-"
     if not values:
         return None
-    total = Decimal(0)
-    for index, value in enumerate(values):
-        total += Decimal(value) * (Decimal(100) ** (exponent - index))
-    text = format(total.normalize(), "f")
+    with localcontext() as context:
+        context.prec = 200  # NUMBER holds 40 digits; the exponent spans 10^-130..10^126
+        total = Decimal(0)
+        for index, value in enumerate(values):
+            total += Decimal(value).scaleb(2 * (exponent - index))
+        text = format(total.normalize(), "f")
     return sign + text
 
 
@@ -1086,9 +1088,10 @@ def find_call_status(data: bytes | bytearray, whole: bool = True) -> CallStatus 
 
 def find_ora_error(data: bytes | bytearray) -> tuple[int, str] | None:
     """The last `ORA-nnnnn: text` in a reply, when the status message itself cannot be located."""
-    last = None
-    for last in _ORA.finditer(bytes(data)):
-        pass
+    matches = list(_ORA.finditer(bytes(data)))
+    if not matches:
+        return None
+    last = matches[-1]
     if last is None:
         return None
     return int(last.group(2)), last.group(3).decode("utf-8", "replace").strip()
