@@ -194,7 +194,15 @@ class ChannelManager:
                 self.emit(as_cim(output))
 
     def take_annotations(self, call_index: int) -> list[str]:
-        return self.annotations.pop(call_index, [])
+        """Annotations for this call; ones left for earlier calls (a decoder that answered late) are
+        dropped, so the dict never outgrows the calls in flight."""
+        if not self.annotations:
+            return []
+        found = self.annotations.pop(call_index, [])
+        if self.annotations and min(self.annotations) < call_index:
+            for stale in [index for index in self.annotations if index < call_index]:
+                del self.annotations[stale]
+        return found
 
     def close(self, time: float | None) -> None:
         """The trace ended: every decoder flushes what it holds."""

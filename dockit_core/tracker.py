@@ -153,8 +153,9 @@ class Tracker:
                     self.unattributed_data_calls += 1
             else:
                 handler(call, process, info)
+        annotations = self.channels.take_annotations(call.index)
         if self.call_sink is not None:
-            self.call_sink(call, process, info, self.channels.take_annotations(call.index))
+            self.call_sink(call, process, info, annotations)
 
     def finish(self) -> None:
         """End of trace: processes still alive end at the last time seen; decoders flush."""
