@@ -421,7 +421,7 @@ class MySqlDecoder(Decoder):
                 user = payload[32:].split(b"\0", 1)[0]
                 session.user = (p.text(user) or "") + ("" if b"\0" in payload[32:] else "...")
             self._phase = "auth"
-            out.append(Annotation(frame.start.call_index, f"mysql login: user {session.user} (packet cut)"))
+            out.append(Annotation(frame.start.call_index, "mysql login (packet cut)"))
             return
         self._client_caps = response.capabilities
         if response.ssl_request:
@@ -688,12 +688,13 @@ class MySqlDecoder(Decoder):
             try:
                 column = p.parse_column(payload, bool(self._caps(p.MARIADB_CLIENT_EXTENDED_METADATA)))
             except p.MySqlError:
-                column = p.Column(name="?", type=p.TYPE_VAR_STRING)
+                column = p.Column(name="", type=p.TYPE_VAR_STRING)  # cut: its name is unknown
+                request.cut = True
             request.columns.append(column)
             request.left -= 1
             if request.left <= 0:
                 request.state = "after_columns"
-                if not request.result_columns:
+                if not request.result_columns and not request.cut:
                     request.result_columns = [c.name for c in request.columns]
                 if request.command == p.COM_STMT_EXECUTE:
                     statement = self._statements.get(request.statement_id or -1)

@@ -1,0 +1,660 @@
+"""MySqlDecoder on real exchanges with the MariaDB server on 127.0.0.1:3306, recorded through a relay
+(tests/mysql_relay.py) while PyMySQL, mysql-connector-python (server-side prepared statements), the
+mariadb CLI and a raw client (CLIENT_DEPRECATE_EOF) talk to it. Expected values come from what each
+test sent and what the drivers report (rowcount, lastrowid, exceptions), never from the decoder.
+Each recording is fed whole, one byte at a time, and in random splits."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import random
+import secrets
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterable, Sequence
+
+import pytest
+
+from decoders.api import ChannelInfo, Chunk, Direction
+from decoders.mysql import MySqlDecoder
+from decoders.records import Annotation, DatabaseSession, Output, SqlQuery
+from protocols import mysql as p
+from tests.mysql_relay import Recording, Relay
+
+pytestmark = pytest.mark.mysql
+
+
+def _server_up() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 3306), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+requires_server = pytest.mark.skipif(not _server_up(), reason="no MariaDB/MySQL server on 127.0.0.1:3306")
+
+CHANNEL = ChannelInfo(
+    channel_id="tcp:1",
+    kind="tcp",
+    local="127.0.0.1:40000",
+    remote="127.0.0.1:3306",
+    remote_port=3306,
+    pid=4242,
+)
+
+
+# --- feeding --------------------------------------------------------------------------------------
+
+
+def chunks_of(recording: Recording, pid: int = 4242) -> list[Chunk]:
+    return [
+        Chunk(data=data, direction=Direction(d), time=t, pid=pid, size=len(data), call_index=i)
+        for i, (t, d, data) in enumerate(recording.chunks)
+    ]
+
+
+def split(chunks: Sequence[Chunk], mode: str, seed: int = 0) -> Iterable[Chunk]:
+    """The same bytes, whole, one byte per chunk, or cut at random places (order kept)."""
+    rng = random.Random(seed)
+    for chunk in chunks:
+        if mode == "whole":
+            yield chunk
+            continue
+        pos = 0
+        while pos < len(chunk.data):
+            n = 1 if mode == "bytes" else rng.randint(1, max(1, min(len(chunk.data), 3000)))
+            piece = chunk.data[pos : pos + n]
+            yield Chunk(
+                data=piece, direction=chunk.direction, time=chunk.time, pid=chunk.pid, size=len(piece),
+                call_index=chunk.call_index,
+            )  # fmt: skip
+            pos += n
+
+
+def decode(chunks: Iterable[Chunk], max_rows: int = 0, channel: ChannelInfo = CHANNEL) -> list[Output]:
+    decoder = MySqlDecoder(channel, max_rows=max_rows)
+    out: list[Output] = []
+    last = None
+    for chunk in chunks:
+        out += decoder.feed(chunk)
+        last = chunk.time
+    out += decoder.close(last)
+    return out
+
+
+def queries(out: Sequence[Output]) -> list[SqlQuery]:
+    return [o for o in out if isinstance(o, SqlQuery)]
+
+
+def sessions(out: Sequence[Output]) -> list[DatabaseSession]:
+    return [o for o in out if isinstance(o, DatabaseSession)]
+
+
+def by_text(out: Sequence[Output], text: str) -> list[SqlQuery]:
+    return [q for q in queries(out) if q.text == text]
+
+
+def one(out: Sequence[Output], text: str) -> SqlQuery:
+    found = by_text(out, text)
+    assert len(found) == 1, (text, [q.text for q in queries(out)])
+    return found[0]
+
+
+def summary(out: Sequence[Output]) -> list[tuple]:
+    """What must not depend on how the bytes were split."""
+    rows = []
+    for o in out:
+        if isinstance(o, SqlQuery):
+            rows.append((o.text, o.status, o.error_code, o.rows, o.affected_rows, o.last_insert_id,
+                         tuple(o.parameters), tuple(o.columns), tuple(map(tuple, o.sample_rows)), o.truncated,
+                         o.start))  # fmt: skip
+        elif isinstance(o, DatabaseSession):
+            rows.append(("session", o.user, o.database, o.server_version, o.connection_id, o.process))
+    return rows
+
+
+MODES = ("whole", "bytes", "random")
+
+
+# --- recordings -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def env():
+    """A relay and a scratch database (dropped afterwards); `version` is the server's own answer."""
+    if not _server_up():
+        pytest.skip("no MariaDB/MySQL server on 127.0.0.1:3306")
+    import pymysql
+
+    db = f"dockit_test_{secrets.token_hex(4)}"
+    admin = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {db}")
+        cur.execute("SELECT VERSION()")
+        version = cur.fetchone()[0]
+    relay = Relay()
+    yield {"relay": relay, "db": db, "version": version, "admin": admin}
+    relay.close()
+    with admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {db}")
+    admin.close()
+
+
+@pytest.fixture(scope="module")
+def pymysql_run(env):
+    """Text protocol through PyMySQL (no CLIENT_DEPRECATE_EOF)."""
+    import pymysql
+    from pymysql.constants import CLIENT
+
+    db = env["db"]
+    facts: dict = {
+        "user_secret": f"S3cret-{secrets.token_hex(6)}",
+        "user": f"dockit_u_{secrets.token_hex(3)}",
+    }
+    conn = pymysql.connect(
+        host="127.0.0.1", port=env["relay"].port, user="root", password="", database=db,
+        client_flag=CLIENT.MULTI_STATEMENTS, autocommit=True,
+    )  # fmt: skip
+    facts["connection_id"] = conn.thread_id()
+    cur = conn.cursor()
+    facts["create"] = (
+        "CREATE TABLE t1 (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(50), score DOUBLE, born DATETIME NULL)"
+    )
+    cur.execute(facts["create"])
+    facts["insert"] = (
+        "INSERT INTO t1 (name, score, born) VALUES ('alice', 1.5, '2001-02-03 04:05:06'), ('bob', 2.5, NULL), "
+        "('carol', NULL, NULL)"
+    )
+    cur.execute(facts["insert"])
+    facts["insert_rowcount"], facts["insert_lastrowid"] = cur.rowcount, cur.lastrowid
+    facts["select"] = "SELECT id, name, score FROM t1 ORDER BY id"
+    cur.execute(facts["select"])
+    facts["select_rows"] = [[None if v is None else str(v) for v in row] for row in cur.fetchall()]
+    facts["select_rowcount"] = cur.rowcount
+    facts["select_columns"] = [d[0] for d in cur.description]
+    facts["update"] = "UPDATE t1 SET score = score + 1 WHERE score IS NOT NULL"
+    cur.execute(facts["update"])
+    facts["update_rowcount"] = cur.rowcount
+    facts["bad"] = "SELECT * FROM no_such_table"
+    try:
+        cur.execute(facts["bad"])
+    except pymysql.err.ProgrammingError as error:
+        facts["bad_code"], facts["bad_message"] = error.args
+    facts["multi"] = "SELECT 1; SELECT 2, 3 UNION SELECT 4, 5"
+    cur.execute(facts["multi"])
+    counts = [cur.rowcount]
+    while cur.nextset():
+        counts.append(cur.rowcount)
+    facts["multi_rows"] = sum(counts)
+    conn.select_db(db)
+    conn.ping()
+    facts["create_user"] = f"CREATE USER '{facts['user']}'@'localhost' IDENTIFIED BY '{facts['user_secret']}'"
+    cur.execute(facts["create_user"])
+    cur.execute(f"DROP USER '{facts['user']}'@'localhost'")
+    facts["big"] = "SELECT '" + "x" * 70000 + "' AS big, 1 AS one"
+    cur.execute(facts["big"])
+    facts["big_rowcount"] = cur.rowcount
+    conn.close()
+    return env["relay"].last(), facts
+
+
+@pytest.fixture(scope="module")
+def connector_run(env):
+    """Server-side prepared statements through mysql-connector-python (pure Python protocol)."""
+    import mysql.connector
+
+    db = env["db"]
+    admin = env["admin"]
+    with admin.cursor() as cur:
+        cur.execute(
+            f"CREATE TABLE {db}.t2 (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(50), score DOUBLE, born DATETIME NULL)"
+        )
+        cur.execute(
+            f"INSERT INTO {db}.t2 (name, score, born) VALUES ('alice', 2.5, '2001-02-03 04:05:06'), ('bob', 3.5, NULL), ('carol', NULL, NULL)"
+        )
+    facts: dict = {}
+    conn = mysql.connector.connect(
+        host="127.0.0.1", port=env["relay"].port, user="root", password="", database=db, use_pure=True
+    )
+    facts["connection_id"] = conn.connection_id
+    cur = conn.cursor(prepared=True)
+    facts["select"] = "SELECT id, name, score, born FROM t2 WHERE id = ? OR name = ?"
+    cur.execute(facts["select"].replace("?", "%s"), (1, "bob"))
+    facts["select_rows_1"] = [[None if v is None else str(v) for v in row] for row in cur.fetchall()]
+    cur.execute(facts["select"].replace("?", "%s"), (3, None))
+    facts["select_rows_2"] = [[None if v is None else str(v) for v in row] for row in cur.fetchall()]
+    facts["insert"] = "INSERT INTO t2 (name, score, born) VALUES (?, ?, ?)"
+    facts["insert_params"] = ("dave", 4.25, datetime.datetime(2020, 1, 2, 3, 4, 5))
+    cur.execute(facts["insert"].replace("?", "%s"), facts["insert_params"])
+    facts["insert_rowcount"], facts["insert_lastrowid"] = cur.rowcount, cur.lastrowid
+    conn.commit()
+    facts["bad"] = "SELECT * FROM no_such_table WHERE id = ?"
+    try:
+        cur.execute(facts["bad"].replace("?", "%s"), (1,))
+    except mysql.connector.Error as error:
+        facts["bad_code"], facts["bad_message"] = error.errno, error.msg
+    cur.close()
+    conn.close()
+    return env["relay"].last(), facts
+
+
+class RawClient:
+    """A minimal client built from protocols.mysql, to get real server replies under
+    CLIENT_DEPRECATE_EOF (none of the installed Python drivers asks for it)."""
+
+    def __init__(self, port: int, db: str) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        greeting = p.parse_greeting(self._read_quiet()[4:])
+        self.connection_id = greeting.connection_id
+        caps = (
+            p.CLIENT_LONG_PASSWORD | p.CLIENT_PROTOCOL_41 | p.CLIENT_SECURE_CONNECTION | p.CLIENT_PLUGIN_AUTH
+            | p.CLIENT_TRANSACTIONS | p.CLIENT_MULTI_RESULTS | p.CLIENT_DEPRECATE_EOF
+        )  # fmt: skip
+        assert greeting.capabilities & p.CLIENT_DEPRECATE_EOF
+        self.sock.sendall(p.packets(p.build_handshake_response(caps, "root", database=db), 1))
+        reply = self._read_quiet()
+        assert reply[4] == 0, reply  # OK
+
+    def _read_quiet(self, quiet: float = 0.15) -> bytes:
+        data = b""
+        self.sock.settimeout(5)
+        data += self.sock.recv(1 << 20)
+        self.sock.settimeout(quiet)
+        try:
+            while chunk := self.sock.recv(1 << 20):
+                data += chunk
+        except TimeoutError:
+            pass
+        return data
+
+    def command(self, payload: bytes, reply: bool = True) -> bytes:
+        self.sock.sendall(p.packets(payload, 0))
+        return self._read_quiet() if reply else b""
+
+    def close(self) -> None:
+        self.sock.sendall(p.packets(bytes([p.COM_QUIT]), 0))
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def raw_run(env):
+    facts: dict = {}
+    client = RawClient(env["relay"].port, env["db"])
+    facts["connection_id"] = client.connection_id
+    facts["select"] = "SELECT seq, seq * 2 AS twice FROM seq_1_to_5"
+    client.command(bytes([p.COM_QUERY]) + facts["select"].encode())
+    facts["empty"] = "SELECT seq FROM seq_1_to_5 WHERE seq > 10"
+    client.command(bytes([p.COM_QUERY]) + facts["empty"].encode())
+    facts["bad"] = "SELECT * FROM no_such_table"
+    client.command(bytes([p.COM_QUERY]) + facts["bad"].encode())
+    facts["prepare"] = "SELECT ? + 1 AS answer"
+    reply = client.command(bytes([p.COM_STMT_PREPARE]) + facts["prepare"].encode())
+    statement_id = p.parse_prepare_ok(reply[4 : 4 + int.from_bytes(reply[:3], "little")]).statement_id
+    client.command(p.build_execute(statement_id, [41]))
+    client.command(p.build_execute(statement_id, [1], bind_types=False))  # types remembered by the server
+    client.command(bytes([p.COM_STMT_CLOSE]) + statement_id.to_bytes(4, "little"), reply=False)
+    client.command(bytes([p.COM_PING]))
+    client.close()
+    return env["relay"].last(), facts
+
+
+@pytest.fixture(scope="module")
+def cli_run(env):
+    if shutil.which("mariadb") is None:
+        pytest.skip("the mariadb client is not installed")
+    facts = {"select": "SELECT seq FROM seq_1_to_3"}
+    subprocess.run(
+        ["mariadb", "-h", "127.0.0.1", "-P", str(env["relay"].port), "-u", "root", "-D", env["db"], "--skip-ssl",
+         "-e", facts["select"]],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    return env["relay"].last(), facts
+
+
+# --- tests ----------------------------------------------------------------------------------------
+
+
+@requires_server
+@pytest.mark.parametrize("mode", MODES)
+def test_pymysql_text_protocol(pymysql_run, env, mode: str) -> None:
+    recording, f = pymysql_run
+    out = decode(split(chunks_of(recording), mode), max_rows=2)
+
+    [session] = sessions(out)
+    assert (session.user, session.database, session.connection_id) == ("root", env["db"], f["connection_id"])
+    assert session.server_version == env["version"]
+    assert session.protocol == "mysql" and session.server == "127.0.0.1:3306" and session.process == 4242
+
+    create = one(out, f["create"])
+    assert (create.status, create.affected_rows, create.tables, create.written_tables) == (
+        "ok",
+        0,
+        ["t1"],
+        ["t1"],
+    )
+    insert = one(out, f["insert"])
+    assert (insert.status, insert.affected_rows, insert.last_insert_id) == (
+        "ok",
+        f["insert_rowcount"],
+        f["insert_lastrowid"],
+    )
+    assert insert.written_tables == ["t1"]
+    select = one(out, f["select"])
+    assert (select.status, select.rows, select.columns) == ("ok", f["select_rowcount"], f["select_columns"])
+    assert select.sample_rows == f["select_rows"][:2]
+    assert select.tables == ["t1"] and select.written_tables == []
+    assert one(out, f["update"]).affected_rows == f["update_rowcount"]
+    bad = one(out, f["bad"])
+    assert (bad.status, bad.error_code, bad.error_message) == ("error", f["bad_code"], f["bad_message"])
+    assert bad.error_code == 1146
+    multi = one(out, f["multi"])
+    assert (multi.status, multi.rows) == ("ok", f["multi_rows"])
+    use = one(out, f"USE {env['db']}")
+    assert use.status == "ok" and use.tables == []
+    big = one(out, f["big"])
+    assert (big.status, big.rows, big.truncated, big.columns) == (
+        "ok",
+        f["big_rowcount"],
+        False,
+        ["big", "one"],
+    )
+
+    # The password of CREATE USER never comes out, in records or in annotations.
+    assert f["user_secret"] not in repr(out)
+    assert len(by_text(out, f"CREATE USER '{f['user']}'@'localhost' IDENTIFIED BY '<redacted>'")) == 1
+
+    for q in queries(out):
+        assert q.protocol == "mysql" and q.session == "tcp:1" and q.process == 4242
+        assert q.status in ("ok", "error") and q.duration is not None and q.duration >= 0
+    # Each query is annotated at the call that carried it.
+    notes = [o for o in out if isinstance(o, Annotation)]
+    index = next(
+        i for i, (_, d, data) in enumerate(recording.chunks) if d == "out" and f["select"].encode() in data
+    )
+    assert Annotation(index, f"mysql query: {f['select']}") in notes
+    if mode == "whole":
+        start = next(t for t, d, data in recording.chunks if d == "out" and f["select"].encode() in data)
+        assert select.start == start
+
+
+@requires_server
+def test_splits_give_the_same_records(pymysql_run, connector_run, raw_run) -> None:
+    for recording, _ in (pymysql_run, connector_run, raw_run):
+        chunks = chunks_of(recording)
+        whole = summary(decode(chunks, max_rows=3))
+        assert whole == summary(decode(split(chunks, "bytes"), max_rows=3))
+        for seed in range(5):
+            assert whole == summary(decode(split(chunks, "random", seed), max_rows=3))
+
+
+@requires_server
+@pytest.mark.parametrize("mode", MODES)
+def test_connector_prepared_statements(connector_run, env, mode: str) -> None:
+    recording, f = connector_run
+    out = decode(split(chunks_of(recording), mode), max_rows=5)
+    [session] = sessions(out)
+    assert (session.user, session.database, session.connection_id) == ("root", env["db"], f["connection_id"])
+
+    first, second = by_text(out, f["select"])
+    assert (first.status, first.parameters, first.rows) == ("ok", ["1", "bob"], len(f["select_rows_1"]))
+    assert first.sample_rows == f["select_rows_1"]
+    assert first.columns == ["id", "name", "score", "born"]
+    assert (second.parameters, second.rows, second.sample_rows) == (
+        ["3", None],
+        len(f["select_rows_2"]),
+        f["select_rows_2"],
+    )
+    insert = one(out, f["insert"])
+    name, score, born = f["insert_params"]
+    assert insert.parameters == [name, str(score), str(born)]
+    assert (insert.status, insert.affected_rows, insert.last_insert_id) == (
+        "ok",
+        f["insert_rowcount"],
+        f["insert_lastrowid"],
+    )
+    assert insert.written_tables == ["t2"]
+    bad = one(out, f["bad"])  # fails at PREPARE: reported, since no execute follows
+    assert (bad.status, bad.error_code, bad.error_message) == ("error", f["bad_code"], f["bad_message"])
+    assert any(isinstance(o, Annotation) and o.text == f"mysql prepare: {f['select']}" for o in out)
+    assert any(isinstance(o, Annotation) and o.text == f"mysql execute: {f['select']}" for o in out)
+
+
+@requires_server
+@pytest.mark.parametrize("mode", MODES)
+def test_raw_client_deprecate_eof(raw_run, env, mode: str) -> None:
+    recording, f = raw_run
+    out = decode(split(chunks_of(recording), mode), max_rows=5)
+    [session] = sessions(out)
+    assert (session.user, session.database, session.connection_id) == ("root", env["db"], f["connection_id"])
+    select = one(out, f["select"])
+    assert (select.rows, select.columns) == (5, ["seq", "twice"])
+    assert select.sample_rows == [[str(i), str(2 * i)] for i in range(1, 6)]
+    empty = one(out, f["empty"])
+    assert (empty.status, empty.rows) == ("ok", 0)
+    assert one(out, f["bad"]).error_code == 1146
+    first, second = by_text(out, f["prepare"])
+    assert (first.parameters, first.sample_rows, first.rows) == (["41"], [["42"]], 1)
+    assert (second.parameters, second.sample_rows, second.rows) == (["1"], [["2"]], 1)
+    assert [q.text for q in queries(out)] == [f["select"], f["empty"], f["bad"], f["prepare"], f["prepare"]]
+
+
+@requires_server
+def test_mariadb_cli(cli_run, env) -> None:
+    recording, f = cli_run
+    out = decode(chunks_of(recording), max_rows=5)
+    [session] = sessions(out)
+    assert (session.user, session.database) == ("root", env["db"])
+    select = one(out, f["select"])
+    assert (select.status, select.rows, select.sample_rows) == ("ok", 3, [["1"], ["2"], ["3"]])
+
+
+@requires_server
+def test_server_side_view(pymysql_run) -> None:
+    """Traced from the server (an accepted socket): OUT is server->client; roles still come out right."""
+    recording, f = pymysql_run
+    server_channel = ChannelInfo(
+        channel_id="tcp:2", kind="tcp", local="127.0.0.1:3306", remote="127.0.0.1:40000", local_port=3306,
+        listening=True, pid=99,
+    )  # fmt: skip
+    flipped = [
+        Chunk(
+            data=c.data,
+            direction=c.direction.reverse(),
+            time=c.time,
+            pid=99,
+            size=c.size,
+            call_index=c.call_index,
+        )
+        for c in chunks_of(recording)
+    ]
+    out = decode(flipped, channel=server_channel)
+    assert one(out, f["select"]).rows == f["select_rowcount"]
+    assert sessions(out)[0].server == "127.0.0.1:3306"
+
+
+@requires_server
+def test_cut_buffers_resync(pymysql_run) -> None:
+    """strace -s 20: every buffer cut to 20 bytes; queries come out cut and marked, none lost."""
+    recording, f = pymysql_run
+    cut = [
+        Chunk(
+            data=c.data[:20],
+            direction=c.direction,
+            time=c.time,
+            pid=c.pid,
+            size=len(c.data),
+            call_index=c.call_index,
+        )
+        for c in chunks_of(recording)
+    ]
+    out = decode(cut)
+    sent = [data for _, d, data in recording.chunks if d == "out"][1:]  # after the login
+    texts = [q.text for q in queries(out)]
+    expected = [p.text(data[5:20]) for data in sent if data[4] in (p.COM_QUERY,)]
+    assert [t for t in texts if not t.startswith("USE ")] == expected
+    for q in queries(out):
+        assert q.truncated or len(q.text) < 16
+    bad = next(q for q in queries(out) if f["bad"].startswith(q.text))
+    assert bad.status == "error" and bad.error_code == 1146
+
+
+@requires_server
+def test_unfinished_request_at_close(pymysql_run) -> None:
+    recording, f = pymysql_run
+    chunks = chunks_of(recording)
+    index = next(
+        i for i, c in enumerate(chunks) if c.direction is Direction.OUT and f["select"].encode() in c.data
+    )
+    out = decode(chunks[: index + 1])
+    last = queries(out)[-1]
+    assert (last.text, last.status, last.duration, last.rows) == (f["select"], "unknown", None, None)
+
+
+@requires_server
+def test_sixteen_megabyte_packets(env) -> None:
+    """A query and a row longer than 0xFFFFFF bytes travel as continued packets."""
+    import pymysql
+
+    admin = env["admin"]
+    with admin.cursor() as cur:
+        cur.execute("SELECT @@global.max_allowed_packet")
+        old = cur.fetchone()[0]
+        cur.execute("SET GLOBAL max_allowed_packet = 67108864")
+    try:
+        conn = pymysql.connect(
+            host="127.0.0.1", port=env["relay"].port, user="root", password="", database=env["db"]
+        )
+        sql = "SELECT LENGTH('" + "y" * (p.MAX_PAYLOAD + 10) + "') AS n, REPEAT('z', 17000000) AS big"
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            [(n, big)] = cur.fetchall()
+        conn.close()
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"SET GLOBAL max_allowed_packet = {old}")
+    recording = env["relay"].last()
+    for chunks in (chunks_of(recording), list(split(chunks_of(recording), "random", 7))):
+        out = decode(chunks, max_rows=1)
+        q = one(out, sql)
+        assert (q.status, q.rows, q.truncated) == ("ok", 1, False)
+        assert q.sample_rows == [[str(n), big]]
+
+
+# --- survol captures (strace 4, Fedora, 2018) -----------------------------------------------------
+
+SURVOL = __import__("pathlib").Path(__file__).resolve().parents[1].parent / "shared/captures/survol"
+
+
+def survol_chunks(name: str, fd: int = 3) -> list[Chunk]:
+    """Socket reads and writes of one fd, from the log: bytes as printed, size from `= N`."""
+    import re
+
+    from dockit_core.cstring import parse_quoted
+
+    path = SURVOL / name
+    if not path.exists():
+        pytest.skip(f"survol capture {name} not available under {SURVOL}")
+    call = re.compile(rf"^(\d+):(\d+):([\d.]+) (read|write|recvfrom|sendto)\({fd}<.*?>, (\".*) = (\d+)")
+    chunks = []
+    connected = False  # the fd is the MySQL socket from its connect to port 3306 to its close
+    for index, line in enumerate(path.read_text(errors="replace").splitlines()):
+        if f" connect({fd}<" in line and "htons(3306)" in line:
+            connected = True
+        elif f" close({fd}<" in line:
+            connected = False
+        match = call.match(line) if connected else None
+        if not match:
+            continue
+        h, m, s, name_, rest, size = match.groups()
+        data, _cut, _ = parse_quoted(rest)
+        direction = Direction.OUT if name_ in ("write", "sendto") else Direction.IN
+        when = int(h) * 3600 + int(m) * 60 + float(s)
+        chunks.append(
+            Chunk(data=data, direction=direction, time=when, pid=1, size=int(size), call_index=index)
+        )
+    return chunks
+
+
+def test_survol_big_select_cut_at_20() -> None:
+    out = decode(survol_chunks("dockit_big_mysql_select.strace.18648.log"))
+    got = [(q.text, q.truncated, q.status) for q in queries(out)]
+    # The README's queries: `set autocommit=` (cut), `use mysql`, `show tables`, `select Host,Use` (cut).
+    assert got == [
+        ("set autocommit=", True, "ok"),
+        ("use mysql", False, "ok"),
+        ("show tables", True, "ok"),  # its reply (598 bytes) was cut: rows unknown
+        ("select Host,Use", True, "ok"),
+    ]
+    assert [q.rows for q in queries(out)] == [None, None, None, None]
+    assert one(out, "use mysql").affected_rows == 0
+    [session] = sessions(out)
+    assert session.server_version and "10.0.23-M".startswith(session.server_version[:9])
+
+
+def test_survol_show_databases() -> None:
+    out = decode(survol_chunks("dockit_mysql_show_databases.strace.log"))
+    got = [(q.text, q.truncated, q.status) for q in queries(out)]
+    assert got == [("set autocommit=", True, "ok"), ("show databases", True, "ok")]
+    [session] = sessions(out)
+    assert session.server_version == "5.6.34-log"
+
+
+# --- robustness -----------------------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.booleans(), st.binary(max_size=64), st.integers(0, 40)), max_size=30))
+def test_random_bytes_never_raise(pieces) -> None:
+    decoder = MySqlDecoder(CHANNEL, max_rows=2)
+    for i, (out_dir, data, missing) in enumerate(pieces):
+        decoder.feed(Chunk(data=data, direction=Direction.OUT if out_dir else Direction.IN, time=float(i),
+                           pid=1, size=len(data) + missing, call_index=i))  # fmt: skip
+    decoder.close(None)
+
+
+_MUTATION_BASE: list[list[Chunk]] = []
+
+
+@requires_server
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(st.data())
+def test_mutated_real_streams_never_raise(connector_run, raw_run, data) -> None:
+    recording = data.draw(st.sampled_from([connector_run[0], raw_run[0]]))
+    chunks = chunks_of(recording)
+    decoder = MySqlDecoder(CHANNEL, max_rows=3)
+    for chunk in chunks:
+        raw = bytearray(chunk.data)
+        action = data.draw(st.sampled_from(["keep", "keep", "flip", "cut", "drop", "insert"]))
+        if action == "flip" and raw:
+            for _ in range(data.draw(st.integers(1, 4))):
+                raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+        elif action == "cut" and raw:
+            size = len(raw)
+            raw = raw[: data.draw(st.integers(0, len(raw)))]
+            decoder.feed(Chunk(data=bytes(raw), direction=chunk.direction, time=chunk.time, pid=1, size=size))
+            continue
+        elif action == "drop":
+            continue
+        elif action == "insert":
+            raw[0:0] = data.draw(st.binary(min_size=1, max_size=8))
+        decoder.feed(Chunk(data=bytes(raw), direction=chunk.direction, time=chunk.time, pid=1, size=len(raw)))
+    decoder.close(None)
+
+
+def test_score() -> None:
+    greeting = p.packets(p.build_greeting("10.11.19-MariaDB", 7, p.CLIENT_PROTOCOL_41), 0)
+    assert MySqlDecoder.score(greeting, Direction.IN, CHANNEL) == 100
+    assert MySqlDecoder.score(p.packets(b"\x03SELECT 1"), Direction.OUT, CHANNEL) >= 50
+    assert MySqlDecoder.score(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", Direction.OUT, CHANNEL) <= 0
+    assert MySqlDecoder.score(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", Direction.OUT, CHANNEL) <= 0
+    assert MySqlDecoder.score(os.urandom(0), Direction.OUT, CHANNEL) == 0
