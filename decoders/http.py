@@ -78,6 +78,7 @@ class _Message:
     truncated: bool = False
     complete: bool = True
     tunnel: bool = False  # CONNECT accepted or 101: what follows is another protocol
+    registered: bool = False  # the decoder has placed it in an exchange
 
     def header(self, name: str) -> str | None:
         lowered = name.lower()
@@ -341,23 +342,34 @@ class _Stream:
     _newline_from = 0
 
     def step_resync(self) -> bool:
-        """Look for the next start line at a line start (or right after lost bytes)."""
+        """Look for the next start line at a line start, right after lost bytes, or where a call began."""
         buf, base = self.buf, self.base
         while True:
-            pos = self.scan - base
-            newline = buf.find(b"\n", max(pos, self._newline_from - base))
+            newline = buf.find(b"\n", max(self.scan, self._newline_from) - base)
             if newline < 0:
                 self._newline_from = self.end
                 if self.end - self.scan > MAX_START_LINE:
                     self.scan, self.cand_ok = self.end, False
                 return False
-            if self.cand_ok and (request_line_at(buf, pos) if self.requests else status_line_at(buf, pos)):
-                self.close_absorbing(self.scan)
-                self.msg_start = self.scan
-                self.mode = "idle"
-                return True
+            for candidate in self.candidates(base + newline):
+                if self.starts_here(candidate):
+                    self.close_absorbing(candidate)
+                    self.msg_start = self.scan = candidate
+                    self.mode = "idle"
+                    return True
             self.scan = self._newline_from = base + newline + 1
             self.cand_ok = True
+
+    def candidates(self, limit: int) -> list[int]:
+        """Where in [scan, limit] a message may begin: the line start, and each call's first byte
+        (a peer usually writes a new message with a new call, and the tracer shows calls)."""
+        found = [self.scan] if self.cand_ok else []
+        found += [offset for offset, *_ in self.chunks if self.scan < offset <= limit]
+        return found
+
+    def starts_here(self, offset: int) -> bool:
+        pos = offset - self.base
+        return bool(request_line_at(self.buf, pos) if self.requests else status_line_at(self.buf, pos))
 
     def close_absorbing(self, until: int) -> None:
         msg, self.absorbing = self.absorbing, None
@@ -402,12 +414,10 @@ class _Stream:
     def adopt_fragment(self, in_message: bool) -> _Message | None:
         """A start line (and perhaps headers) cut by lost bytes or the end: read it as a message."""
         if self.mode in ("idle", "message"):
-            start = self.msg_start
-        elif self.mode == "resync" and self.cand_ok:
-            start = self.scan
-        else:
-            return None
-        if start >= self.end:
+            start = self.msg_start if self.msg_start < self.end else None
+        else:  # resync: a line still open (no line end yet) that starts like a message
+            start = next((c for c in self.candidates(self.end) if c < self.end and self.cut_start(c)), None)
+        if start is None:
             return None
         fragment = self.buf[start - self.base :]
         if not self.requests:  # interim 1xx heads that ended are not the response
@@ -421,11 +431,8 @@ class _Stream:
             ):
                 fragment = fragment[interim.length :]
                 interim = parse_partial_head(fragment, requests=False)
-        if not in_message:
-            if self.requests and not (request_line_at(fragment) or looks_like_cut_request(fragment)):
-                return None
-            if not self.requests and not status_line_at(fragment):
-                return None
+        if not in_message and not self.cut_start(start):
+            return None
         msg = self.msg if in_message and self.msg is not None else None
         if msg is None:
             time, call, pid = self.origin(start)
@@ -435,6 +442,15 @@ class _Stream:
         self.close_absorbing(start)
         self.absorbing = msg
         return msg
+
+    def cut_start(self, offset: int) -> bool:
+        """A start line, cut before its line end, begins at `offset`."""
+        fragment = self.buf[offset - self.base :]
+        if b"\n" in fragment:
+            return False
+        if self.requests:
+            return bool(looks_like_cut_request(fragment))
+        return bool(status_line_at(fragment))
 
     def pad(self, count: int) -> int:
         """Give h11 `count` stand-in bytes for lost body bytes; returns how many it took."""
@@ -508,6 +524,7 @@ class HttpDecoder(Decoder):
         self.request_direction: Direction | None = None
         self.streams: dict[Direction, _Stream] = {}
         self.exchanges: deque[_Exchange] = deque()
+        self.unanswered = 0  # exchanges before this index all have their response
         self.outputs: list[Output] = []
         self.closed = False
 
@@ -572,27 +589,29 @@ class HttpDecoder(Decoder):
 
     def pending_request(self) -> tuple[str, str | None]:
         """Method (and Upgrade proposal) of the oldest request still waiting for its response."""
-        for exchange in self.exchanges:
-            if exchange.response is None and exchange.request is not None:
-                request = exchange.request
+        for index in range(self.unanswered, len(self.exchanges)):
+            request = self.exchanges[index].request
+            if self.exchanges[index].response is None and request is not None:
                 method = request.method if request.method and request.method.isascii() else "GET"
                 return method, request.header("upgrade")
         return "GET", None
 
     def on_head(self, stream: _Stream, msg: _Message) -> None:
+        if msg.registered:
+            return
+        msg.registered = True
         if stream.requests:
-            if any(exchange.request is msg for exchange in self.exchanges):
-                return
             self.exchanges.append(_Exchange(request=msg))
             self.outputs.append(Annotation(msg.call_index, f"http {msg.method} {msg.target or ''}".rstrip()))
             return
-        if any(exchange.response is msg for exchange in self.exchanges):
-            return
-        for exchange in self.exchanges:
+        while self.unanswered < len(self.exchanges):
+            exchange = self.exchanges[self.unanswered]
+            self.unanswered += 1
             if exchange.response is None:
                 exchange.response = msg
                 return
         self.exchanges.append(_Exchange(response=msg))
+        self.unanswered = len(self.exchanges)
 
     def on_done(self, stream: _Stream, msg: _Message) -> None:
         if msg.tunnel:
@@ -610,6 +629,7 @@ class HttpDecoder(Decoder):
             if not ready and not final:
                 return
             self.exchanges.popleft()
+            self.unanswered = max(0, self.unanswered - 1)
             self.outputs.append(self._record(request, response))
 
     def _record(self, request: _Message | None, response: _Message | None) -> HttpExchange:

@@ -131,7 +131,8 @@ def parse_partial_head(data: bytes | bytearray, requests: bool) -> PartialHead |
             return None
         head.http_version = _text(match.group(1))
         head.status = int(match.group(2))
-        head.reason = _text(match.group(3)) if match.group(3) else None
+        # a reason cut by the tracer ("Moved P") says nothing the status code does not: keep it whole or not at all
+        head.reason = _text(match.group(3)) if match.group(3) and line_end >= 0 else None
     if line_end < 0:
         head.length = len(data)
         return head
