@@ -528,7 +528,7 @@ class TnsDecoder(Decoder):
             return out
         statement.end = turn.end
         statement.replies += 1
-        for segment, cut in zip(turn.segments, turn.cut):
+        for segment, cut in zip(turn.segments, turn.cut, strict=True):
             if not segment:
                 continue
             if statement.column_count is None:

@@ -316,8 +316,8 @@ def parse_redirect(packet: Packet) -> bytes:
     return bytes(fields.data[: fields.data_length])
 
 
-def build_marker(marker: int = MarkerType.BREAK) -> bytes:
-    return build_packet(PacketType.MARKER, bytes([1, 0, marker]))
+def build_marker(marker: int = MarkerType.BREAK, large: bool = False) -> bytes:
+    return build_packet(PacketType.MARKER, bytes([1, 0, marker]), large=large)
 
 
 def parse_marker(packet: Packet) -> int | None:
