@@ -27,6 +27,28 @@ _ATTACH = re.compile(r"(?:strace: )?Process (\d+) (attached|detached)")
 _SIGNAL = re.compile(r"--- (\w+) ?(.*?) ?---")
 _DURATION = re.compile(r"\s+<(\d+\.\d+)>$")
 _UNFINISHED = " <unfinished ...>"
+# The line most logs are made of, in one match: pid, time, name, args, result, fd decoration, errno,
+# duration. Anything else (resumed, unfinished, signals, exits, odd results) takes the general path.
+_COMPLETE_CALL = re.compile(
+    r"(?:(\d+) +|\[pid +(\d+)\] )?"
+    r"(?:(\d\d?):(\d\d):(\d\d(?:\.\d+)?) |(\d+\.\d+) +)?"
+    r"([A-Za-z_][\w@]*)\((.*)\) += ((-?\d+|0x[0-9a-f]+|\?)"
+    r"(?:<([^<>]*(?:<[^<>]*>)?)>)?"
+    r"(?: (E[A-Z0-9]+) \([^()]*\)| \([^<]*\))?)"
+    r"(?: <(\d+\.\d+)>)?$"
+    ,
+)
+
+
+def to_int(text: str) -> int | None:
+    """A return value: decimal, 0x hex, or ltrace's zero-padded decimal; None if not a number."""
+    try:
+        return int(text, 0)
+    except ValueError:
+        try:
+            return int(text, 10)
+        except ValueError:
+            return None
 
 
 def parse_result(text: str) -> tuple[int | None, str | None, str | None, float | None]:
@@ -44,11 +66,7 @@ def parse_result(text: str) -> tuple[int | None, str | None, str | None, float |
         decoration = text[lt + 1 : end] if end > lt else text[lt + 1 :]
         head = text[:lt]
     token, _, rest = head.partition(" ")
-    retval: int | None
-    try:
-        retval = int(token, 0)
-    except ValueError:
-        retval = None
+    retval = to_int(token)
     errno = None
     if retval is not None and retval < 0 and rest[:1] == "E":
         errno = rest.split(" ", 1)[0]
@@ -101,6 +119,9 @@ class StraceParser:
         """One line in, at most one event out (an unfinished call waits for its resumption)."""
         self.stats.lines += 1
         line = line.rstrip("\r\n")
+        fast = _COMPLETE_CALL.match(line)
+        if fast is not None:
+            return self._fast_call(fast, index, line)
         head = _HEAD.match(line)
         pid_text = head.group(1) or head.group(2)
         if pid_text:
@@ -145,15 +166,44 @@ class StraceParser:
         self.stats.bad(index, line)
         return None
 
-    def _time(self, head: re.Match[str]) -> float | None:
-        hours = head.group(3)
-        if hours is not None:
-            seconds = int(hours) * 3600 + int(head.group(4)) * 60 + int(head.group(5))
-            fraction = head.group(6)
-            return seconds + float(fraction) if fraction else float(seconds)
-        stamp = head.group(7)
-        if stamp is None:
-            return None
+    def _fast_call(self, match: re.Match[str], index: int, line: str) -> Call | None:
+        """The common line, read by one regex: `[pid] [time] name(args) = result [<duration>]`."""
+        pid_text = match.group(1) or match.group(2)
+        pid = int(pid_text) if pid_text else self.default_pid
+        if match.group(3) is not None:
+            seconds = match.group(5)
+            time: float | None = int(match.group(3)) * 3600 + int(match.group(4)) * 60 + float(seconds)
+        elif match.group(6) is not None:
+            time = self._stamp(match.group(6))
+        else:
+            time = None
+        name = match.group(7)
+        if name.endswith("@SYS"):
+            name = name[:-4]
+        elif name.startswith("SYS_"):
+            name = name[4:]
+        retval_text = match.group(10)
+        retval = None if retval_text == "?" else to_int(retval_text)
+        duration_text = match.group(13)
+        errno = match.group(12)
+        return Call(
+            index,
+            pid,
+            time,
+            name,
+            match.group(8),
+            match.group(9),
+            retval,
+            errno if retval is not None and retval < 0 else None,
+            float(duration_text) if duration_text else None,
+            match.group(11) if retval is not None else None,
+            False,
+            None,
+            True,
+            line,
+        )
+
+    def _stamp(self, stamp: str) -> float:
         value = float(stamp)
         if self._relative is None:
             self._relative = value < 100_000_000  # -r deltas are small; -ttt is an epoch
@@ -161,6 +211,15 @@ class StraceParser:
             self._time_offset += value
             return self._time_offset
         return value
+
+    def _time(self, head: re.Match[str]) -> float | None:
+        hours = head.group(3)
+        if hours is not None:
+            return int(hours) * 3600 + int(head.group(4)) * 60 + float(head.group(5) + (head.group(6) or ""))
+        stamp = head.group(7)
+        if stamp is None:
+            return None
+        return self._stamp(stamp)
 
     def _call(self, name: str, rest: str, pid: int, time: float | None, index: int, line: str) -> Call | None:
         if rest.endswith(" <no return ...>"):
@@ -239,6 +298,8 @@ class StraceParser:
                 raw=line,
             )
         retval, errno, decoration, duration = parse_result(result)
+        if duration is not None:
+            result = result[: result.rfind(" <")]
         return Call(
             index,
             pid,

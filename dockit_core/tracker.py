@@ -22,7 +22,7 @@ from dockit_core.args import (
     split_args,
 )
 from dockit_core.channels import ChannelManager
-from dockit_core.cstring import literal_bytes
+from dockit_core.cstring import literal_bytes, parse_quoted
 from dockit_core.decorations import parse_decoration
 from dockit_core.events import Attach, Call, Event, Exit, Signal
 from dockit_core.model import FdEntry, FileNode, Model, PipeNode, Process, SocketNode
@@ -71,6 +71,7 @@ _METADATA_AT = frozenset(
         "mknodat",
     }
 )
+_TWO_PATHS = frozenset({"rename", "link", "symlink", "renameat", "renameat2", "linkat", "symlinkat"})
 _FAMILY_KINDS = {
     "AF_INET": "tcp",
     "PF_INET": "tcp",
@@ -287,16 +288,9 @@ class Tracker:
         """stat, access, unlink, rename, mkdir...: calls that name a path."""
         if not call.ok:
             return
-        args = split_args(call.args)
         name = call.name
-        at = name in _METADATA_AT or name in (
-            "unlinkat",
-            "renameat",
-            "renameat2",
-            "mkdirat",
-            "linkat",
-            "symlinkat",
-        )
+        at = name in _METADATA_AT or name in ("unlinkat", "mkdirat")
+        args = split_args(call.args) if name in _TWO_PATHS else []
         paths: list[str] = []
         if name in ("rename", "link", "symlink"):
             paths = [p for p in (parse_path(a) for a in args[:2]) if p]
@@ -315,18 +309,19 @@ class Tracker:
                 if dst:
                     paths = [self._resolve(process, dst, parse_fd(args[1])[0])]
         elif at:
-            if len(args) >= 2:
-                path = parse_path(args[1])
-                if path is not None:
-                    fd, decoration = parse_fd(args[0])
-                    if path == "" and decoration:  # AT_EMPTY_PATH on an fd
-                        path = parse_decoration(decoration).path or ""
-                    if path:
-                        paths = [self._resolve(process, path, fd)]
-        elif args:
-            path = parse_path(args[0])
-            if path:
-                paths = [self._resolve(process, path)]
+            quote = call.args.find('"')
+            parsed = parse_quoted(call.args, quote) if quote > 0 else None
+            if parsed is not None:
+                path = parsed[0].decode("utf-8", "surrogateescape")
+                fd, decoration = parse_fd(call.args[: call.args.rfind(",", 0, quote)])
+                if path == "" and decoration:  # AT_EMPTY_PATH on an fd
+                    path = parse_decoration(decoration).path or ""
+                if path:
+                    paths = [self._resolve(process, path, fd)]
+        else:
+            parsed = parse_quoted(call.args, 0) if call.args.startswith('"') else None
+            if parsed is not None and parsed[0]:
+                paths = [self._resolve(process, parsed[0].decode("utf-8", "surrogateescape"))]
         if not paths:
             return
         info.target = paths[-1]

@@ -1,0 +1,184 @@
+"""dockit's benchmarks, measured in one run on this machine, printed as the README's table.
+
+    python bench/run.py [--quick] [--only NAME ...]
+
+- replay:  replay of a strace log of `tar cf /dev/null /usr/share` recorded with dockit's flags,
+           against a bare Python loop reading the same file line by line (ratio; the target is <= 3).
+- memory:  peak RSS replaying synthetic logs of ~100 MB and ~1 GB (streaming: it must stay flat).
+- live:    `dockit COMMAND` against the same strace command writing to a file (target: <= 1.10).
+- decode:  replay of a capture with 20,000 MySQL queries, decoders on vs `--no-decode` (target: <= 1.5).
+
+Every number is a median of several runs, wall clock; the ratios are what the README shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dockit_core.tracers import STRACE_CLASSES, STRING_LIMIT  # noqa: E402
+
+STRACE_FLAGS = ["-f", "-q", "-ttt", "-T", "-yy", "-s", str(STRING_LIMIT), "-e", f"trace={STRACE_CLASSES}"]
+DOCKIT = [sys.executable, "-m", "dockit_core.cli"]
+
+
+def timed(command: list[str], **kwargs: object) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KB) of one child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kwargs)  # type: ignore[call-overload]
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return elapsed, max(after, before)
+
+
+def peak_rss(command: list[str]) -> int:
+    """Peak RSS in KB of a command, from GNU time (ru_maxrss of children is a running maximum)."""
+    result = subprocess.run(["/usr/bin/time", "-f", "%M"] + command, check=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    return int(result.stderr.strip().splitlines()[-1])
+
+
+def median_time(command: list[str], runs: int, **kwargs: object) -> float:
+    return statistics.median(timed(command, **kwargs)[0] for _ in range(runs))
+
+
+def bare_loop_seconds(path: Path, runs: int) -> float:
+    def once() -> float:
+        start = time.perf_counter()
+        with open(path, encoding="utf-8", errors="surrogateescape", newline="\n") as stream:
+            for _line in stream:
+                pass
+        return time.perf_counter() - start
+
+    return statistics.median(once() for _ in range(runs))
+
+
+def record_tar_log(work: Path) -> Path:
+    log = work / "tar.strace.log"
+    subprocess.run(["strace", *STRACE_FLAGS, "-o", str(log), "tar", "cf", "/dev/null", "/usr/share"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return log
+
+
+def bench_replay(work: Path, runs: int) -> list[tuple[str, str, str]]:
+    log = record_tar_log(work)
+    lines = sum(1 for _ in open(log, encoding="utf-8", errors="surrogateescape"))
+    bare = bare_loop_seconds(log, runs)
+    replay = median_time(DOCKIT + ["-i", str(log), "-l", str(work / "tar-out"), "--no-decode"], runs)
+    return [
+        ("replay, tar cf /dev/null /usr/share", f"{lines} lines, {log.stat().st_size / 1e6:.0f} MB",
+         f"{replay:.2f} s vs bare loop {bare:.3f} s: **{replay / bare:.0f}x** (target 3x)"),
+    ]
+
+
+def synthetic_log(path: Path, megabytes: int, seed_log: Path) -> Path:
+    """A long log made of one real process's calls repeated: same fds, same files, new times."""
+    seed = [line for line in open(seed_log, encoding="utf-8", errors="surrogateescape")
+            if "exited with" not in line and "execve(" not in line]
+    block = "".join(seed).encode("utf-8", "surrogateescape")
+    target = megabytes * 1024 * 1024
+    with open(path, "wb") as out:
+        written = 0
+        while written < target:
+            out.write(block)
+            written += len(block)
+    return path
+
+
+def bench_memory(work: Path, sizes: list[int]) -> list[tuple[str, str, str]]:
+    seed = work / "seed.strace.log"
+    script = "import socket,os\nfor i in range(200):\n    open('/etc/hostname').read()\n    os.stat('/tmp')\n"
+    subprocess.run(["strace", *STRACE_FLAGS, "-o", str(seed), sys.executable, "-c", script], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rows = []
+    for megabytes in sizes:
+        log = synthetic_log(work / f"synthetic-{megabytes}.log", megabytes, seed)
+        rss = peak_rss(DOCKIT + ["-i", str(log), "-l", str(work / f"synthetic-{megabytes}-out")])
+        rows.append((f"peak memory, replay of a {megabytes} MB synthetic log", f"{log.stat().st_size / 1e6:.0f} MB",
+                     f"{rss / 1024:.0f} MB peak RSS"))
+        log.unlink()
+    return rows
+
+
+def bench_live(work: Path, runs: int) -> list[tuple[str, str, str]]:
+    command = ["tar", "cf", "/dev/null", "/usr/share/doc"]
+    strace_alone = median_time(["strace", "--seccomp-bpf", *STRACE_FLAGS, "-o", str(work / "alone.log"), *command],
+                               runs)
+    dockit = median_time(DOCKIT + ["-l", str(work / "live"), *command], runs)
+    return [("live run, tar cf /dev/null /usr/share/doc", "same strace flags writing to a file",
+             f"{dockit:.2f} s vs strace alone {strace_alone:.2f} s: **{dockit / strace_alone:.2f}x** (target 1.10x)")]
+
+
+def mysql_capture(work: Path, queries: int) -> Path | None:
+    script = f"""
+import pymysql
+connection = pymysql.connect(host="127.0.0.1", user="root", password="", database="test")
+with connection.cursor() as cursor:
+    for i in range({queries}):
+        cursor.execute("SELECT %s + 1", (i,))
+        cursor.fetchall()
+connection.close()
+"""
+    try:
+        subprocess.run([sys.executable, "-c", "import pymysql; pymysql.connect(host='127.0.0.1', user='root')"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except subprocess.CalledProcessError:
+        return None
+    subprocess.run(DOCKIT + ["-l", str(work / "mysql"), sys.executable, "-c", script], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return next(work.glob("mysql.strace.*.log"))
+
+
+def bench_decode(work: Path, runs: int, queries: int) -> list[tuple[str, str, str]]:
+    log = mysql_capture(work, queries)
+    if log is None:
+        return [("decoding overhead", "MariaDB not reachable", "not measured")]
+    plain = median_time(DOCKIT + ["-i", str(log), "-l", str(work / "m-plain"), "--no-decode"], runs)
+    decoded = median_time(DOCKIT + ["-i", str(log), "-l", str(work / "m-decoded")], runs)
+    return [(f"decoding, replay of {queries} MySQL queries", "decoders on vs --no-decode",
+             f"{decoded:.2f} s vs {plain:.2f} s: **{decoded / plain:.2f}x** (target 1.5x)")]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer runs, smaller logs")
+    parser.add_argument("--only", nargs="*", choices=["replay", "memory", "live", "decode"])
+    args = parser.parse_args()
+    if shutil.which("strace") is None:
+        print("bench: strace is not installed (apt-get install strace)", file=sys.stderr)
+        return 2
+    runs = 1 if args.quick else 3
+    chosen = set(args.only or ["replay", "memory", "live", "decode"])
+    rows: list[tuple[str, str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="dockit-bench-") as folder:
+        work = Path(folder)
+        os.chdir(work)
+        if "replay" in chosen:
+            rows += bench_replay(work, runs)
+        if "memory" in chosen:
+            rows += bench_memory(work, [20, 100] if args.quick else [100, 1024])
+        if "live" in chosen:
+            rows += bench_live(work, runs)
+        if "decode" in chosen:
+            rows += bench_decode(work, runs, 2000 if args.quick else 20000)
+    print("| benchmark | input | result |")
+    print("|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
