@@ -516,12 +516,22 @@ class MySqlDecoder(Decoder):
         ):
             if len(payload) >= 5:
                 statement_id = int.from_bytes(payload[1:5], "little")
-                if statement_id == _LAST_STATEMENT and self._last_statement is not None:
-                    statement_id = self._last_statement
                 request.statement_id = statement_id
-                statement = self._statements.get(statement_id)
+                if statement_id == _LAST_STATEMENT:
+                    # Resolved when its reply comes (the PREPARE before it may still wait for its own).
+                    pending = [r for r in self._queue if r.command == p.COM_STMT_PREPARE]
+                    if pending:
+                        request.text = pending[-1].text
+                        return
+                statement = self._statement(request)
                 if statement is not None:
                     request.text = statement.sql
+
+    def _statement(self, request: _Request) -> _Statement | None:
+        """The prepared statement a request names; MariaDB's -1 is the one prepared last."""
+        if request.statement_id == _LAST_STATEMENT and self._last_statement is not None:
+            request.statement_id = self._last_statement
+        return self._statements.get(request.statement_id) if request.statement_id is not None else None
 
     def _annotation(self, request: _Request) -> str:
         name = p.COMMAND_NAMES.get(request.command, f"command 0x{request.command:02x}")
@@ -542,7 +552,7 @@ class MySqlDecoder(Decoder):
                 self._send_session(out)
 
     def _apply_no_reply(self, request: _Request) -> None:
-        if request.statement_id is None:
+        if self._statement(request) is None:
             return
         if request.command == p.COM_STMT_CLOSE:
             self._statements.pop(request.statement_id, None)
@@ -610,8 +620,8 @@ class MySqlDecoder(Decoder):
             return False
         if command in _SIMPLE:
             self._ok_or_err(request, payload, first)
-            if command == p.COM_STMT_RESET and request.statement_id is not None:
-                statement = self._statements.get(request.statement_id)
+            if command == p.COM_STMT_RESET:
+                statement = self._statement(request)
                 if statement is not None:
                     statement.long_data.clear()
             return True
@@ -649,7 +659,7 @@ class MySqlDecoder(Decoder):
         state = request.state
         if request.command == p.COM_STMT_FETCH and state == "first":
             state = request.state = "rows"
-            statement = self._statements.get(request.statement_id or -1)
+            statement = self._statement(request)
             request.columns = list(statement.columns) if statement else []
         if state in ("first", "infile"):
             if first == 0xFF:
@@ -680,7 +690,7 @@ class MySqlDecoder(Decoder):
             if metadata:
                 request.state, request.left = "columns", count
             else:
-                statement = self._statements.get(request.statement_id or -1)
+                statement = self._statement(request)
                 request.columns = list(statement.columns) if statement else []
                 request.state = "after_columns"
             return False
@@ -697,7 +707,7 @@ class MySqlDecoder(Decoder):
                 if not request.result_columns and not request.cut:
                     request.result_columns = [c.name for c in request.columns]
                 if request.command == p.COM_STMT_EXECUTE:
-                    statement = self._statements.get(request.statement_id or -1)
+                    statement = self._statement(request)
                     if statement is not None:
                         statement.columns = list(request.columns)
             return False
@@ -777,7 +787,7 @@ class MySqlDecoder(Decoder):
         text = request.text
         truncated = request.truncated or request.cut
         if command == p.COM_STMT_EXECUTE:
-            statement = self._statements.get(request.statement_id if request.statement_id is not None else -1)
+            statement = self._statement(request)
             if statement is None:
                 text = text or f"/* prepared statement {request.statement_id} (its PREPARE was not seen) */"
             else:

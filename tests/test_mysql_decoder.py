@@ -296,6 +296,13 @@ def raw_run(env):
     client.command(p.build_execute(statement_id, [41]))
     client.command(p.build_execute(statement_id, [1], bind_types=False))  # types remembered by the server
     client.command(bytes([p.COM_STMT_CLOSE]) + statement_id.to_bytes(4, "little"), reply=False)
+    # MariaDB's pipelined prepare-and-execute: both in one write, the execute naming statement -1.
+    facts["pipelined"] = "SELECT ? * 3 AS triple"
+    client.sock.sendall(
+        p.packets(bytes([p.COM_STMT_PREPARE]) + facts["pipelined"].encode(), 0)
+        + p.packets(p.build_execute(0xFFFFFFFF, [14]), 0)
+    )
+    client._read_quiet()
     client.command(bytes([p.COM_PING]))
     client.close()
     return env["relay"].last(), facts
@@ -438,7 +445,10 @@ def test_raw_client_deprecate_eof(raw_run, env, mode: str) -> None:
     first, second = by_text(out, f["prepare"])
     assert (first.parameters, first.sample_rows, first.rows) == (["41"], [["42"]], 1)
     assert (second.parameters, second.sample_rows, second.rows) == (["1"], [["2"]], 1)
-    assert [q.text for q in queries(out)] == [f["select"], f["empty"], f["bad"], f["prepare"], f["prepare"]]
+    pipelined = one(out, f["pipelined"])
+    assert (pipelined.status, pipelined.parameters, pipelined.sample_rows) == ("ok", ["14"], [["42"]])
+    texts = [f["select"], f["empty"], f["bad"], f["prepare"], f["prepare"], f["pipelined"]]
+    assert [q.text for q in queries(out)] == texts
 
 
 @requires_server
@@ -449,6 +459,69 @@ def test_mariadb_cli(cli_run, env) -> None:
     assert (session.user, session.database) == ("root", env["db"])
     select = one(out, f["select"])
     assert (select.status, select.rows, select.sample_rows) == ("ok", 3, [["1"], ["2"], ["3"]])
+
+
+@requires_server
+def test_login_refused(env) -> None:
+    """A wrong password: the server's ERR 1045 ends the login; the session says so, no password shows."""
+    import pymysql
+
+    password = f"wrong-{secrets.token_hex(4)}"
+    with pytest.raises(pymysql.err.OperationalError) as refused:
+        pymysql.connect(host="127.0.0.1", port=env["relay"].port, user="nobody_dockit", password=password)
+    out = decode(chunks_of(env["relay"].last()))
+    [session] = sessions(out)
+    code, message = refused.value.args
+    assert session.user == "nobody_dockit" and session.extra["LoginError"] == f"{code} {message}"
+    assert code in (1045, 1698) and queries(out) == []
+    assert password not in repr(out)
+
+
+@requires_server
+def test_ssl_request_stops_decoding(pymysql_run) -> None:
+    """After an SSL request the bytes are TLS: the session is reported, nothing else is decoded."""
+    recording, _ = pymysql_run
+    greeting = chunks_of(recording)[0]
+    ssl = p.packets(
+        p.SslRequest.build({"capabilities": p.CLIENT_PROTOCOL_41 | p.CLIENT_SSL | p.CLIENT_LONG_PASSWORD,
+                            "max_packet_size": 1 << 24, "character_set": 45, "filler": bytes(19),
+                            "mariadb_capabilities": 0}),
+        1,
+    )  # fmt: skip
+    tls = b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + bytes(200)
+    out = decode([greeting, Chunk(data=ssl, direction=Direction.OUT, time=2.0, pid=1, size=len(ssl)),
+                  Chunk(data=tls, direction=Direction.OUT, time=3.0, pid=1, size=len(tls)),
+                  Chunk(data=p.packets(b"\x03SELECT 1"), direction=Direction.OUT, time=4.0, pid=1, size=13)])  # fmt: skip
+    [session] = sessions(out)
+    assert session.extra["Encrypted"] == "true" and queries(out) == []
+
+
+@requires_server
+def test_load_data_local_infile(env) -> None:
+    import pymysql
+
+    admin = env["admin"]
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE TABLE {env['db']}.t4 (a INT, b VARCHAR(10))")
+    path = __import__("pathlib").Path(__import__("tempfile").mkdtemp()) / "rows.tsv"
+    path.write_text("".join(f"{i}\tv{i}\n" for i in range(7)))
+    conn = pymysql.connect(host="127.0.0.1", port=env["relay"].port, user="root", password="",
+                           database=env["db"], local_infile=True, autocommit=True)  # fmt: skip
+    sql = f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE t4"
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            rowcount = cur.rowcount
+            cur.execute("SELECT COUNT(*) FROM t4")
+    except pymysql.err.OperationalError as error:
+        pytest.skip(f"the server refuses LOAD DATA LOCAL: {error}")
+    finally:
+        conn.close()
+    out = decode(chunks_of(env["relay"].last()))
+    load = one(out, sql)
+    assert (load.status, load.affected_rows, load.written_tables) == ("ok", rowcount, ["t4"])
+    assert rowcount == 7
+    assert one(out, "SELECT COUNT(*) FROM t4").rows == 1
 
 
 @requires_server
