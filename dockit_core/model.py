@@ -75,7 +75,9 @@ class PipeNode:
     writers: set[int] = field(default_factory=set)
     readers: set[int] = field(default_factory=set)
     holders: set[int] = field(default_factory=set)
-    bytes: int = 0
+    bytes: int = 0  # bytes that crossed the pipe: each counts once, when both its ends are traced
+    bytes_written: int = 0
+    bytes_read: int = 0
     created_by: int | None = None
 
 

@@ -567,7 +567,11 @@ class Tracker:
                 node.bytes_out += size
             self.channels.socket_data(node, process.pid, op, data, size, call.time, call.index)
         else:
-            node.bytes += size
+            if op == "read":
+                node.bytes_read += size
+            else:
+                node.bytes_written += size
+            node.bytes = max(node.bytes_read, node.bytes_written)
             (node.readers if op == "read" else node.writers).add(process.pid)
             fd, _ = parse_fd(first_arg(call.args))
             self.channels.pipe_data(node, fd or 0, process.pid, op, data, size, call.time, call.index)
