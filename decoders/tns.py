@@ -229,6 +229,7 @@ class TnsDecoder(Decoder):
         self.connection_id: int | None = None
         self.start: float | None = None
         self.process = channel.pid
+        self.layout = "native"  # the TTC representation, from the last execute call understood
 
     # ----------------------------------------------------------------------------------------------
     # detection
@@ -415,6 +416,7 @@ class TnsDecoder(Decoder):
             call = tns.parse_execute(message)
             if call is None:
                 return self._heuristic(turn)
+            self.layout = call.layout
             if call.sql is None:
                 return self._reexecute(call.cursor, turn)
             out = self._finish_statement()
@@ -542,7 +544,7 @@ class TnsDecoder(Decoder):
                 statement.rows += tns.scan_rows(
                     segment, statement.column_count, previous, MAX_SAMPLE_ROWS - len(statement.rows)
                 )
-            status = tns.find_call_status(segment, whole=not cut)
+            status = tns.find_call_status(segment, whole=not cut, layout=self.layout)
             if status is not None:
                 statement.status = status
             elif statement.ora is None:

@@ -793,7 +793,20 @@ def _parse_execute_native(message: bytes | bytearray) -> ExecuteCall | None:
 
 
 def _parse_execute_universal(message: bytes | bytearray) -> ExecuteCall | None:
-    pos = 3
+    """Compressed integers and one-byte pointers (python-oracledb and 12c+ clients).
+
+    From field version 23.1 (ext 1) a token number follows the sequence number: tried second.
+    """
+    call = _parse_universal_at(message, 3)
+    if call is None or call.sql is None:
+        token = decode_ub(message, 3)
+        with_token = _parse_universal_at(message, 3 + token[1]) if token is not None else None
+        if with_token is not None and (call is None or with_token.sql is not None):
+            return with_token
+    return call
+
+
+def _parse_universal_at(message: bytes | bytearray, pos: int) -> ExecuteCall | None:
     values = []
     for _ in range(2):
         item = decode_ub(message, pos)
@@ -818,6 +831,28 @@ def _parse_execute_universal(message: bytes | bytearray) -> ExecuteCall | None:
         return None
     text, _, cut = found
     return ExecuteCall(message[2], options, cursor, sql_length, text, cut, layout="universal")
+
+
+def build_execute_universal(
+    sql: str, sequence: int, cursor: int = 0, prefetch: int = 2, token: int | None = None
+) -> bytes:
+    """An OALL8 in the universal representation, field by field as a thin client writes it (for tests)."""
+    raw = sql.encode()
+    options = EXEC_PARSE | EXEC_EXECUTE | EXEC_NOT_PLSQL
+    if raw.lstrip().lower().startswith((b"select", b"with")):
+        options |= EXEC_FETCH
+    ub = encode_ub
+    body = bytearray(ub(token) if token is not None else b"")
+    body += ub(options) + ub(cursor) + b"\x01" + ub(len(raw))  # SQL pointer and length
+    body += b"\x01" + ub(13) + b"\x00\x00"  # al8i4 vector; al8o4, al8o4l absent
+    body += ub(0) + ub(prefetch) + ub(0x7FFFFFFF)  # prefetch buffer, rows, max long
+    body += b"\x00" + ub(0) + b"\x00" * 5  # no binds; al8app, al8txn, al8txl, al8kv, al8kvl
+    body += b"\x00" + ub(0) + ub(0)  # no defines; registration id
+    body += b"\x00\x01\x00" + ub(0) + b"\x00" + ub(0) + ub(0)  # object list, blv, dnam, regid msb
+    body += b"\x00" + ub(0) + b"\x00"  # DML row counts
+    body += encode_bytes_with_length(raw)
+    body += b"".join(ub(v) for v in (1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0))  # al8i4
+    return build_function(Function.EXECUTE, sequence, bytes(body))
 
 
 def parse_cursor_call(message: bytes | bytearray) -> int | None:
@@ -910,30 +945,48 @@ def auth_user(message: bytes | bytearray) -> str | None:
 
 
 def auth_pairs(data: bytes | bytearray) -> dict[str, str]:
-    """The public logon key/value pairs (native layout: 4-byte length, length byte, bytes) in `data`."""
+    """The public logon key/value pairs in `data`, in either representation.
+
+    Each key and value is a length (4 bytes little-endian natively, a compressed integer otherwise)
+    followed by a TTC byte string; both lengths must agree. Only whitelisted keys are read.
+    """
     out: dict[str, str] = {}
     for match in _KEY.finditer(data):
         pos = match.start()
-        if pos < 5:
+        key_length = data[pos - 1] if pos else 0
+        if key_length == 0 or pos < 3:
             continue
-        key_length = data[pos - 1]
-        if key_length == 0 or bytes(data[pos - 5 : pos - 1]) != bytes([key_length, 0, 0, 0]):
+        if pos >= 5 and bytes(data[pos - 5 : pos - 1]) == bytes([key_length, 0, 0, 0]):
+            native = True
+        elif bytes(data[pos - 3 : pos - 1]) == bytes([1, key_length]):
+            native = False
+        else:
             continue
         key = bytes(data[pos : pos + key_length]).rstrip(b"\x00").decode("ascii", "replace")
         if key not in PUBLIC_AUTH_KEYS:
             continue
-        value_at = pos + key_length
-        if len(data) < value_at + 4:
-            continue
-        (value_length,) = struct.unpack_from("<I", data, value_at)
-        if value_length == 0:
-            out.setdefault(key, "")
-            continue
-        if value_length > 4096 or len(data) <= value_at + 4 or data[value_at + 4] != value_length:
-            continue
-        raw = bytes(data[value_at + 5 : value_at + 5 + value_length])
-        out.setdefault(key, raw.rstrip(b"\x00").decode("utf-8", "replace"))
+        value = _pair_value(data, pos + key_length, native)
+        if value is not None:
+            out.setdefault(key, value)
     return out
+
+
+def _pair_value(data: bytes | bytearray, at: int, native: bool) -> str | None:
+    if native:
+        if len(data) < at + 4:
+            return None
+        (length,) = struct.unpack_from("<I", data, at)
+        start = at + 4
+    else:
+        item = decode_ub(data, at)
+        if item is None:
+            return None
+        length, start = item[0], at + item[1]
+    if length == 0:
+        return ""
+    if not 0 < length <= MAX_SHORT_LENGTH or len(data) <= start or data[start] != length:
+        return None
+    return bytes(data[start + 1 : start + 1 + length]).rstrip(b"\x00").decode("utf-8", "replace")
 
 
 def build_auth_native(function: int, sequence: int, user: str, pairs: dict[str, str], mode: int = 1) -> bytes:
@@ -1063,13 +1116,19 @@ def _status_at(data: bytes | bytearray, pos: int, whole: bool) -> CallStatus | N
     return CallStatus(fields.code, fields.rows, fields.cursor, fields.error_position, message)
 
 
-def find_call_status(data: bytes | bytearray, whole: bool = True) -> CallStatus | None:
-    """The end-of-call message of a reply segment (native layout), checked field by field.
+def find_call_status(
+    data: bytes | bytearray, whole: bool = True, layout: str = "native"
+) -> CallStatus | None:
+    """The end-of-call message of a reply segment, checked field by field.
+
+    `layout` "universal" (compressed integers) is read by `find_call_status_universal`.
 
     First by its text: an `ORA-nnnnn` whose status message, 136 bytes before, carries the same code.
     Else the last message with a success (or no-data-found) code whose fixed part fits, and whose
     flag byte reads 1 as in every reply seen; a cut segment (`whole` False) may end inside it.
     """
+    if layout == "universal":
+        return find_call_status_universal(data)
     raw = bytes(data)
     for match in reversed(list(_ORA.finditer(raw))):
         pos = match.start() - 1 - CALL_STATUS_TEXT_OFFSET
@@ -1084,6 +1143,60 @@ def find_call_status(data: bytes | bytearray, whole: bool = True) -> CallStatus 
         if status is not None and status.code in (0, NO_DATA_FOUND):
             return status
     return None
+
+
+def find_call_status_universal(data: bytes | bytearray) -> CallStatus | None:
+    """The end-of-call message in the universal representation: compressed integers throughout.
+
+    Fields as python-oracledb reads them: call status, sequence, current row, error number, two array
+    errors, cursor, error position. An error is believed when its `ORA-nnnnn` text follows; a
+    success only when the message opens the segment (nothing else anchors it).
+    """
+    raw = bytes(data)
+    for pos in range(len(raw) - 9, -1, -1):
+        if raw[pos] != MessageType.ERROR:
+            continue
+        at, values = pos + 1, []
+        for _ in range(8):
+            item = decode_ub(raw, at)
+            if item is None or item[1] > 5:
+                break
+            values.append(item[0])
+            at += item[1]
+        if len(values) < 8:
+            continue
+        call_status, _sequence, rows, code, array_1, array_2, cursor, position = values
+        if (
+            call_status > 0xFFFF
+            or rows < 0
+            or not 0 <= code < 100000
+            or array_1
+            or array_2
+            or not 0 <= cursor < 1 << 16
+        ):
+            continue
+        if code and code != NO_DATA_FOUND:
+            ora = _ORA.search(raw, at, at + 600)
+            if ora is None or int(ora.group(2)) != code:
+                continue
+            return CallStatus(code, rows, cursor, position, ora.group(3).decode("utf-8", "replace").strip())
+        if code == NO_DATA_FOUND or pos == 0:
+            return CallStatus(code, rows, cursor, position)
+    return None
+
+
+def build_call_status_universal(
+    code: int = 0, rows: int = 0, cursor: int = 1, message: str | None = None, sequence: int = 1
+) -> bytes:
+    """A universal end-of-call message (for tests): the leading fields, padding, then the text."""
+    out = bytes([MessageType.ERROR]) + b"".join(
+        encode_ub(v) for v in (1, sequence, rows, code, 0, 0, cursor, 0)
+    )
+    out += bytes(12)
+    if code:
+        text = (message or f"ORA-{code:05d}: error\n").encode()
+        out += encode_ub(len(text)) + encode_bytes_with_length(text)
+    return out
 
 
 def find_ora_error(data: bytes | bytearray) -> tuple[int, str] | None:

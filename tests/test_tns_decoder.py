@@ -497,3 +497,69 @@ def test_cli_replays_ltrace_capture_without_oracle_records(tmp_path):
     _need(ORACLE_LTRACE)
     xml = _replay(ORACLE_LTRACE, tmp_path)
     assert "Dockit_SqlQuery" not in xml  # the connection failed before any TNS byte moved
+
+
+def test_universal_layout_conversation():
+    seq = [
+        chunk(tns.build_data(tns.build_execute_universal("select a from t", 2)), Direction.OUT, 0),
+        chunk(
+            tns.build_data(
+                b"\x10"
+                + bytes(30)
+                + tns.build_call_status_universal(
+                    code=1403, rows=7, cursor=4, message="ORA-01403: no data found\n"
+                )
+            ),
+            Direction.IN,
+            1,
+        ),
+        chunk(tns.build_data(tns.build_execute_universal("delete from t where a = 1", 3)), Direction.OUT, 2),
+        chunk(
+            tns.build_data(
+                tns.build_call_status_universal(
+                    code=2292,
+                    cursor=5,
+                    message="ORA-02292: integrity constraint violated - child record found\n",
+                )
+            ),
+            Direction.IN,
+            3,
+        ),
+    ]
+    first, second = queries(run(seq))
+    assert (first.text, first.status, first.rows) == ("select a from t", "ok", 7)
+    assert (second.status, second.error_code, second.tables) == ("error", "ORA-02292", ["t"])
+
+
+def test_server_side_view_gives_the_same_statements():
+    """If the dedicated server were the traced process, OUT and IN swap: roles come from content."""
+    _need(ORACLE_STRACE)
+    chunks = pipe_chunks(ORACLE_STRACE)
+    flipped = [
+        Chunk(
+            data=c.data,
+            direction=c.direction.reverse(),
+            time=c.time,
+            pid=c.pid,
+            size=c.size,
+            call_index=c.call_index,
+        )
+        for c in chunks
+    ]
+    assert summary(run(flipped)) == summary(run(chunks))
+    _need(SQLPLUS_STRACE)
+    chunks = pipe_chunks(SQLPLUS_STRACE)
+    flipped = [
+        Chunk(
+            data=c.data,
+            direction=c.direction.reverse(),
+            time=c.time,
+            pid=c.pid,
+            size=c.size,
+            call_index=c.call_index,
+        )
+        for c in chunks
+    ]
+    assert summary(run(flipped, ChannelInfo(channel_id="p", kind="pipe", listening=True))) == summary(
+        run(chunks)
+    )

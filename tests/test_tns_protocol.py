@@ -227,3 +227,36 @@ def test_parsers_never_raise_on_garbage(data):
     tns.parse_accept(packet)
     tns.parse_refuse(packet)
     tns.parse_redirect(packet)
+
+
+@pytest.mark.parametrize("token", [None, 12345])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "select * from t where a = 1",
+        "insert into t values (1)",
+        "update t set x = 1 where " + "y = 2 and " * 40 + "1 = 1",
+    ],
+)
+def test_universal_execute_round_trip(sql, token):
+    call = tns.parse_execute(tns.build_execute_universal(sql, 5, token=token))
+    assert (call.layout, call.text, call.cursor, call.truncated) == ("universal", sql, 0, False)
+
+
+def test_universal_call_status_and_pairs():
+    error = tns.build_call_status_universal(
+        code=942, cursor=3, message="ORA-00942: table or view does not exist\n"
+    )
+    status = tns.find_call_status(b"\x08\x01\x02" + error, layout="universal")
+    assert (status.code, status.cursor, status.message) == (942, 3, "table or view does not exist")
+    ok = tns.find_call_status(tns.build_call_status_universal(rows=5, cursor=2), layout="universal")
+    assert (ok.code, ok.rows) == (0, 5)
+    pairs = b"".join(
+        tns.encode_ub(len(k))
+        + tns.encode_bytes_with_length(k.encode())
+        + tns.encode_ub(len(v))
+        + tns.encode_bytes_with_length(v.encode())
+        + b"\x00"
+        for k, v in (("AUTH_SESSKEY", "00FF"), ("AUTH_MACHINE", "box"), ("AUTH_PASSWORD", "XX"))
+    )
+    assert tns.auth_pairs(pairs) == {"AUTH_MACHINE": "box"}
