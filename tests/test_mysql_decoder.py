@@ -731,3 +731,90 @@ def test_score() -> None:
     assert MySqlDecoder.score(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", Direction.OUT, CHANNEL) <= 0
     assert MySqlDecoder.score(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", Direction.OUT, CHANNEL) <= 0
     assert MySqlDecoder.score(os.urandom(0), Direction.OUT, CHANNEL) == 0
+
+
+# --- end to end through the CLI -------------------------------------------------------------------
+
+
+def _run_cli(args: list[str], cwd) -> None:
+    import sys
+
+    repo = __import__("pathlib").Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "dockit_core.cli", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def _sql_elements(xml_path) -> list:
+    from lxml import etree
+
+    return etree.parse(str(xml_path)).getroot().findall("Dockit_SqlQuery")
+
+
+@pytest.mark.parametrize(
+    ("capture", "expected"),
+    [
+        (
+            "dockit_big_mysql_select.strace.18648.log",
+            [
+                ("set autocommit=", "true"),
+                ("use mysql", None),
+                ("show tables", "true"),
+                ("select Host,Use", "true"),
+            ],
+        ),
+        ("dockit_mysql_show_databases.strace.log", [("set autocommit=", "true"), ("show databases", "true")]),
+    ],
+)
+def test_cli_replays_survol_capture(tmp_path, capture: str, expected: list) -> None:
+    if not (SURVOL / capture).exists():
+        pytest.skip(f"survol capture {capture} not available under {SURVOL}")
+    _run_cli(["-i", str(SURVOL / capture), "-l", str(tmp_path / "out")], tmp_path)
+    elements = _sql_elements(tmp_path / "out.xml")
+    assert [(e.findtext("Text"), e.get("Truncated")) for e in elements] == expected
+    assert all(e.get("Protocol") == "mysql" and e.get("Status") == "ok" for e in elements)
+
+
+@pytest.mark.live
+@requires_server
+def test_cli_traces_a_live_client(tmp_path, env) -> None:
+    """dockit runs a real client under strace: the SQL it sent comes out whole, with its outcome."""
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed")
+    script = tmp_path / "client.py"
+    script.write_text(
+        "import sys, mysql.connector, pymysql\n"
+        f"db = {env['db']!r}\n"
+        "c = pymysql.connect(host='127.0.0.1', port=3306, user='root', password='', database=db)\n"
+        "cur = c.cursor()\n"
+        "cur.execute('SELECT seq FROM seq_1_to_6')\n"
+        "print(cur.rowcount)\n"
+        "try:\n"
+        "    cur.execute('SELECT * FROM no_such_table_e2e')\n"
+        "except pymysql.err.ProgrammingError as e:\n"
+        "    print(e.args[0])\n"
+        "c.close()\n"
+        "m = mysql.connector.connect(host='127.0.0.1', port=3306, user='root', password='', database=db, use_pure=True)\n"
+        "pc = m.cursor(prepared=True)\n"
+        "pc.execute('SELECT seq FROM seq_1_to_9 WHERE seq > %s', (7,))\n"
+        "print(len(pc.fetchall()))\n"
+        "m.close()\n"
+    )
+    _run_cli(["-l", str(tmp_path / "live"), __import__("sys").executable, str(script)], tmp_path)
+    [xml] = list(tmp_path.glob("live*.xml"))
+    by = {e.findtext("Text"): e for e in _sql_elements(xml)}
+    select = by["SELECT seq FROM seq_1_to_6"]
+    assert (select.get("Status"), select.get("Rows"), select.get("Truncated")) == ("ok", "6", None)
+    assert [t.get("Name") for t in select.findall("Table")] == ["seq_1_to_6"]
+    bad = by["SELECT * FROM no_such_table_e2e"]
+    assert (bad.get("Status"), bad.get("ErrorCode")) == ("error", "1146")
+    prepared = by["SELECT seq FROM seq_1_to_9 WHERE seq > ?"]
+    assert [p_.get("Value") for p_ in prepared.findall("Parameter")] == ["7"]
+    assert prepared.get("Rows") == "2"
+    calls = next(tmp_path.glob("live*.txt")).read_text()
+    assert "mysql query: SELECT seq FROM seq_1_to_6" in calls
