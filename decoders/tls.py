@@ -1,19 +1,25 @@
 """TLS connections: who was contacted (SNI), which version, how many bytes, and nothing else.
 
-Each direction is read as TLS records only until its first handshake message (the ClientHello one
-way, the ServerHello the other way) has been parsed; after that, and after any record that is not a
-handshake, bytes are only counted. So encrypted data is never "decoded" into anything.
+Each direction is walked record by record (header: type, version, length) for its first few records
+only, and the payload of a record is never looked at, except the plaintext handshake bytes that carry
+the first handshake message: the ClientHello one way, the ServerHello the other way. So encrypted
+data is never "decoded" into anything; after `MAX_RECORDS` records, bytes are only counted.
 
-A hello cut by the tracer is parsed as far as it goes (`protocols.tls`), and a hello split over
-several records or chunks is reassembled. The version reported is the one the server chose when its
-ServerHello was seen (supported_versions for TLS 1.3), else the highest one the client offered.
-One `TlsSession` is emitted, at close, when its byte counts are final.
+Bytes the tracer did not show (`strace -s`) are skipped exactly while they fall inside a record (its
+length says where it ends); a hello cut by them is parsed as far as it goes (`protocols.tls`).
+
+The version is the one the server chose: supported_versions in its ServerHello (TLS 1.3 says so only
+there), else its legacy version. When the ServerHello was cut before its extensions, the record layout
+still tells: a TLS 1.3 ServerHello travels alone in its record and is followed by encrypted records
+(type 23, perhaps after a compatibility change_cipher_spec), while TLS 1.2 and older go on with
+handshake records in clear (Certificate...) or, when resumed, change_cipher_spec then handshake. With
+no ServerHello, the version is the highest one a whole ClientHello offered. One `TlsSession` is
+emitted, at close, when its byte counts are final.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from decoders.api import ChannelInfo, Chunk, Decoder, Direction
 from decoders.records import Output, TlsSession
@@ -32,71 +38,89 @@ from protocols.tls import (
     version_name,
 )
 
+CHANGE_CIPHER_SPEC = 20
+APPLICATION_DATA = 23
+MAX_RECORDS = 6  # enough to see what follows the hellos
 MAX_HELLO = 128 * 1024  # a hello larger than this is not one (post-quantum key shares stay far below)
+TLS12, TLS13 = 0x0303, 0x0304
 
 
-@dataclass
-class _Direction:
-    """The records of one direction, read until its first handshake message is known."""
+class _Records:
+    """The first records of one direction: their types and lengths, and the first handshake message."""
 
-    records: bytearray = field(default_factory=bytearray)  # bytes of records not yet complete
-    handshake: bytearray = field(default_factory=bytearray)  # handshake payload reassembled so far
-    reading: bool = True
-    bytes: int = 0
+    def __init__(self) -> None:
+        self.header = bytearray()  # a record header still incomplete
+        self.left = 0  # payload bytes of the current record still to come
+        self.types: list[int] = []
+        self.lengths: list[int] = []
+        self.handshake = bytearray()  # the first handshake message, reassembled
+        self.message: tuple[int, bytes, int] | None = None  # (type, body, full body length)
+        self.cut = False  # the message was cut by lost bytes
+        self.synced = True
+        self.bytes = 0
 
-    def feed(self, data: bytes, missing: int) -> tuple[int, bytes, int | None] | None:
-        """Add bytes; return (handshake type, body, full length) once the first message is known."""
-        if not self.reading:
-            return None
-        self.records += data
+    @property
+    def walking(self) -> bool:
+        return self.synced and len(self.types) <= MAX_RECORDS
+
+    def feed(self, data: bytes, missing: int) -> None:
         pos = 0
-        result = None
-        while result is None:
-            header = parse_record_header(self.records, pos)
+        while pos < len(data) and self.walking:
+            if self.left:
+                take = min(self.left, len(data) - pos)
+                if self.types[-1] == HANDSHAKE and self.message is None:
+                    self.handshake += data[pos : pos + take]
+                    self._message(cut=False)
+                pos += take
+                self.left -= take
+                continue
+            need = RECORD_HEADER - len(self.header)
+            self.header += data[pos : pos + need]
+            pos += need
+            if len(self.header) < RECORD_HEADER:
+                break
+            header = parse_record_header(self.header)
+            self.header.clear()
             if header is None:
-                if len(self.records) - pos >= RECORD_HEADER:
-                    self.reading = False  # not TLS (any more): count only
+                self.synced = False
                 break
-            if header.content_type != HANDSHAKE:
-                self.reading = False
-                break
-            whole = len(self.records) - pos - RECORD_HEADER >= header.length
-            if not whole and not missing:
-                break  # wait for the rest of the record
-            payload = self.records[pos + RECORD_HEADER : pos + RECORD_HEADER + header.length]
-            self.handshake += payload
-            pos += RECORD_HEADER + len(payload)
-            result = self._message(cut=not whole)
-        del self.records[:pos]
-        if missing and self.reading and result is None:
-            result = self._message(cut=True)  # the rest of the hello is lost
-        if result is not None or missing or len(self.handshake) > MAX_HELLO:
-            self.reading = False
-            self.records.clear()
-        return result
+            self.types.append(header.content_type)
+            self.lengths.append(header.length)
+            self.left = header.length
+            if header.content_type != HANDSHAKE and self.message is None:
+                self.message = (-1, b"", 0)  # no hello first: nothing to read in this direction
+        if missing:
+            if self.message is None and self.handshake:
+                self._message(cut=True)
+            if self.left >= missing and not self.header:
+                self.left -= missing  # lost inside a record: the framing holds
+            else:
+                self.synced = False
+        if self.message is None and len(self.handshake) > MAX_HELLO:
+            self.message = (-1, b"", 0)
 
-    def _message(self, cut: bool) -> tuple[int, bytes, int | None] | None:
+    def _message(self, cut: bool) -> None:
         if len(self.handshake) < HANDSHAKE_HEADER:
-            return (self.handshake[0], b"", None) if cut and self.handshake else None
-        kind = self.handshake[0]
+            if cut:
+                self.message, self.cut = (self.handshake[0], b"", 0), True
+            return
         length = int.from_bytes(self.handshake[1:4], "big")
+        if len(self.handshake) - HANDSHAKE_HEADER < length and not cut:
+            return
         body = bytes(self.handshake[HANDSHAKE_HEADER : HANDSHAKE_HEADER + length])
-        if len(body) < length and not cut:
-            return None
-        return kind, body, length
+        self.message, self.cut = (self.handshake[0], body, length), cut
+        self.handshake = bytearray()
 
 
 class TlsDecoder(Decoder):
-    """One `TlsSession` per TLS connection, from the hellos and the byte counts."""
+    """One `TlsSession` per TLS connection, from the hellos, the record layout and the byte counts."""
 
     name = "tls"
     ports = frozenset({443, 8443, 993, 995, 465, 636})
 
     def __init__(self, channel: ChannelInfo) -> None:
         super().__init__(channel)
-        self.directions = {Direction.OUT: _Direction(), Direction.IN: _Direction()}
-        self.client_hello: ClientHello | None = None
-        self.server_hello: ServerHello | None = None
+        self.directions = {Direction.OUT: _Records(), Direction.IN: _Records()}
         self.start: float | None = None
         self.process: int | None = None
         self.emitted = False
@@ -117,15 +141,10 @@ class TlsDecoder(Decoder):
             return ()
         if self.start is None:
             self.start, self.process = chunk.time, chunk.pid
-        side = self.directions[chunk.direction]
-        side.bytes += chunk.size
-        message = side.feed(chunk.data, chunk.missing)
-        if message is not None:
-            kind, body, length = message
-            if kind == CLIENT_HELLO and self.client_hello is None:
-                self.client_hello = parse_client_hello(body, length)
-            elif kind == SERVER_HELLO and self.server_hello is None:
-                self.server_hello = parse_server_hello(body, length)
+        records = self.directions[chunk.direction]
+        records.bytes += chunk.size
+        if records.walking:
+            records.feed(chunk.data, chunk.missing)
         return ()
 
     def close(self, time: float | None) -> Sequence[Output]:
@@ -134,17 +153,57 @@ class TlsDecoder(Decoder):
         self.emitted = True
         return (self.session(),)
 
+    # -- what the hellos say ------------------------------------------------------------------
+
+    def hellos(self) -> tuple[ClientHello | None, ServerHello | None, _Records | None]:
+        client = server = None
+        server_records = None
+        for records in self.directions.values():
+            if records.message is None:
+                continue
+            kind, body, length = records.message
+            if kind == CLIENT_HELLO and client is None:
+                client = parse_client_hello(body, length)
+            elif kind == SERVER_HELLO and server is None:
+                server, server_records = parse_server_hello(body, length), records
+        return client, server, server_records
+
+    def version(
+        self, client: ClientHello | None, server: ServerHello | None, records: _Records | None
+    ) -> int | None:
+        if server is not None and server.legacy_version is not None:
+            if server.selected_version is not None or server.complete or server.legacy_version != TLS12:
+                return server.version
+            if records is not None and (layout := self._layout_version(server, records)):
+                return layout
+            if client is not None and client.complete and client.max_version and client.max_version <= TLS12:
+                return TLS12  # the client offered nothing newer
+            return None
+        if client is not None and client.complete:
+            return client.max_version
+        return None
+
+    @staticmethod
+    def _layout_version(server: ServerHello, records: _Records) -> int | None:
+        """TLS 1.2 or 1.3 from the records around a ServerHello whose extensions were not seen."""
+        assert records.message is not None
+        hello_size = HANDSHAKE_HEADER + records.message[2]
+        if records.lengths and records.lengths[0] > hello_size:
+            return TLS12  # more handshake messages in clear in the same record
+        after = records.types[1:3]
+        if after[:1] == [HANDSHAKE] or after == [CHANGE_CIPHER_SPEC, HANDSHAKE]:
+            return TLS12
+        if after[:1] == [APPLICATION_DATA] or after == [CHANGE_CIPHER_SPEC, APPLICATION_DATA]:
+            return TLS13
+        return None
+
     def session(self) -> TlsSession:
-        version = None
-        if self.server_hello is not None:
-            version = self.server_hello.version
-        if version is None and self.client_hello is not None:
-            version = self.client_hello.max_version
+        client, server, records = self.hellos()
         return TlsSession(
             process=self.process or 0,
             server=self.channel.server,
-            server_name=self.client_hello.server_name if self.client_hello else None,
-            version=version_name(version),
+            server_name=client.server_name if client else None,
+            version=version_name(self.version(client, server, records)),
             start=self.start,
             bytes_out=self.directions[Direction.OUT].bytes,
             bytes_in=self.directions[Direction.IN].bytes,
