@@ -29,6 +29,7 @@ marks the client's direction; a BEQ `NTP0` line is read by the client. Else `cha
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -37,11 +38,13 @@ from decoders.records import Annotation, DatabaseSession, Output, SqlQuery
 from protocols import tns
 
 MAX_BUFFER = 8 * 1024 * 1024  # bytes kept per direction while a packet is incomplete
-MAX_TURN = 2 * 1024 * 1024  # request or reply bytes kept for analysis; the rest is counted, not kept
+MAX_TURN = 1024 * 1024  # request or reply bytes kept whole for analysis
+TAIL_KEEP = 64 * 1024  # beyond MAX_TURN, only the last bytes are kept (where the end-of-call status is)
 MAX_SAMPLE_ROWS = 10
 RESYNC_WINDOW = 64 * 1024  # how far to look for a header after lost bytes
 ANO_MAGIC = b"\xde\xad\xbe\xef"
 _DML = ("insert", "update", "delete", "merge")
+_HEURISTIC_SQL = re.compile(rb"[\x06-\xfc](?=" + tns.SQL_START.pattern + rb")", re.I)
 
 
 def _tables_in(sql: str, truncated: bool) -> tuple[list[str], list[str]]:
@@ -164,14 +167,22 @@ class _Turn:
     call_index: int = 0
     pid: int = 0
     size: int = 0
+    tail: bool = False  # past MAX_TURN: the last segment keeps only its last TAIL_KEEP bytes
 
     def add(self, payload: bytes, truncated: bool, chunk: Chunk) -> None:
         if self.start is None:
             self.start, self.call_index, self.pid = chunk.time, chunk.call_index, chunk.pid
         self.end = chunk.time
         self.size += len(payload)
-        if self.size <= MAX_TURN:
-            self.segments[-1] += payload
+        self.segments[-1] += payload
+        if len(self.segments[-1]) > MAX_TURN and not self.tail:
+            # keep the head (describe info, first rows) and from now on only the tail (the status)
+            self.cut[-1] = True
+            self.segments.append(bytearray())
+            self.cut.append(False)
+            self.tail = True
+        elif self.tail and len(self.segments[-1]) > TAIL_KEEP:
+            del self.segments[-1][: len(self.segments[-1]) - TAIL_KEEP]
         if truncated:
             self.cut[-1] = True
             self.segments.append(bytearray())
@@ -319,6 +330,7 @@ class TnsDecoder(Decoder):
 
     def _connect(self, packet: tns.Packet, chunk: Chunk) -> list[Output]:
         self.client = chunk.direction
+        self.descriptor = b""  # a CONNECT sent again after a RESEND starts over
         connect = tns.parse_connect(packet)
         if connect is None:
             return []
@@ -461,14 +473,9 @@ class TnsDecoder(Decoder):
     def _heuristic(self, turn: _Turn) -> list[Output]:
         """A printable run after a length byte that reads as SQL, in a request not otherwise understood."""
         for data in turn.segments:
-            for pos in range(len(data) - 1):
+            for match in _HEURISTIC_SQL.finditer(data):
+                pos = match.start()
                 length = data[pos]
-                if (
-                    length < 6
-                    or length > tns.MAX_SHORT_LENGTH
-                    or not tns.SQL_START.match(bytes(data[pos + 1 : pos + 41]))
-                ):
-                    continue
                 raw = bytes(data[pos + 1 : pos + 1 + length])
                 if not tns._printable(raw):
                     continue
@@ -600,7 +607,11 @@ class TnsDecoder(Decoder):
             confidence="heuristic" if statement.heuristic else None,
         )
         label = statement.text if len(statement.text) <= 200 else statement.text[:200] + "..."
-        note = f"oracle sql: {' '.join(label.split())}"
+        note = (
+            f"oracle sql: {' '.join(label.split())}"
+            if statement.text
+            else "oracle sql: (text lost: cut by the tracer)"
+        )
         if code:
             note += f" -> {code}"
         out += [record, Annotation(statement.call_index, note)]

@@ -1027,6 +1027,7 @@ def version_from_number(number: int) -> str:
 # --------------------------------------------------------------------------------------------------
 # Server replies: the end-of-call status, column names, rows
 
+STATUS_WINDOW = 4096  # the end-of-call message closes a reply: only its last bytes are searched
 CALL_STATUS_TEXT_OFFSET = 136  # from the status message's type byte to its message text (native)
 _ORA = re.compile(rb"(ORA-(\d{5}): ?)([^\x00\n]*)")
 
@@ -1130,18 +1131,20 @@ def find_call_status(
     if layout == "universal":
         return find_call_status_universal(data)
     raw = bytes(data)
-    for match in reversed(list(_ORA.finditer(raw))):
+    for match in reversed(list(_ORA.finditer(raw, max(0, len(raw) - STATUS_WINDOW - 1000)))):
         pos = match.start() - 1 - CALL_STATUS_TEXT_OFFSET
         if pos >= 0:
             status = _status_at(raw, pos, whole)
             if status is not None and status.code == int(match.group(2)):
                 return status
-    for pos in range(len(raw) - 14, -1, -1):
-        if raw[pos] != MessageType.ERROR or raw[pos + 7] != 1:
-            continue
-        status = _status_at(raw, pos, whole)
-        if status is not None and status.code in (0, NO_DATA_FOUND):
-            return status
+    floor = max(0, len(raw) - STATUS_WINDOW)
+    pos = raw.rfind(b"\x04", floor, len(raw) - 13)
+    while pos >= 0:
+        if raw[pos + 7] == 1:
+            status = _status_at(raw, pos, whole)
+            if status is not None and status.code in (0, NO_DATA_FOUND):
+                return status
+        pos = raw.rfind(b"\x04", floor, pos)
     return None
 
 
@@ -1279,7 +1282,9 @@ def scan_rows(
     if columns <= 0:
         return []
     start = data.find(bytes([MessageType.ROW_DATA]))
-    while start >= 0:
+    for _ in range(64):  # a bounded number of false starts keeps this linear
+        if start < 0:
+            break
         rows = _rows_from(data, start, columns, previous, limit)
         if rows:
             return rows

@@ -563,3 +563,37 @@ def test_server_side_view_gives_the_same_statements():
     assert summary(run(flipped, ChannelInfo(channel_id="p", kind="pipe", listening=True))) == summary(
         run(chunks)
     )
+
+
+def test_a_reply_larger_than_what_is_kept_still_gives_its_status():
+    rows = b"".join(b"\x07" + tns.encode_bytes_with_length(b"row%07d" % i) for i in range(200_000))
+    reply = tns.build_data(rows[:8000]) + b"".join(
+        tns.build_data(rows[i : i + 8000]) for i in range(8000, len(rows), 8000)
+    )
+    reply += tns.build_data(
+        tns.build_call_status_native(code=1403, rows=200_000, cursor=2, message="ORA-01403: no data found\n")
+    )
+    seq = [
+        chunk(tns.build_data(tns.build_execute_native("select name from big", 2)), Direction.OUT, 0),
+        chunk(reply, Direction.IN, 1),
+    ]
+    (query,) = queries(run(seq))
+    assert query.status == "ok" and query.rows == 200_000
+
+
+def test_execute_cut_before_its_text_is_still_one_execution():
+    execute = tns.build_data(tns.build_execute_native("select name from emp", 2))
+    cut = Chunk(data=execute[:32], direction=Direction.OUT, time=0.0, pid=1, size=len(execute), call_index=5)
+    reply = chunk(
+        tns.build_data(
+            tns.build_call_status_native(code=1403, rows=3, cursor=2, message="ORA-01403: no data found\n")
+        ),
+        Direction.IN,
+        6,
+    )
+    out = run([cut, reply])
+    (query,) = queries(out)
+    assert query.text == "" and query.truncated and query.status == "ok"
+    assert [o.text for o in out if isinstance(o, Annotation)] == [
+        "oracle sql: (text lost: cut by the tracer)"
+    ]
