@@ -17,8 +17,10 @@ import os
 import random
 import socket
 import subprocess
+import sys
 import threading
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 import requests
@@ -723,3 +725,115 @@ def test_long_stream_is_linear():
 # -- the survol capture, end to end --------------------------------------------------------------
 
 CAPTURES = Path(__file__).resolve().parents[1].parent / "shared/captures/survol"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def dockit(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "dockit_core.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def summary(prefix: Path, tag: str) -> list[dict[str, str]]:
+    """The attributes of every `tag` element of the summary XML a dockit run wrote under `prefix`."""
+    (xml,) = prefix.parent.glob(prefix.name + "*.xml")
+    root = ElementTree.parse(xml).getroot()
+    return [dict(element.attrib) for element in root.iter(tag)]
+
+
+HOTMAIL = CAPTURES / "dockit_wget_hotmail.strace.866.log"
+
+
+@pytest.fixture(scope="module")
+def hotmail_prefix(tmp_path_factory) -> Path:
+    if not HOTMAIL.exists():
+        pytest.skip(f"survol capture not found: {HOTMAIL}")
+    prefix = tmp_path_factory.mktemp("hotmail") / "hotmail"
+    result = dockit("-i", str(HOTMAIL), "-l", str(prefix))
+    assert result.returncode == 0, result.stderr
+    return prefix
+
+
+def test_survol_wget_hotmail_http_exchange(hotmail_prefix):
+    """wget's `GET /` to www.hotmail.com, cut by `strace -s 20`: the write shows
+    "GET / HTTP/1.1\\r\\nUser"... of 136 bytes, the read "HTTP/1.1 301 Moved P"... of 263 (log lines 469-473)."""
+    exchanges_seen = [e for e in summary(hotmail_prefix, "Dockit_HttpRequest") if e.get("Method")]
+    assert exchanges_seen == [
+        {
+            "Method": "GET",
+            "Url": "/",
+            "Status": "301",  # the reason phrase was cut ("Moved P"): left out, not shown cut
+            "Side": "client",
+            "Process": "869",
+            "Start": "2018-05-08T10:07:39.341430",
+            "Duration": "0.032227",  # to the read that ended the response (10:07:39.373657)
+            "RequestBytes": "136",
+            "ResponseBytes": "263",
+            "Version": "1.1",
+            "Server": "204.79.197.212:80",
+            "Truncated": "true",
+            # no Host: the header lies in the 116 bytes strace did not show
+        }
+    ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core bug: recvfrom(..., MSG_PEEK) is routed as data, so wget's peek of the 301 shows a second "
+    "response (dockit_core/tracker.py must not route MSG_PEEK reads)",
+)
+def test_survol_wget_hotmail_one_exchange(hotmail_prefix):
+    assert len(summary(hotmail_prefix, "Dockit_HttpRequest")) == 1
+
+
+# -- live: dockit traces wget and curl against the test server --------------------------------
+
+
+def traced(tmp_path: Path, name: str, *command: str) -> Path:
+    prefix = tmp_path / name
+    result = dockit("-l", str(prefix), *command)
+    assert result.returncode == 0, result.stderr
+    return prefix
+
+
+@pytest.mark.live
+def test_live_wget(server, tmp_path):
+    port = server.server_address[1]
+    prefix = traced(
+        tmp_path, "wget", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{port}/query/live?x=1"
+    )
+    entry = the_log("/query/live?x=1")
+    (exchange,) = [e for e in summary(prefix, "Dockit_HttpRequest") if e.get("Method")]
+    assert exchange["Method"] == "GET" and exchange["Url"] == entry["path"]
+    assert exchange["Host"] == entry["host"] == f"127.0.0.1:{port}"
+    assert (exchange["Status"], exchange["Reason"], exchange["ContentType"]) == ("200", "OK", "text/plain")
+    assert int(exchange["RequestBytes"]) == entry["read"]
+    assert int(exchange["ResponseBytes"]) == entry["written"]
+    assert exchange["Side"] == "client" and exchange["Server"] == f"127.0.0.1:{port}"
+
+
+@pytest.mark.live
+def test_live_curl_with_credentials_kept_secret(server, tmp_path):
+    port = server.server_address[1]
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine 127.0.0.1 login bob password {SECRET_PASSWORD}\n")
+    jar = tmp_path / "cookies"  # files, so the secrets stay off the traced command line
+    jar.write_text(f"127.0.0.1\tFALSE\t/\tFALSE\t0\tsid\t{SECRET_COOKIE}\n")
+    prefix = traced(
+        tmp_path, "curl", "curl", "-s", "-o", "/dev/null", "--netrc-file", str(netrc),
+        "-b", str(jar), f"http://127.0.0.1:{port}/cookie",
+    )  # fmt: skip
+    entry = the_log("/cookie")
+    (exchange,) = summary(prefix, "Dockit_HttpRequest")
+    assert (exchange["Method"], exchange["Url"], exchange["Status"]) == ("GET", "/cookie", "200")
+    assert int(exchange["RequestBytes"]) == entry["read"]
+    assert int(exchange["ResponseBytes"]) == entry["written"]
+    xml = next(prefix.parent.glob("curl*.xml")).read_text()
+    basic = base64.b64encode(f"bob:{SECRET_PASSWORD}".encode()).decode()
+    for secret in (SECRET_PASSWORD, SECRET_COOKIE, SECRET_SET_COOKIE, basic):
+        assert secret not in xml
+    assert xml.count('Value="&lt;redacted&gt;"') == 3  # Authorization, Cookie, Set-Cookie

@@ -12,7 +12,10 @@ import os
 import random
 import ssl
 import subprocess
+import sys
 import threading
+from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -365,3 +368,64 @@ def _hello_cache() -> bytes:
             pass
         _HELLO.append(outgoing.read())
     return _HELLO[0]
+
+
+# -- end to end: the survol capture and a live traced curl ---------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+HOTMAIL = REPO.parent / "shared/captures/survol/dockit_wget_hotmail.strace.866.log"
+
+
+def dockit(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "dockit_core.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def tls_sessions(prefix: Path) -> list[dict[str, str]]:
+    (xml,) = prefix.parent.glob(prefix.name + "*.xml")
+    return [dict(e.attrib) for e in ElementTree.parse(xml).getroot().iter("Dockit_TlsSession")]
+
+
+def test_survol_wget_hotmail_tls_session(tmp_path):
+    """wget follows the redirect to https (log lines 657-691, strace -s 20): the ClientHello write shows
+    20 of 232 bytes (no SNI), the ServerHello arrives in a 3791-byte record read in two calls (7 bytes,
+    then 3789 cut to 20): a record holding more than the 77-byte ServerHello is TLS 1.2."""
+    if not HOTMAIL.exists():
+        pytest.skip(f"survol capture not found: {HOTMAIL}")
+    prefix = tmp_path / "hotmail"
+    result = dockit("-i", str(HOTMAIL), "-l", str(prefix))
+    assert result.returncode == 0, result.stderr
+    assert tls_sessions(prefix) == [
+        {
+            "Process": "869",
+            "Server": "13.107.42.11:443",
+            "Version": "TLS 1.2",
+            "Start": "2018-05-08T10:07:39.446765",
+            "BytesOut": str(232 + 126 + 174),  # the three writes on fd 4
+            "BytesIn": str(7 + 3789 + 5 + 1 + 5 + 40 + 5 + 2656 + 5 + 4169),  # the ten reads on fd 4
+        }
+    ]
+
+
+@pytest.mark.live
+def test_live_curl_https_sni(https_relay, tmp_path):
+    port = https_relay.port
+    prefix = tmp_path / "curl"
+    result = dockit(
+        "-l", str(prefix), "curl", "-s", "-k", "-o", "/dev/null",
+        "--resolve", f"{NAME}:{port}:127.0.0.1", f"https://{NAME}:{port}/x",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (recording,) = https_relay.take()
+    (session,) = tls_sessions(prefix)
+    assert session["ServerName"] == NAME
+    assert session["Version"] == "TLS 1.3"
+    assert session["Server"] == f"127.0.0.1:{port}"
+    assert int(session["BytesOut"]) == recording.total(C2S)
+    assert int(session["BytesIn"]) == recording.total(S2C)
+    assert not ElementTree.parse(next(tmp_path.glob("curl*.xml"))).getroot().findall(".//Dockit_HttpRequest")
