@@ -81,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="format of the calls file (default TXT)",
     )
     parser.add_argument(
+        "--each-call",
+        action="store_true",
+        help="write one record per call in the calls file instead of logical blocks",
+    )
+    parser.add_argument(
         "-F",
         "--summary-format",
         default="XML",
@@ -156,6 +161,7 @@ def make_options(args: argparse.Namespace) -> Options:
         warnings=args.warning,
         verbose=args.verbose,
         dockerfile=args.dockerfile,
+        each_call=args.each_call,
     )
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from decoders.records import CimObject
 from decoders.registry import Registry
+from dockit_core.blocks_writer import BlocksWriter
 from dockit_core.calls_writer import CallsWriter
 from dockit_core.channels import ChannelManager
 from dockit_core.model import Model
@@ -32,6 +33,7 @@ class Options:
     verbose: int = 0
     dockerfile: bool = False
     write_calls: bool = True
+    each_call: bool = False  # the calls file with one record per call instead of blocks
 
 
 @dataclass
@@ -77,6 +79,7 @@ class Report:
     channels: int = 0
     decoded_channels: int = 0
     duplicate_chunks: int = 0
+    blocks: int | None = None  # blocks written to the calls file (None: one record per call)
     outputs: list[str] = field(default_factory=list)
 
     def statistics_object(self) -> CimObject:
@@ -93,6 +96,7 @@ class Report:
                 "DecodedChannels": self.decoded_channels,
                 "DuplicateChunks": self.duplicate_chunks,
                 "DecoderProblems": len(self.problems),
+                "Blocks": self.blocks,
             },
         )
 
@@ -122,9 +126,10 @@ class TraceSession:
         self.registry = registry
         self.channels = ChannelManager(registry, self.spool.add)
         self.parser = StraceParser(default_pid)
-        self.calls_writer = (
-            CallsWriter(paths.calls, options.calls_format, context.date) if options.write_calls else None
-        )
+        self.calls_writer: CallsWriter | BlocksWriter | None = None
+        if options.write_calls:
+            writer = CallsWriter if options.each_call else BlocksWriter
+            self.calls_writer = writer(paths.calls, options.calls_format, context.date)
         self.observers = list(call_observers or [])
         sink = self._dispatch if (self.calls_writer or self.observers) else None
         self.tracker = Tracker(
@@ -182,6 +187,9 @@ class TraceSession:
         """Flush the decoders and write the summary and the calls file (atomically)."""
         self.tracker.finish()
         report = self.report()
+        if isinstance(self.calls_writer, BlocksWriter):
+            self.calls_writer.flush_blocks()
+            report.blocks = self.calls_writer.blocks_out
         objects = summary_objects(
             self.model, self.context, self.spool, report.statistics_object(), self.options.filters
         )
@@ -208,6 +216,9 @@ def print_report(report: Report, warnings: int, stream=sys.stderr) -> None:  # t
         + (f", decoded: {decoded}" if decoded else "")
         + "\n"
     )
+    if report.blocks is not None:
+        ratio = f" ({report.calls / report.blocks:.1f} calls per block)" if report.blocks else ""
+        stream.write(f"dockit: calls file: {report.calls} calls in, {report.blocks} blocks out{ratio}\n")
     if report.unparsed:
         stream.write(
             f"dockit: {report.unparsed} line(s) could not be parsed"
