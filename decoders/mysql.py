@@ -106,6 +106,7 @@ class _Stream:
         self.parts: list[bytes] = []  # payloads of a 0xFFFFFF continuation
         self.parts_truncated = False
         self.parts_start: _At | None = None
+        self.parts_sequence_id = 0  # a continued payload has the first packet's sequence id
 
     def push(self, data: bytes, at: _At, missing: int) -> list[_Frame]:
         out: list[_Frame] = []
@@ -146,13 +147,14 @@ class _Stream:
         if continued or self.parts:
             if self.parts_start is None:
                 self.parts_start = frame.start
+                self.parts_sequence_id = frame.sequence_id
             if not self.parts_truncated:
                 self.parts.append(frame.payload)
             self.parts_truncated |= frame.truncated
             if continued:
                 return
             frame = _Frame(
-                frame.sequence_id,
+                self.parts_sequence_id,
                 b"".join(self.parts),
                 self.parts_truncated,
                 self.parts_start,
@@ -403,9 +405,10 @@ class MySqlDecoder(Decoder):
         session.connection_id = connection_id
         session.start = frame.start.time
         self._phase = "login"
-        out.append(
-            Annotation(frame.start.call_index, f"mysql greeting: server {version} connection {connection_id}")
-        )
+        note = f"mysql greeting: server {version}"
+        if connection_id is not None:
+            note += f" connection {connection_id}"
+        out.append(Annotation(frame.start.call_index, note))
 
     def _on_login(self, frame: _Frame, out: list[Output]) -> None:
         session = self._new_session(frame.start)
@@ -472,10 +475,8 @@ class MySqlDecoder(Decoder):
                 return  # auth data: never decoded, never kept
             self._phase = "command"
             self._send_session(out)
-        if self._queue and self._queue[0].state == "infile" and frame.sequence_id != 0:
-            return  # LOAD DATA LOCAL: file contents
-        if not frame.payload:
-            return
+        if frame.sequence_id != 0 or not frame.payload:
+            return  # not a command: LOAD DATA LOCAL file contents, COM_CHANGE_USER auth data
         if not self._streams[self._server_dir or Direction.IN].synced:
             self._resync_server = True
         self._flush_stale(out)

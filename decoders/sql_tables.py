@@ -31,7 +31,21 @@ _WRITE_KINDS = frozenset({"TABLE", "VIEW", "TEMPORARY TABLE"})
 
 def tables_in(sql: str, truncated: bool = False) -> tuple[list[str], list[str]]:
     """(every table named by `sql`, the ones it writes), each in order of first appearance."""
-    return _cached(sql[:MAX_SQL], truncated or len(sql) > MAX_SQL)
+    return _cached(_without_literals(sql[:MAX_SQL]), truncated or len(sql) > MAX_SQL)
+
+
+_LITERAL = re.compile(
+    r"(`(?:[^`]|``)*`?)"  # a quoted name: kept
+    r"|'(?:[^'\\]|\\.|'')*(?:'|$)|\"(?:[^\"\\]|\\.|\"\")*(?:\"|$)"  # a string
+    r"|(?<![\w$.])\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w$])",  # a number
+    re.S,
+)
+
+
+def _without_literals(sql: str) -> str:
+    """Strings and numbers blanked, so statements that differ only by values share one parse (a
+    client that inlines parameters, such as PyMySQL, sends a new text for every row)."""
+    return _LITERAL.sub(lambda m: m.group(1) or ("0" if m.group(0)[0].isdigit() else "''"), sql)
 
 
 @lru_cache(maxsize=4096)
