@@ -116,6 +116,12 @@ class Process:
         return self.tgid is not None and self.tgid != self.pid
 
     @property
+    def owner(self) -> int:
+        """The process that files, sockets and pipes are attributed to: a thread's group leader, so
+        that every `Process=` in the summary names a CIM_Process."""
+        return self.tgid if self.tgid is not None else self.pid
+
+    @property
     def command_line(self) -> str:
         return " ".join(self.argv)
 

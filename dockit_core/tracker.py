@@ -136,6 +136,32 @@ class Tracker:
             if process.calls == 0:
                 process.seen_from_start = False
 
+    def attached(
+        self,
+        pid: int,
+        threads: list[int],
+        *,
+        executable: str | None = None,
+        argv: list[str] | None = None,
+        cwd: str | None = None,
+    ) -> None:
+        """A live attach (`-p`): pid and its threads ran before the trace began, so no clone or execve
+        will say what they are. The caller knows it from /proc; call this before the first line."""
+        leader = self.model.process(pid)
+        leader.seen_from_start = False
+        leader.executable = leader.executable or executable
+        leader.argv = leader.argv or list(argv or [])
+        leader.cwd = leader.cwd or cwd
+        for tid in threads:
+            if tid == pid or tid in leader.threads:
+                continue
+            thread = self.model.process(tid)
+            thread.tgid = pid
+            thread.seen_from_start = False
+            thread.executable, thread.argv, thread.cwd = leader.executable, leader.argv, leader.cwd
+            thread.fds = leader.fds
+            leader.threads.append(tid)
+
     def apply_call(self, call: Call) -> None:
         self.calls += 1
         time = call.time
@@ -277,7 +303,7 @@ class Tracker:
                 return
             path = self._resolve(process, raw, dirfd)
         node = self.model.file(path)
-        access = node.access(process.pid)
+        access = node.access(process.owner)
         access.opens += 1
         if call.name == "creat" or ("O_CREAT" in flags and ("O_EXCL" in flags or "O_TRUNC" in flags)):
             access.created = True
@@ -326,14 +352,14 @@ class Tracker:
             return
         info.target = paths[-1]
         if name in ("unlink", "unlinkat", "rmdir"):
-            self.model.file(paths[0]).access(process.pid).deleted = True
+            self.model.file(paths[0]).access(process.owner).deleted = True
         elif name in ("rename", "renameat", "renameat2") and len(paths) == 2:
-            self.model.file(paths[0]).access(process.pid).renamed_to = paths[1]
-            self.model.file(paths[1]).access(process.pid).renamed_from = paths[0]
+            self.model.file(paths[0]).access(process.owner).renamed_to = paths[1]
+            self.model.file(paths[1]).access(process.owner).renamed_from = paths[0]
         elif name in ("mkdir", "mkdirat", "link", "linkat", "symlink", "symlinkat"):
-            self.model.file(paths[-1]).access(process.pid).created = True
+            self.model.file(paths[-1]).access(process.owner).created = True
         else:
-            self.model.file(paths[0]).access(process.pid).metadata += 1
+            self.model.file(paths[0]).access(process.owner).metadata += 1
 
     # -- descriptors ----------------------------------------------------------------------------------
     def _node(self, process: Process, fd_arg: str) -> FileNode | SocketNode | PipeNode | None:
@@ -358,7 +384,7 @@ class Tracker:
         if deco.kind == "pipe":
             if not (isinstance(node, PipeNode) and node.pipe_id == deco.pipe_id):
                 pipe = self.model.pipe(deco.pipe_id)
-                pipe.holders.add(process.pid)
+                pipe.holders.add(process.owner)
                 entry = FdEntry("pipe", pipe, entry.cloexec if entry else False)
                 process.fds[fd] = entry
             return entry
@@ -372,7 +398,7 @@ class Tracker:
                 entry = FdEntry("socket", node, entry.cloexec if entry else False)
                 process.fds[fd] = entry
             assert isinstance(node, SocketNode)
-            node.pids.add(process.pid)
+            node.pids.add(process.owner)
             if deco.socket_kind and node.kind == "unknown":
                 node.kind = deco.socket_kind
             if deco.local:
@@ -445,7 +471,7 @@ class Tracker:
         if len(args) > 1 and "SOCK_DGRAM" in args[1] and kind in ("tcp", "tcp6"):
             kind = "udp" if kind == "tcp" else "udp6"
         node = self.model.new_socket(family=family, kind=kind, created=call.time)
-        node.pids.add(process.pid)
+        node.pids.add(process.owner)
         process.fds[call.retval] = FdEntry("socket", node, len(args) > 1 and "SOCK_CLOEXEC" in args[1])
         if call.ret_decoration:
             self._entry_from_decoration(process, call.retval, call.ret_decoration, process.fds[call.retval])
@@ -487,7 +513,7 @@ class Tracker:
         if len(args) > 1:
             _family, address, _port = parse_sockaddr(args[1])
             node.remote = address
-        node.pids.add(process.pid)
+        node.pids.add(process.owner)
         process.fds[call.retval] = FdEntry("socket", node, "SOCK_CLOEXEC" in call.args)
         if call.ret_decoration:
             self._entry_from_decoration(process, call.retval, call.ret_decoration, process.fds[call.retval])
@@ -506,7 +532,7 @@ class Tracker:
         if call.name == "socketpair":
             parsed = [parse_fd(a.strip()) for a in args[-1].strip("[]").split(",")]
             node = self.model.new_socket(family=args[0], kind="unix", created=call.time)
-            node.pids.add(process.pid)
+            node.pids.add(process.owner)
             for fd, _deco in parsed:
                 if fd is not None:
                     process.fds[fd] = FdEntry("socket", node, "SOCK_CLOEXEC" in call.args)
@@ -517,8 +543,8 @@ class Tracker:
         if parsed[0][1]:
             pipe_id = parse_decoration(parsed[0][1]).pipe_id
         pipe = self.model.pipe(pipe_id)
-        pipe.created_by = process.pid
-        pipe.holders.add(process.pid)
+        pipe.created_by = process.owner
+        pipe.holders.add(process.owner)
         for fd, _deco in parsed:
             if fd is not None:
                 process.fds[fd] = FdEntry("pipe", pipe, cloexec)
@@ -536,7 +562,7 @@ class Tracker:
         reading = name in _READS or name in _VECTOR_READS
         if isinstance(node, FileNode):
             info.file_io = True
-            access = node.access(process.pid)
+            access = node.access(process.owner)
             if reading:
                 access.reads += 1
                 access.read_bytes += size
@@ -572,7 +598,7 @@ class Tracker:
             else:
                 node.bytes_written += size
             node.bytes = max(node.bytes_read, node.bytes_written)
-            (node.readers if op == "read" else node.writers).add(process.pid)
+            (node.readers if op == "read" else node.writers).add(process.owner)
             fd, _ = parse_fd(first_arg(call.args))
             self.channels.pipe_data(node, fd or 0, process.pid, op, data, size, call.time, call.index)
 
@@ -583,11 +609,11 @@ class Tracker:
         out_node, in_node = self._node(process, args[0]), self._node(process, args[1])
         size = call.retval if call.retval is not None and call.retval > 0 else 0
         if isinstance(in_node, FileNode):
-            access = in_node.access(process.pid)
+            access = in_node.access(process.owner)
             access.reads += 1
             access.read_bytes += size
         if isinstance(out_node, FileNode):
-            access = out_node.access(process.pid)
+            access = out_node.access(process.owner)
             access.writes += 1
             access.written_bytes += size
         elif isinstance(out_node, (SocketNode, PipeNode)) and size:
