@@ -37,6 +37,7 @@ SECRET_PASSWORD = "Sup3rSecretPw-1984"
 SECRET_COOKIE = "CookieSecretValue42"
 SECRET_SET_COOKIE = "ServerSetCookieSecret77"
 BIG_BODY = bytes(range(256)) * 1200  # 300 KiB: many h11 pieces, buffer trimming
+WS_CLIENT_FRAME = b"\x82\x12GET /no HTTP/1.1\r\n"
 CHUNKS = [b"first chunk;", b"second, longer chunk of the body;", b"x" * 5000, b"end"]
 
 
@@ -124,6 +125,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             for piece in CHUNKS:
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
             self.wfile.write(b"0\r\n\r\n")
+        elif path == "/ws" and self.headers.get("Upgrade") == "websocket":
+            self.sent_status = 101
+            self.send_response(101)
+            self.send_header("Upgrade", "websocket")
+            self.send_header("Connection", "Upgrade")
+            self.end_headers()
+            self.wfile.write(b"\x81\x1eHTTP/1.1 200 OK\r\nX: inside\r\n\r\n")  # a frame that looks like HTTP
+            self.rfile.read(len(WS_CLIENT_FRAME))
+            self.close_connection = True
         elif path == "/nocontent":
             self.sent_status = 204
             self.send_response(204)
@@ -517,6 +527,33 @@ def test_pipelined_requests(relay, server_side):
         for exchange, entry, content_type in zip(found, entries, types, strict=True):
             check_exchange(exchange, relay, entry, server_side, content_type=content_type)
             assert exchange.start == recording.pieces[0][1]  # one recv carried all three
+
+
+@pytest.mark.parametrize("server_side", [False, True], ids=["client", "server"])
+def test_upgrade_101_ends_http(relay, server_side):
+    """After `101 Switching Protocols` the bytes are websocket frames, even ones that look like HTTP."""
+    host = f"127.0.0.1:{relay.port}"
+    upgrade = f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", relay.port)) as sock:
+        sock.sendall(upgrade.encode())
+        received = b""
+        while b"inside" not in received:
+            received += sock.recv(65536)
+        sock.sendall(WS_CLIENT_FRAME)
+        while sock.recv(65536):
+            pass
+    (recording,) = relay.take()
+    entry = the_log("/ws")
+    for how in SPLITS:
+        found = exchanges(decode(recording, server_side, how))
+        assert len(found) == 1
+        (exchange,) = found
+        assert (exchange.method, exchange.url, exchange.status) == ("GET", "/ws", 101)
+        assert exchange.reason == "Switching Protocols" and exchange.host == host
+        assert exchange.request_bytes == len(upgrade)
+        assert exchange.response_bytes == entry["written"] - len(
+            b"\x81\x1eHTTP/1.1 200 OK\r\nX: inside\r\n\r\n"
+        )
 
 
 # -- strace -s: cut buffers --------------------------------------------------------------------

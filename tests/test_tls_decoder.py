@@ -10,6 +10,8 @@ from __future__ import annotations
 import http.server
 import os
 import random
+import select
+import socket
 import ssl
 import subprocess
 import sys
@@ -22,7 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from decoders.api import ChannelInfo, Chunk, Direction
-from decoders.records import TlsSession
+from decoders.http import HttpDecoder
+from decoders.records import HttpExchange, TlsSession
 from decoders.tls import TlsDecoder
 from protocols.tls import parse_client_hello, parse_record_header
 from tests.relay import C2S, S2C, Recording, Relay, cut, run_decoder, split
@@ -262,8 +265,6 @@ def test_curl_https(https_relay, server_side):
 
 
 def test_python_ssl_socket_tls12(https_relay):
-    import socket
-
     with socket.create_connection(("127.0.0.1", https_relay.port)) as raw:
         context = client_context(ssl.TLSVersion.TLSv1_2)
         with context.wrap_socket(raw, server_hostname="api.example.test") as tls:
@@ -429,3 +430,67 @@ def test_live_curl_https_sni(https_relay, tmp_path):
     assert int(session["BytesOut"]) == recording.total(C2S)
     assert int(session["BytesIn"]) == recording.total(S2C)
     assert not ElementTree.parse(next(tmp_path.glob("curl*.xml"))).getroot().findall(".//Dockit_HttpRequest")
+
+
+# -- an HTTP CONNECT tunnel: the HTTP decoder reads the CONNECT, never the TLS inside ----------------
+
+
+class Proxy(http.server.BaseHTTPRequestHandler):
+    """A CONNECT proxy that sends every tunnel to the test's HTTPS server, whatever the name."""
+
+    protocol_version = "HTTP/1.1"
+    target: tuple[str, int] = ("127.0.0.1", 0)
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_CONNECT(self) -> None:
+        upstream = socket.create_connection(self.target)
+        self.send_response(200, "Connection established")
+        self.end_headers()
+        self.close_connection = True
+        sockets = [self.connection, upstream]
+        while True:
+            readable, _, _ = select.select(sockets, [], [], 10)
+            if not readable:
+                break
+            for source in readable:
+                data = source.recv(65536)
+                if not data:
+                    upstream.close()
+                    return
+                (upstream if source is self.connection else self.connection).sendall(data)
+
+
+@pytest.mark.parametrize("server_side", [False, True], ids=["client", "server"])
+def test_connect_tunnel(https_relay, server_side):
+    Proxy.target = ("127.0.0.1", https_relay.port)
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    relay = Relay(proxy.server_address[:2])
+    try:
+        result = subprocess.run(
+            ["curl", "-s", "-k", "-x", f"http://127.0.0.1:{relay.port}", f"https://{NAME}:8443/x"],
+            capture_output=True, timeout=30, check=True,
+        )  # fmt: skip
+        assert result.stdout == b"over tls"
+        (recording,) = relay.take()
+        https_relay.take()
+    finally:
+        relay.close()
+        proxy.shutdown()
+        proxy.server_close()
+    assert b"\x16\x03" in recording.stream(C2S)  # TLS did cross the tunnel
+    for how in ("whole", "bytes", "random"):
+        outputs = run_decoder(
+            HttpDecoder(recording.channel(server_side)), split(recording.chunks(server_side), how)
+        )
+        found = [o for o in outputs if isinstance(o, HttpExchange)]
+        assert len(found) == 1
+        (exchange,) = found
+        assert (exchange.method, exchange.url, exchange.host) == ("CONNECT", f"{NAME}:8443", f"{NAME}:8443")
+        assert (exchange.status, exchange.reason) == (200, "Connection established")
+        assert exchange.complete and not exchange.truncated
+        head_end = recording.stream(S2C).index(b"\r\n\r\n") + 4
+        assert exchange.response_bytes == head_end
+        assert exchange.request_bytes == recording.stream(C2S).index(b"\r\n\r\n") + 4
