@@ -44,6 +44,19 @@ MAX_SAMPLE_ROWS = 10
 RESYNC_WINDOW = 64 * 1024  # how far to look for a header after lost bytes
 ANO_MAGIC = b"\xde\xad\xbe\xef"
 _DML = ("insert", "update", "delete", "merge")
+_FIRST_TYPES = frozenset(
+    {
+        tns.PacketType.CONNECT,
+        tns.PacketType.ACCEPT,
+        tns.PacketType.REFUSE,
+        tns.PacketType.REDIRECT,
+        tns.PacketType.DATA,
+        tns.PacketType.RESEND,
+        tns.PacketType.MARKER,
+        tns.PacketType.CONTROL,
+    }
+)
+_FUNCTIONS = frozenset(int(f) for f in tns.Function)
 _HEURISTIC_SQL = re.compile(rb"[\x06-\xfc](?=" + tns.SQL_START.pattern + rb")", re.I)
 
 
@@ -241,31 +254,31 @@ class TnsDecoder(Decoder):
         self.start: float | None = None
         self.process = channel.pid
         self.layout = "native"  # the TTC representation, from the last execute call understood
+        self.summary: dict[str, str] = {}  # what the connect descriptor said
 
     # ----------------------------------------------------------------------------------------------
     # detection
 
     @classmethod
     def score(cls, data: bytes, direction: Direction, channel: ChannelInfo) -> int:
-        if data.startswith(b"NTP0 ") or data.startswith(b"NTP1 "):
+        if data.startswith((b"NTP0 ", b"NTP1 ")):
             return 90  # the bequeath adapter's handshake line
         header = tns.parse_header(data, 0)
-        if header is None:
+        if header is None or header.type not in _FIRST_TYPES or data[6:8] != b"\x00\x00":
             return 0
         if header.type == tns.PacketType.CONNECT:
+            version = int.from_bytes(data[8:10], "big") if len(data) >= 10 else 0
+            if not 300 <= version < 400:
+                return 0
             return 100 if b"(DESCRIPTION" in data.upper() or len(data) == header.length else 60
-        if header.length != len(data) and len(data) < header.length:
+        if len(data) < header.length:
             return 20
-        if header.type == tns.PacketType.DATA and len(data) >= tns.HEADER_SIZE + 5:
-            first = data[tns.HEADER_SIZE + 2]
-            if first in (tns.MessageType.FUNCTION, tns.MessageType.PIGGYBACK) and data[
-                tns.HEADER_SIZE + 3
-            ] in set(tns.Function):
+        if header.type == tns.PacketType.DATA and len(data) >= tns.HEADER_SIZE + 4:
+            kind, function = data[tns.HEADER_SIZE + 2], data[tns.HEADER_SIZE + 3]
+            if kind in (tns.MessageType.FUNCTION, tns.MessageType.PIGGYBACK) and function in _FUNCTIONS:
                 return 80
-            return 50
-        return (
-            40 if header.type in (tns.PacketType.ACCEPT, tns.PacketType.REFUSE, tns.PacketType.MARKER) else 25
-        )
+            return 50 if len(data) == header.length else 30
+        return 40 if len(data) == header.length else 25
 
     # ----------------------------------------------------------------------------------------------
     # feeding
@@ -394,7 +407,6 @@ class TnsDecoder(Decoder):
         if turn.empty:
             return []
         self.process = turn.pid or self.process
-        self.last_request = turn
         try:
             return self._request(turn)
         except Exception:  # noqa: BLE001 - one odd request must not switch the decoder off
@@ -621,7 +633,7 @@ class TnsDecoder(Decoder):
         if self.session_sent:
             return []
         self.session_sent = True
-        summary = getattr(self, "summary", {})
+        summary = self.summary
         server = self.channel.server
         if server is None and summary.get("host"):
             server = f"{summary['host']}:{summary['port']}" if summary.get("port") else summary["host"]

@@ -1137,6 +1137,8 @@ def find_call_status(
             status = _status_at(raw, pos, whole)
             if status is not None and status.code == int(match.group(2)):
                 return status
+    if len(raw) < 14:
+        return None
     floor = max(0, len(raw) - STATUS_WINDOW)
     pos = raw.rfind(b"\x04", floor, len(raw) - 13)
     while pos >= 0:

@@ -597,3 +597,13 @@ def test_execute_cut_before_its_text_is_still_one_execution():
     assert [o.text for o in out if isinstance(o, Annotation)] == [
         "oracle sql: (text lost: cut by the tracer)"
     ]
+
+
+def test_score_leaves_mysql_alone():
+    channel = pipe_channel()
+    for mysql in (
+        b"\x21\x00\x00\x00\x03select 1 from dual limit 1;;;;",
+        b"\x01\x00\x00\x00\x01",
+        b"\x05\x00\x00\x00\x02test",
+    ):
+        assert TnsDecoder.score(mysql, Direction.OUT, channel) < 1
