@@ -548,30 +548,62 @@ def test_server_side_view(pymysql_run) -> None:
     assert sessions(out)[0].server == "127.0.0.1:3306"
 
 
+def _commands(recording: Recording) -> list[bytes]:
+    """The client's command payloads, in order, walked with the packet header only."""
+    stream = b"".join(data for _, d, data in recording.chunks if d == "out")
+    payloads, pos = [], 0
+    while pos + 4 <= len(stream):
+        header = p.PacketHeader.parse(stream[pos : pos + 4])
+        if header.sequence_id == 0:
+            payloads.append(stream[pos + 4 : pos + 4 + header.length])
+        pos += 4 + header.length
+    return payloads
+
+
 @requires_server
-def test_cut_buffers_resync(pymysql_run) -> None:
-    """strace -s 20: every buffer cut to 20 bytes; queries come out cut and marked, none lost."""
+@pytest.mark.parametrize("limit", [9, 20, 32, 200, 500, 4096])
+def test_cut_buffers_resync(pymysql_run, connector_run, limit: int) -> None:
+    """strace -s LIMIT: every buffer cut to LIMIT bytes; each query comes out as far as it was
+    printed, marked truncated when cut, none lost, and the next one is decoded again."""
+
+    def cut(recording: Recording) -> list[Chunk]:
+        return [
+            Chunk(
+                data=c.data[:limit],
+                direction=c.direction,
+                time=c.time,
+                pid=c.pid,
+                size=len(c.data),
+                call_index=c.call_index,
+            )  # fmt: skip
+            for c in chunks_of(recording)
+        ]
+
     recording, f = pymysql_run
-    cut = [
-        Chunk(
-            data=c.data[:20],
-            direction=c.direction,
-            time=c.time,
-            pid=c.pid,
-            size=len(c.data),
-            call_index=c.call_index,
-        )
-        for c in chunks_of(recording)
-    ]
-    out = decode(cut)
-    sent = [data for _, d, data in recording.chunks if d == "out"][1:]  # after the login
-    texts = [q.text for q in queries(out)]
-    expected = [p.text(data[5:20]) for data in sent if data[4] in (p.COM_QUERY,)]
-    assert [t for t in texts if not t.startswith("USE ")] == expected
-    for q in queries(out):
-        assert q.truncated or len(q.text) < 16
-    bad = next(q for q in queries(out) if f["bad"].startswith(q.text))
-    assert bad.status == "error" and bad.error_code == 1146
+    out = decode(cut(recording))
+    expected = []  # (text as far as printed, the request was cut, the full SQL)
+    for payload in _commands(recording):
+        visible = payload[: limit - 4]
+        text = p.text(visible[1:]).replace(f["user_secret"], "<redacted>")
+        if payload[0] == p.COM_QUERY:
+            expected.append((text, len(payload) > len(visible), p.text(payload[1:])))
+        elif payload[0] == p.COM_INIT_DB:
+            expected.append(("USE " + text, len(payload) > len(visible), None))
+    got = queries(out)
+    assert [q.text for q in got] == [text for text, _, _ in expected]
+    for q, (_, request_cut, sql) in zip(got, expected, strict=True):
+        assert q.truncated or not request_cut
+        if sql == f["bad"]:
+            assert q.status == "error" and q.error_code == 1146
+        if sql == f["insert"] and limit >= 32:  # the OK packet (11 bytes) was printed whole
+            assert (q.status, q.affected_rows) == ("ok", f["insert_rowcount"])
+
+    recording, _ = connector_run
+    out = decode(cut(recording))
+    commands = _commands(recording)
+    sql_commands = [c for c in commands if c[0] in (p.COM_QUERY, p.COM_STMT_EXECUTE, p.COM_INIT_DB)]
+    failed_prepares = 1  # the unknown table
+    assert len(sql_commands) <= len(queries(out)) <= len(sql_commands) + failed_prepares
 
 
 @requires_server
