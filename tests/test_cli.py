@@ -1,0 +1,194 @@
+"""The command line as documented: every option, output names, formats, and usage errors (one line,
+exit 2). Replays use the committed captures; a few options need a live run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from tests.conftest import CAPTURES, Summary, run_dockit
+
+
+def capture(name: str) -> Path:
+    (log,) = sorted(CAPTURES.glob(f"{name}.strace.*.log"))
+    return log
+
+
+def copy_capture(name: str, folder: Path) -> Path:
+    """A capture and its .ini in a scratch folder, so outputs written beside it stay out of the repo."""
+    log = capture(name)
+    shutil.copy(log, folder / log.name)
+    shutil.copy(log.with_suffix(".ini"), folder / log.with_suffix(".ini").name)
+    return folder / log.name
+
+
+def test_help_lists_every_option() -> None:
+    result = run_dockit("--help")
+    assert result.returncode == 0
+    for option in (
+        "-h, --help",
+        "-v, --verbose",
+        "-w, --warning",
+        "-s CLASS[:filters], --summary",
+        "-D, --dockerfile",
+        "-p PID, --pid",
+        "-f {TXT,CSV,JSON}, --format",
+        "-F {TXT,XML}, --summary-format",
+        "-i LOGFILE, --input",
+        "-l PREFIX, --log",
+        "-t {strace,ltrace}, --tracer",
+        "--version",
+    ):
+        assert option in result.stdout, option
+
+
+def test_version() -> None:
+    result = run_dockit("--version")
+    assert result.returncode == 0 and result.stdout.startswith("dockit ")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["-i", "x.log", "ls"],
+        ["-p", "1", "ls"],
+        ["-i", "x.log", "-p", "1"],
+        ["-f", "XML", "-i", "x.log"],
+        ["--decode", "notaport", "-i", "x.log"],
+    ],
+    ids=["nothing", "input-and-command", "pid-and-command", "input-and-pid", "bad-format", "bad-decode"],
+)
+def test_usage_errors(args: list[str]) -> None:
+    result = run_dockit(*args)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip()
+
+
+def test_replay_writes_beside_the_log(tmp_path: Path) -> None:
+    log = copy_capture("failing", tmp_path)
+    stem = str(log)[: -len(".log")]
+    result = run_dockit("-i", str(log))
+    assert result.returncode == 0, result.stderr
+    assert Path(stem + ".xml").exists() and Path(stem + ".txt").exists()
+    assert f"wrote {stem}.xml" in result.stderr
+
+
+def test_replay_with_prefix(tmp_path: Path) -> None:
+    result = run_dockit("-i", str(capture("failing")), "-l", str(tmp_path / "p"))
+    assert result.returncode == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.txt", "p.xml"]
+
+
+def test_calls_file_csv_is_valid(tmp_path: Path) -> None:
+    result = run_dockit("-i", str(capture("pipeline")), "-l", str(tmp_path / "c"), "-f", "CSV")
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "c.csv", newline="", encoding="utf-8") as stream:
+        rows = list(csv.DictReader(stream))
+    assert rows and "pid" in rows[0]
+    summary = Summary.load(tmp_path / "c.xml")
+    assert {int(row["pid"]) for row in rows} <= set(summary.processes)
+
+
+def test_calls_file_json_is_valid(tmp_path: Path) -> None:
+    result = run_dockit("-i", str(capture("tcp_pair")), "-l", str(tmp_path / "j"), "-f", "json")
+    assert result.returncode == 0, result.stderr
+    records = json.loads((tmp_path / "j.json").read_text())
+    assert isinstance(records, list) and records
+    summary = Summary.load(tmp_path / "j.xml")
+    assert {record["pid"] for record in records} <= set(summary.processes)
+
+
+def test_txt_summary_says_what_the_xml_says(tmp_path: Path) -> None:
+    log = capture("pipeline")
+    assert run_dockit("-i", str(log), "-l", str(tmp_path / "x")).returncode == 0
+    assert run_dockit("-i", str(log), "-l", str(tmp_path / "t"), "-F", "TXT").returncode == 0
+    text = (tmp_path / "t.summary.txt").read_text()
+    summary = Summary.load(tmp_path / "x.xml")
+    for pid, process in summary.processes.items():
+        assert f"Handle={pid}" in text
+        assert f"ExecutablePath: {process.executable}" in text
+    for path in summary.files:
+        assert f"Name={path}" in text
+
+
+def test_summary_filter_by_class(tmp_path: Path) -> None:
+    result = run_dockit("-i", str(capture("tcp_pair")), "-l", str(tmp_path / "s"), "-s", "Dockit_Socket")
+    assert result.returncode == 0, result.stderr
+    root = etree.parse(str(tmp_path / "s.xml")).getroot()
+    assert {child.tag for child in root} == {"Dockit_Socket", "Dockit_Statistics"}
+    assert len(root.findall("Dockit_Socket")) == 3
+
+
+def test_summary_filter_by_category(tmp_path: Path) -> None:
+    result = run_dockit(
+        "-i",
+        str(capture("pipeline")),
+        "-l",
+        str(tmp_path / "s"),
+        "-s",
+        'CIM_DataFile:Category=["Shared libraries","Programs"]',
+    )
+    assert result.returncode == 0, result.stderr
+    summary = Summary.load(tmp_path / "s.xml")
+    assert not summary.processes
+    assert set(summary.categories.values()) == {"Shared libraries", "Programs"}
+    assert "/usr/bin/wc" in summary.files
+
+
+def test_summary_filter_is_never_evaluated(tmp_path: Path) -> None:
+    """The original passed -s to exec(): here it is data, and code in it is an error."""
+    marker = tmp_path / "pwned"
+    payload = f"__import__('os').system('touch {marker}')"
+    result = run_dockit("-i", str(capture("failing")), "-l", str(tmp_path / "e"), "-s", payload)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert not marker.exists()
+    payload = f"CIM_Process:Handle=[__import__('os').system('touch {marker}')]"
+    result = run_dockit("-i", str(capture("failing")), "-l", str(tmp_path / "e"), "-s", payload)
+    assert result.returncode == 2 and not marker.exists()
+
+
+@pytest.mark.live
+def test_verbose_prints_the_tracer_command(tmp_path: Path) -> None:
+    result = run_dockit("-v", "-l", str(tmp_path / "v"), "true", cwd=tmp_path)
+    assert result.returncode == 0
+    line = next(line for line in result.stderr.splitlines() if line.startswith("dockit: strace "))
+    for flag in ("-f", "-yy", "-T", "-o"):
+        assert f" {flag} " in line
+    assert "trace=" in line and "file" in line
+
+
+@pytest.mark.live
+def test_ltrace_live(tmp_path: Path) -> None:
+    if shutil.which("ltrace") is None:
+        pytest.skip("ltrace is not installed")
+    result = run_dockit(
+        "-t", "ltrace", "-l", str(tmp_path / "lt"), "sh", "-c", "exit 4", cwd=tmp_path, timeout=120
+    )
+    assert result.returncode == 4, result.stderr
+    (log,) = tmp_path.glob("lt.ltrace.*.log")
+    assert log.stat().st_size > 0
+    summary = Summary.load(str(log)[: -len(".log")] + ".xml")
+    roots = [p for p in summary.processes.values() if p.ppid is None]
+    assert len(roots) == 1
+
+
+@pytest.mark.live
+def test_live_output_names(tmp_path: Path) -> None:
+    result = run_dockit(
+        "-l", str(tmp_path / "names"), "-f", "JSON", sys.executable, "-c", "pass", cwd=tmp_path
+    )
+    assert result.returncode == 0
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert len(names) == 4
+    pid = names[0].split(".")[2]
+    assert names == [f"names.strace.{pid}.{ext}" for ext in ("ini", "json", "log", "xml")]
+    assert int(pid) in Summary.load(tmp_path / f"names.strace.{pid}.xml").processes
