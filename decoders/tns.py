@@ -180,6 +180,9 @@ class _Turn:
     call_index: int = 0
     pid: int = 0
     size: int = 0
+    packets: int = 0
+    parsed: bool = False  # read when its first packet arrived
+    statement: _Statement | None = None  # the statement that reading started
     tail: bool = False  # past MAX_TURN: the last segment keeps only its last TAIL_KEEP bytes
 
     def add(self, payload: bytes, truncated: bool, chunk: Chunk) -> None:
@@ -187,6 +190,7 @@ class _Turn:
             self.start, self.call_index, self.pid = chunk.time, chunk.call_index, chunk.pid
         self.end = chunk.time
         self.size += len(payload)
+        self.packets += 1
         self.segments[-1] += payload
         if len(self.segments[-1]) > MAX_TURN and not self.tail:
             # keep the head (describe info, first rows) and from now on only the tail (the status)
@@ -392,7 +396,10 @@ class TnsDecoder(Decoder):
         if self._is_client(chunk.direction):
             if not self.reply.empty:
                 out += self._finish_reply()
+            first = self.request.empty
             self.request.add(payload, packet.truncated, chunk)
+            if first:
+                out += self._parse_request_now()
         else:
             if not self.request.empty:
                 out += self._end_request_turn()
@@ -402,15 +409,51 @@ class TnsDecoder(Decoder):
     # ----------------------------------------------------------------------------------------------
     # requests
 
+    def _parse_request_now(self) -> list[Output]:
+        """Read a request from its first packet, so its annotation lands on the call that sent it.
+
+        A request longer than one packet (SQL beyond the SDU) is read again when its turn ends.
+        """
+        turn = self.request
+        self.process = turn.pid or self.process
+        before = self.pending
+        try:
+            out = self._request(turn)
+        except Exception:  # noqa: BLE001 - one odd request must not switch the decoder off
+            out = []
+        turn.parsed = True
+        if self.pending is not None and self.pending is not before:
+            turn.statement = self.pending
+            out.append(Annotation(turn.call_index, self._note(self.pending)))
+        return out
+
     def _end_request_turn(self) -> list[Output]:
         turn, self.request = self.request, _Turn()
-        if turn.empty:
+        if turn.empty or not turn.parsed:
             return []
-        self.process = turn.pid or self.process
-        try:
-            return self._request(turn)
-        except Exception:  # noqa: BLE001 - one odd request must not switch the decoder off
-            return []
+        statement = turn.statement
+        if turn.packets > 1 and statement is not None and statement is self.pending and statement.truncated:
+            try:
+                found = self._execute_text(turn)
+            except Exception:  # noqa: BLE001
+                found = None
+            if found is not None and len(found[0]) > len(statement.text):
+                statement.text, statement.truncated = found
+        return []
+
+    def _execute_text(self, turn: _Turn) -> tuple[str, bool] | None:
+        """The SQL of the execute call in a whole request turn (after any piggybacks)."""
+        data = turn.segments[0]
+        pos = 0
+        while pos + 3 <= len(data) and data[pos] == tns.MessageType.PIGGYBACK:
+            following = tns.next_call(data, pos + 3, data[pos + 2])
+            if following is None:
+                return None
+            pos = following
+        call = tns.parse_execute(data[pos:])
+        if call is None or call.sql is None:
+            return None
+        return call.text, call.truncated or (turn.cut[0] and len(call.text) < call.sql_length)
 
     def _request(self, turn: _Turn) -> list[Output]:
         data, cut = turn.segments[0], turn.cut[0]
@@ -618,16 +661,16 @@ class TnsDecoder(Decoder):
             sample_rows=statement.rows,
             confidence="heuristic" if statement.heuristic else None,
         )
-        label = statement.text if len(statement.text) <= 200 else statement.text[:200] + "..."
-        note = (
-            f"oracle sql: {' '.join(label.split())}"
-            if statement.text
-            else "oracle sql: (text lost: cut by the tracer)"
-        )
-        if code:
-            note += f" -> {code}"
-        out += [record, Annotation(statement.call_index, note)]
+        out.append(record)
         return out
+
+    @staticmethod
+    def _note(statement: _Statement) -> str:
+        if not statement.text:
+            return "oracle sql: (text lost: cut by the tracer)"
+        label = " ".join(statement.text.split())
+        label = label if len(label) <= 200 else label[:200] + "..."
+        return f"oracle sql: {label}" + (" [heuristic]" if statement.heuristic else "")
 
     def _send_session(self) -> list[Output]:
         if self.session_sent:

@@ -486,6 +486,10 @@ def test_cli_replays_sqlplus_capture(tmp_path):
     root = etree.fromstring(_replay(SQLPLUS_STRACE, tmp_path).encode())
     found = root.findall("Dockit_SqlQuery[@Protocol='oracle']")
     assert [" ".join(q.findtext("Text").split()) for q in found] == _terminal_statements()
+    calls = (tmp_path / "out.txt").read_text()
+    assert [
+        line.split("# oracle sql: ", 1)[1] for line in calls.splitlines() if "# oracle sql: " in line
+    ] == _terminal_statements()
     assert [q.get("ErrorCode") for q in found if q.get("Status") == "error"] == [
         "ORA-01031",
         "ORA-01031",
@@ -607,3 +611,26 @@ def test_score_leaves_mysql_alone():
         b"\x05\x00\x00\x00\x02test",
     ):
         assert TnsDecoder.score(mysql, Direction.OUT, channel) < 1
+
+
+def test_sql_longer_than_a_packet_is_read_whole_and_annotated_at_its_first_call():
+    sql = "select " + ", ".join(f"column_{i}" for i in range(1500)) + " from wide_table"
+    message = tns.build_execute_native(sql, 2)
+    pieces = [message[i : i + 8182] for i in range(0, len(message), 8182)]
+    seq = [chunk(tns.build_data(piece), Direction.OUT, index) for index, piece in enumerate(pieces)]
+    seq.append(
+        chunk(
+            tns.build_data(
+                tns.build_call_status_native(
+                    code=1403, rows=0, cursor=2, message="ORA-01403: no data found\n"
+                )
+            ),
+            Direction.IN,
+            99,
+        )
+    )
+    out = run(seq)
+    (query,) = queries(out)
+    assert query.text == sql and not query.truncated and query.tables == ["wide_table"]
+    (note,) = [o for o in out if isinstance(o, Annotation)]
+    assert note.call_index == 0 and note.text.startswith("oracle sql: select column_0, column_1")
