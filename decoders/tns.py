@@ -12,14 +12,16 @@ State machine, per channel:
   AUTH calls give the database user and public logon values (never the session key or password);
   the server's AUTH answer gives the version. One `DatabaseSession` per channel, sent after logon
   (or with the first statement when the capture started mid-session, or at close).
-- statements: the client's DATA payloads between two server turns form one request. A piggyback
-  (17) is skipped to the next call by sequence number; OALL8 (94) gives options, cursor and SQL
+- statements: the client's DATA payloads between two server turns form one request, read as soon
+  as its first packet arrives (so its `Annotation` lands on the call that sent it; SQL longer than
+  one packet is completed when the turn ends). A piggyback (17) is skipped to the next call by
+  sequence number (close-cursors piggybacks drop their cursors); OALL8 (94) gives options, cursor and SQL
   text; fetch (5) and re-execute (4, 78) name a cursor, tied to its SQL by the cursor id the server
   returned in its end-of-call message. The server's payloads until the next request form the reply:
   its end-of-call message gives the ORA- code (1403 "no data found" ends a fetch: success), the rows
   processed, the cursor; its describe info gives column names; row-data messages give sample rows.
   One `SqlQuery` per execution, sent when the next call that is not a fetch of its cursor begins (or
-  at close), with an `Annotation` at the request's call.
+  at close). Replies past 1 MiB keep their head and their last 64 KiB.
 - fallback: a request whose layout is not understood but holds a length byte followed by text that
   reads as SQL is reported with `confidence="heuristic"`; never in addition to a decoded statement.
 
