@@ -296,14 +296,10 @@ class MySqlDecoder(Decoder):
 
     def _acceptor(self, direction: Direction) -> Callable[[bytes], bool]:
         def accept(head: bytes) -> bool:
-            if len(head) < 5:
-                return False
             if direction is self._server_dir:
-                if self._resync_server:
-                    self._resync_server = False
-                    return True
-                return False
-            return head[3] == 0 and head[4] in p.COMMAND_NAMES and head[:3] != b"\0\0\0"
+                armed, self._resync_server = self._resync_server, False
+                return armed  # the first chunk after the client's next request starts a reply
+            return len(head) >= 5 and head[3] == 0 and head[4] in p.COMMAND_NAMES and head[:3] != b"\0\0\0"
 
         return accept
 
@@ -468,8 +464,10 @@ class MySqlDecoder(Decoder):
         if self._phase in ("start", "greeting"):
             self._phase = "command"
         if self._phase == "login":
-            self._on_login(frame, out)
-            return
+            if frame.sequence_id != 0:
+                self._on_login(frame, out)
+                return
+            self._phase = "command"  # the login was not seen: this is already a command
         if self._phase == "auth":
             if frame.sequence_id != 0:
                 return  # auth data: never decoded, never kept
@@ -480,6 +478,7 @@ class MySqlDecoder(Decoder):
         if not self._streams[self._server_dir or Direction.IN].synced:
             self._resync_server = True
         self._flush_stale(out)
+        self._new_session(frame.start)  # a trace that starts mid-connection still names its session
         request = _Request(frame.payload[0], frame.payload, frame.truncated, frame.start)
         self._describe(request)
         out.append(Annotation(frame.start.call_index, self._annotation(request)))
@@ -681,9 +680,9 @@ class MySqlDecoder(Decoder):
             reader = p.Reader(payload)
             count = reader.lenenc() or 0
             metadata = True
-            if request.command == p.COM_STMT_EXECUTE and self._caps(p.MARIADB_CLIENT_CACHE_METADATA):
-                metadata = reader.int(1) != 0 if reader.remaining else True
-            elif self._caps(p.CLIENT_OPTIONAL_RESULTSET_METADATA):
+            if self._caps(p.MARIADB_CLIENT_CACHE_METADATA) or self._caps(
+                p.CLIENT_OPTIONAL_RESULTSET_METADATA
+            ):
                 metadata = reader.int(1) != 0 if reader.remaining else True
             request.status = "ok"
             request.rows = request.rows or 0

@@ -245,15 +245,17 @@ class RawClient:
     """A minimal client built from protocols.mysql, to get real server replies under
     CLIENT_DEPRECATE_EOF (none of the installed Python drivers asks for it)."""
 
-    def __init__(self, port: int, db: str) -> None:
+    BASE = p.CLIENT_PROTOCOL_41 | p.CLIENT_SECURE_CONNECTION | p.CLIENT_PLUGIN_AUTH | p.CLIENT_TRANSACTIONS
+    BASE |= p.CLIENT_MULTI_RESULTS
+
+    def __init__(
+        self, port: int, db: str, caps: int = BASE | p.CLIENT_LONG_PASSWORD | p.CLIENT_DEPRECATE_EOF
+    ) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port))
         greeting = p.parse_greeting(self._read_quiet()[4:])
         self.connection_id = greeting.connection_id
-        caps = (
-            p.CLIENT_LONG_PASSWORD | p.CLIENT_PROTOCOL_41 | p.CLIENT_SECURE_CONNECTION | p.CLIENT_PLUGIN_AUTH
-            | p.CLIENT_TRANSACTIONS | p.CLIENT_MULTI_RESULTS | p.CLIENT_DEPRECATE_EOF
-        )  # fmt: skip
-        assert greeting.capabilities & p.CLIENT_DEPRECATE_EOF
+        wanted = caps & ~p.CLIENT_LONG_PASSWORD  # CLIENT_MYSQL: a MariaDB server leaves it unset
+        assert greeting.capabilities & wanted == wanted, "the server does not offer what this test needs"
         self.sock.sendall(p.packets(p.build_handshake_response(caps, "root", database=db), 1))
         reply = self._read_quiet()
         assert reply[4] == 0, reply  # OK
@@ -304,6 +306,25 @@ def raw_run(env):
     )
     client._read_quiet()
     client.command(bytes([p.COM_PING]))
+    client.close()
+    return env["relay"].last(), facts
+
+
+@pytest.fixture(scope="module")
+def raw_mariadb_run(env):
+    """MariaDB's own capabilities: metadata cached by the client (the second execute of a statement
+    comes without column definitions) and extended column metadata; no CLIENT_DEPRECATE_EOF."""
+    caps = RawClient.BASE | p.MARIADB_CLIENT_CACHE_METADATA | p.MARIADB_CLIENT_EXTENDED_METADATA
+    client = RawClient(env["relay"].port, env["db"], caps)
+    facts = {"prepare": "SELECT seq, seq * ? AS product, CAST(seq AS CHAR) AS s FROM seq_1_to_3"}
+    reply = client.command(bytes([p.COM_STMT_PREPARE]) + facts["prepare"].encode())
+    statement_id = p.parse_prepare_ok(reply[4 : 4 + int.from_bytes(reply[:3], "little")]).statement_id
+    first = client.command(p.build_execute(statement_id, [10]))
+    second = client.command(p.build_execute(statement_id, [100]))
+    # The server skipped the column definitions the second time: the reply is much shorter.
+    facts["metadata_skipped"] = len(second) < len(first) - 40
+    facts["query"] = "SELECT 'a' AS letter, 2.5 AS num"
+    client.command(bytes([p.COM_QUERY]) + facts["query"].encode())
     client.close()
     return env["relay"].last(), facts
 
@@ -449,6 +470,22 @@ def test_raw_client_deprecate_eof(raw_run, env, mode: str) -> None:
     assert (pipelined.status, pipelined.parameters, pipelined.sample_rows) == ("ok", ["14"], [["42"]])
     texts = [f["select"], f["empty"], f["bad"], f["prepare"], f["prepare"], f["pipelined"]]
     assert [q.text for q in queries(out)] == texts
+
+
+@requires_server
+@pytest.mark.parametrize("mode", MODES)
+def test_raw_client_mariadb_cached_metadata(raw_mariadb_run, mode: str) -> None:
+    recording, f = raw_mariadb_run
+    assert f["metadata_skipped"]
+    out = decode(split(chunks_of(recording), mode), max_rows=5)
+    first, second = by_text(out, f["prepare"])
+    assert (first.parameters, first.rows, first.columns) == (["10"], 3, ["seq", "product", "s"])
+    assert first.sample_rows == [[str(i), str(10 * i), str(i)] for i in (1, 2, 3)]
+    # No column definitions came with the second execute: its rows are read with the cached ones.
+    assert (second.parameters, second.rows) == (["100"], 3)
+    assert second.sample_rows == [[str(i), str(100 * i), str(i)] for i in (1, 2, 3)]
+    query = one(out, f["query"])
+    assert (query.columns, query.sample_rows) == (["letter", "num"], [["a", "2.5"]])
 
 
 @requires_server
