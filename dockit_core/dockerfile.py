@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from dockit_core.atomic import atomic_open
 from dockit_core.categories import DEVICES, KERNEL_FILES, TEMPORARY
 from dockit_core.ini import safe_environment
 from dockit_core.model import Model
-from dockit_core.packages import PackageOwners, PipDistributions, family
+from dockit_core.packages import PackageOwners, PipDistributions, family, reached_through_link
 from dockit_core.summary import RunContext, read_os_release
 
 DEFAULT_IMAGE = "debian:stable-slim"
@@ -115,7 +116,12 @@ class ImagePlan:
     manager: str | None = None  # dpkg or rpm: how to install `packages`
     pip: list[str] = field(default_factory=list)  # name==version
     pip_python: str | None = None
+    venv: str | None = None  # the virtual environment the packaged Python ran in: made again in the image
+    venv_options: str = ""
     copies: list[str] = field(default_factory=list)  # absolute paths to copy from this machine
+    links: list[tuple[str, str]] = field(
+        default_factory=list
+    )  # (path, target): unowned links to packaged files
     missing: list[str] = field(default_factory=list)  # used, unpackaged, and no longer here
     not_looked_up: list[str] = field(default_factory=list)  # replay from another machine
     pip_copied: list[str] = field(default_factory=list)  # pip distributions copied with their Python
@@ -182,10 +188,20 @@ def plan_image(
         pips = pips or PipDistributions()
         python = _packaged_python(model, found, owners)
         packages = {pkg for pkg in found.values() if pkg}
+        venv = _venv(existing, python)
         pip: dict[str, str] = {}
         copied_with_python: dict[str, str] = {}
         for path in existing:
+            if (
+                venv is not None
+                and path.startswith(venv[0] + "/")
+                and (path == venv[0] + "/pyvenv.cfg" or path.startswith(venv[0] + "/bin/"))
+            ):
+                continue  # `python3 -m venv` makes them again
             if found.get(path):
+                matched = owners.matched.get(path, path)
+                if os.path.islink(path) and reached_through_link(path, matched):
+                    plan.links.append((path, os.path.realpath(path)))
                 continue
             dist = pips.owner(path)
             if dist is not None:
@@ -199,7 +215,12 @@ def plan_image(
                 f"{name}=={version}" for name, version in sorted(pip.items(), key=lambda i: i[0].lower())
             ]
             plan.pip_python = python
-            packages.add("python3-pip")
+            if venv is not None:
+                plan.venv, plan.venv_options = venv
+                if plan.manager == "dpkg":
+                    packages.add("python3-venv")
+            else:
+                packages.add("python3-pip")
         plan.pip_copied = [f"{n}=={v}" for n, v in sorted(copied_with_python.items())]
         plan.packages = sorted(packages)
     plan.workdir = _workdir(model, context)
@@ -248,6 +269,26 @@ def _regenerated_bytecode(path: str) -> bool:
         return False
     source = os.path.join(os.path.dirname(folder), name.split(".")[0] + ".py")
     return os.path.isfile(source)
+
+
+def _venv(existing: list[str], python: str | None) -> tuple[str, str] | None:
+    """(root, options) of the virtual environment that `python` ran in, from the pyvenv.cfg it read."""
+    if python is None:
+        return None
+    root = os.path.dirname(os.path.dirname(python))
+    config = root + "/pyvenv.cfg"
+    if config not in existing:
+        return None
+    options = ""
+    try:
+        with open(config, encoding="utf-8", errors="replace") as stream:
+            for line in stream:
+                key, _, value = line.partition("=")
+                if key.strip() == "include-system-site-packages" and value.strip().lower() == "true":
+                    options = " --system-site-packages"
+    except OSError:
+        pass
+    return root, options
 
 
 def _packaged_python(model: Model, found: dict[str, str | None], owners: PackageOwners) -> str | None:
@@ -322,13 +363,26 @@ def render(plan: ImagePlan, context: RunContext) -> str:
         lines.append("")
         lines.append("# distribution packages owning the files the program used")
         lines.append(install_line(plan.manager, plan.packages))
+    if plan.links:
+        lines.append("")
+        lines.append("# symbolic links the program went through to packaged files (no package makes them)")
+        lines.append(link_line(plan.links))
     if plan.pip:
         python = plan.pip_python or "python3"
         lines.append("")
         lines.append("# Python distributions installed by pip that the program imported")
-        lines.append(
-            f"RUN PIP_BREAK_SYSTEM_PACKAGES=1 {python} -m pip install --no-cache-dir " + " ".join(plan.pip)
-        )
+        if plan.venv:
+            system = os.path.realpath(python) if os.path.exists(python) else "python3"
+            lines.append(
+                f"RUN {system} -m venv{plan.venv_options} {shlex.quote(plan.venv)} \\\n"
+                f"    && {shlex.quote(plan.venv)}/bin/python -m pip install --no-cache-dir "
+                + " ".join(plan.pip)
+            )
+        else:
+            lines.append(
+                f"RUN PIP_BREAK_SYSTEM_PACKAGES=1 {python} -m pip install --no-cache-dir "
+                + " ".join(plan.pip)
+            )
     if plan.copies:
         lines.append("")
         lines.append("# files the program used that no package owns, copied from the traced machine")
@@ -371,6 +425,14 @@ def install_line(manager: str | None, packages: list[str]) -> str:
         "RUN apt-get update \\\n    && apt-get install -y --no-install-recommends \\\n"
         f"        {joined} \\\n    && rm -rf /var/lib/apt/lists/*"
     )
+
+
+def link_line(links: list[tuple[str, str]]) -> str:
+    steps = [
+        f"mkdir -p {shlex.quote(os.path.dirname(path))} && ln -sf {shlex.quote(target)} {shlex.quote(path)}"
+        for path, target in links
+    ]
+    return "RUN " + " \\\n    && ".join(steps)
 
 
 def copy_lines(paths: Iterable[str]) -> list[str]:

@@ -59,6 +59,12 @@ def candidates(path: str) -> list[str]:
     return names
 
 
+def reached_through_link(path: str, matched: str) -> bool:
+    """Whether the package owns `path` only under its symlink target (a venv's python, an
+    /etc/alternatives link): the image needs that link made again."""
+    return matched not in _merged_twins(path)
+
+
 def _merged_twins(path: str) -> list[str]:
     names = [path]
     for prefix in _MERGED:
@@ -82,6 +88,7 @@ class PackageOwners:
         self.cache_path = os.path.join(cache or cache_dir(), f"owners-{self.manager}.json")
         self.runner = runner
         self.queried = 0  # paths sent to the package manager in this run (the rest came from the cache)
+        self.matched: dict[str, str] = {}  # path -> the name its package knows it by
         self._stamp = self._database_stamp()
         self._known: dict[str, str] = self._load()
         self._dirty = False
@@ -140,7 +147,10 @@ class PackageOwners:
             self._dirty = True
         result: dict[str, str | None] = {}
         for path, ns in names.items():
-            result[path] = next((self._known[n] for n in ns if self._known.get(n)), None)
+            name = next((n for n in ns if self._known.get(n)), None)
+            result[path] = self._known[name] if name else None
+            if name:
+                self.matched[path] = name
         self.save()
         return result
 
