@@ -644,6 +644,31 @@ def test_cut_buffers_resync(pymysql_run, connector_run, limit: int) -> None:
 
 
 @requires_server
+@pytest.mark.parametrize("listening", [False, True])
+def test_trace_attached_mid_connection(pymysql_run, listening: bool) -> None:
+    """`dockit -p` on a connected client: no greeting, no login, the first bytes seen are a reply
+    tail; roles come from the first command and queries are decoded from there on."""
+    recording, f = pymysql_run
+    chunks = chunks_of(recording)
+    start = next(
+        i for i, c in enumerate(chunks) if c.direction is Direction.OUT and f["insert"].encode() in c.data
+    )
+    tail = chunks[start - 1 :]  # begins with the reply to the CREATE TABLE
+    channel = CHANNEL
+    if listening:  # seen from the server: directions flip
+        channel = ChannelInfo(channel_id="tcp:3", kind="tcp", local="127.0.0.1:3306", listening=True, pid=7)
+        tail = [
+            Chunk(data=c.data, direction=c.direction.reverse(), time=c.time, pid=7, size=c.size) for c in tail
+        ]
+    out = decode(tail, channel=channel)
+    texts = [q.text for q in queries(out)]
+    assert texts[0] == f["insert"] and f["create"] not in texts
+    assert one(out, f["select"]).rows == f["select_rowcount"]
+    [session] = sessions(out)
+    assert session.user is None and session.server_version is None
+
+
+@requires_server
 def test_unfinished_request_at_close(pymysql_run) -> None:
     recording, f = pymysql_run
     chunks = chunks_of(recording)
