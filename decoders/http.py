@@ -11,8 +11,10 @@ is told the request's method first (a mirrored `Request` with no body), so HEAD 
 replies, `CONNECT` tunnels and `101 Switching Protocols` are framed exactly as h11 frames them.
 
 What h11 refuses goes through `protocols.http`: a head cut by the tracer (`strace -s`) or malformed is
-read as far as it goes (record marked truncated), then the stream resynchronises on the next request or
-status line at a line start, or right after lost bytes (a new `write` usually starts a new message).
+read as far as it goes (record marked truncated; a reason phrase cut short is left out rather than
+shown cut), then the stream resynchronises on the next request or status line found at a line start,
+right after lost bytes, or at the first byte of a call (a peer usually writes a new message with a new
+call, and the tracer shows calls).
 Lost bytes inside a Content-Length (or read-until-close) body are only counted: they are handed to h11
 as padding, so framing continues exactly. Bytes skipped while resynchronising count towards the cut
 message, so `request_bytes`/`response_bytes` stay the bytes on the wire (head + body, including any
