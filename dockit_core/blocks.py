@@ -311,6 +311,16 @@ class BlockAggregator:
             self._emit(state.finished)
             state.finished = None
 
+    def held(self) -> int:
+        """Blocks held in memory now (open, or waiting for a repeat): what memory is bounded by."""
+        return sum(
+            len(state.open)
+            + (state.path is not None)
+            + (state.other is not None)
+            + (state.finished is not None)
+            for state in self._states.values()
+        )
+
     def finish(self) -> None:
         """The end of the trace: every open block comes out."""
         for pid in list(self._states):
