@@ -568,8 +568,8 @@ class HttpDecoder(Decoder):
         if self.closed:
             return ()
         if self.request_direction is None:
-            if not chunk.data and chunk.missing:
-                return ()
+            if not chunk.data:
+                return ()  # nothing to tell the roles from yet
             self._decide_roles(chunk)
         self.streams[chunk.direction].feed(chunk)
         return self._take_outputs()
