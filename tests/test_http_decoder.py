@@ -16,6 +16,7 @@ import json
 import os
 import random
 import socket
+import socketserver
 import subprocess
 import sys
 import threading
@@ -874,3 +875,35 @@ def test_live_curl_with_credentials_kept_secret(server, tmp_path):
     for secret in (SECRET_PASSWORD, SECRET_COOKIE, SECRET_SET_COOKIE, basic):
         assert secret not in xml
     assert xml.count('Value="&lt;redacted&gt;"') == 3  # Authorization, Cookie, Set-Cookie
+
+
+class UnixHandler(Handler):
+    def address_string(self) -> str:
+        return "unix"
+
+
+@pytest.mark.live
+def test_live_curl_over_a_unix_socket(tmp_path):
+    """HTTP over a unix socket, the way the Docker CLI talks to dockerd: same decoder, the path as server."""
+    path = tmp_path / "api.sock"
+
+    class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+        daemon_threads = True
+
+    unix_server = UnixServer(str(path), UnixHandler)
+    threading.Thread(target=unix_server.serve_forever, daemon=True).start()
+    try:
+        prefix = traced(
+            tmp_path, "docker-like", "curl", "-s", "-o", "/dev/null", "--unix-socket", str(path),
+            "http://localhost/query/v1.43/containers/json?all=1",
+        )  # fmt: skip
+    finally:
+        unix_server.shutdown()
+        unix_server.server_close()
+    entry = the_log("/query/v1.43/containers/json?all=1")
+    (exchange,) = summary(prefix, "Dockit_HttpRequest")
+    assert (exchange["Method"], exchange["Url"], exchange["Host"]) == ("GET", entry["path"], "localhost")
+    assert (exchange["Status"], exchange["ContentType"]) == ("200", "text/plain")
+    assert int(exchange["RequestBytes"]) == entry["read"]
+    assert int(exchange["ResponseBytes"]) == entry["written"]
+    assert exchange["Server"] == str(path)
