@@ -20,12 +20,12 @@ def run(host: str, port: int, commands: Iterable[str], pipeline: bool = False) -
         if not greeting.startswith("KV1"):
             print(f"not a KV1 server: {greeting!r}", file=sys.stderr)
             return 2
-        lines = [command.strip() for command in commands]
         if pipeline:
-            sock.sendall("".join(f"{line}\n" for line in lines).encode())
-        for line in lines:
+            commands = list(commands)
+            sock.sendall("".join(f"{command.strip()}\n" for command in commands).encode())
+        for command in commands:  # read lazily: stdin commands are sent as they are typed
             if not pipeline:
-                sock.sendall(f"{line}\n".encode())
+                sock.sendall(f"{command.strip()}\n".encode())
             reply = replies.readline().decode("utf-8", "replace").rstrip("\n")
             print(reply, flush=True)
             status |= reply.startswith("ERR")

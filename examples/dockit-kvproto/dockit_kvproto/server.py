@@ -61,10 +61,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7379)
     parser.add_argument("--name", default="kvd", help="the server name sent in the greeting")
+    parser.add_argument("--connections", type=int, default=0, help="exit after serving N clients")
     args = parser.parse_args(argv)
     with KvServer((args.host, args.port), args.name) as server:
         host, port = server.server_address[:2]
         print(f"kvproto server {args.name} listening on {host}:{port}", flush=True)
+        if args.connections:  # serve that many clients, wait for them, exit
+            server.daemon_threads = False
+            for _ in range(args.connections):
+                server.handle_request()
+            return
         try:
             server.serve_forever()
         except KeyboardInterrupt:
