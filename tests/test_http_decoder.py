@@ -778,8 +778,9 @@ def dockit(*args: str) -> subprocess.CompletedProcess:
 
 def summary(prefix: Path, tag: str) -> list[dict[str, str]]:
     """The attributes of every `tag` element of the summary XML a dockit run wrote under `prefix`."""
-    (xml,) = prefix.parent.glob(prefix.name + "*.xml")
-    root = ElementTree.parse(xml).getroot()
+    found = sorted(prefix.parent.glob(prefix.name + "*.xml"))
+    assert len(found) == 1, f"expected one summary for {prefix}, found {found}"
+    root = ElementTree.parse(found[0]).getroot()
     return [dict(element.attrib) for element in root.iter(tag)]
 
 
