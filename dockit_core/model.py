@@ -146,6 +146,38 @@ class Model:
                 self.root_pid = pid
         return found
 
+    def rename_process(self, old: int, new: int) -> None:
+        """`old` was a stand-in pid (an unprefixed log's default) for the process whose pid is `new`."""
+        process = self.processes.get(old)
+        if process is None or new in self.processes:
+            if self.root_pid == old:
+                self.root_pid = new
+            return
+        process.pid = new
+        self.processes = {(new if pid == old else pid): p for pid, p in self.processes.items()}  # same order
+        if self.root_pid == old:
+            self.root_pid = new
+        for other in self.processes.values():
+            if other.ppid == old:
+                other.ppid = new
+            if other.tgid == old:
+                other.tgid = new
+            other.threads = [new if tid == old else tid for tid in other.threads]
+        for node in self.files.values():
+            if old in node.accesses:
+                node.accesses[new] = node.accesses.pop(old)
+        for socket in self.sockets:
+            if old in socket.pids:
+                socket.pids.discard(old)
+                socket.pids.add(new)
+        for pipe in self.pipes.values():
+            for pids in (pipe.writers, pipe.readers, pipe.holders):
+                if old in pids:
+                    pids.discard(old)
+                    pids.add(new)
+            if pipe.created_by == old:
+                pipe.created_by = new
+
     def file(self, path: str) -> FileNode:
         found = self.files.get(path)
         if found is None:

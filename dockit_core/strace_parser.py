@@ -27,6 +27,16 @@ _ATTACH = re.compile(r"(?:strace: )?Process (\d+) (attached|detached)")
 _SIGNAL = re.compile(r"--- (\w+) ?(.*?) ?---")
 _DURATION = re.compile(r"\s+<(\d+\.\d+)>$")
 _UNFINISHED = " <unfinished ...>"
+_CLONES = frozenset({"clone", "clone3", "fork", "vfork"})
+
+
+@dataclass(slots=True)
+class PidAlias:
+    """The process known so far as `placeholder` is really `pid`: every fact about it moves there."""
+
+    index: int
+    placeholder: int
+    pid: int
 # The line most logs are made of, in one match: pid, time, name, args, result, fd decoration, errno,
 # duration. Anything else (resumed, unfinished, signals, exits, odd results) takes the general path.
 _COMPLETE_CALL = re.compile(
@@ -114,9 +124,57 @@ class StraceParser:
         self.stats = ParseStats()
         self._time_offset = 0.0  # -r: relative times are summed
         self._relative: bool | None = None
+        # Logs whose lines are not all prefixed with a pid (strace 4.x -f writing to stderr):
+        self._mixed = False
+        self._known: set[int] = set()  # pids seen in a prefix or returned by a clone
+        self._placeholder: int | None = None  # the unprefixed first process's pid, until confirmed
+        self._alias: PidAlias | None = None
 
-    def parse(self, line: str, index: int) -> Event | None:
-        """One line in, at most one event out (an unfinished call waits for its resumption)."""
+    def parse(self, line: str, index: int) -> Event | tuple[PidAlias, Event] | PidAlias | None:
+        """One line in, at most one event out (an unfinished call waits for its resumption); the line
+        that reveals the real pid of the unprefixed first process also yields a `PidAlias` first."""
+        event = self._parse(line, index)
+        if not self._mixed:
+            return event
+        if type(event) is Call and event.name in _CLONES and event.retval and event.retval > 0:
+            self._known.add(event.retval)
+        if self._alias is None:
+            return event
+        alias, self._alias = self._alias, None
+        return (alias, event) if event is not None else alias
+
+    def _unprefixed(self) -> int:
+        """The pid of a line without one: strace 4.x, writing to stderr, left out `[pid N]` while it
+        traced a single process. The first such process gets the default pid (the .ini's, often a
+        placeholder such as 12345) until a prefixed line shows its real pid."""
+        if not self._mixed:
+            self._mixed = True
+            if self.default_pid not in self._known:
+                self._placeholder = self.default_pid
+        return self.default_pid
+
+    def _prefixed(self, pid: int, index: int) -> None:
+        """A pid from a prefix, in a log that also has unprefixed lines: is it the first process's?"""
+        if pid in self._known:
+            return
+        self._known.add(pid)
+        placeholder = self._placeholder
+        if placeholder is None:
+            return
+        self._placeholder = None
+        if pid == placeholder:
+            return  # the default pid was the real one
+        if any(entry[0] in _CLONES for other, entry in self.pending.items() if other != pid):
+            self._placeholder = placeholder  # most likely the child of a clone still running
+            return
+        # A pid never created in the trace, while the unprefixed process has no real pid yet: it is
+        # that process (strace 4 printed [pid N] for it as soon as a second process existed).
+        self._alias = PidAlias(index, placeholder, pid)
+        self.default_pid = pid
+        if placeholder in self.pending and pid not in self.pending:
+            self.pending[pid] = self.pending.pop(placeholder)
+
+    def _parse(self, line: str, index: int) -> Event | None:
         self.stats.lines += 1
         line = line.rstrip("\r\n")
         fast = _COMPLETE_CALL.match(line)
@@ -126,8 +184,10 @@ class StraceParser:
         pid_text = head.group(1) or head.group(2)
         if pid_text:
             pid = int(pid_text)
+            if self._mixed:
+                self._prefixed(pid, index)
         else:
-            pid = self.default_pid
+            pid = self._unprefixed()
         time = self._time(head)
         body = line[head.end() :]
         if not body:
@@ -169,7 +229,12 @@ class StraceParser:
     def _fast_call(self, match: re.Match[str], index: int, line: str) -> Call | None:
         """The common line, read by one regex: `[pid] [time] name(args) = result [<duration>]`."""
         pid_text = match.group(1) or match.group(2)
-        pid = int(pid_text) if pid_text else self.default_pid
+        if pid_text:
+            pid = int(pid_text)
+            if self._mixed:
+                self._prefixed(pid, index)
+        else:
+            pid = self._unprefixed()
         if match.group(3) is not None:
             seconds = match.group(5)
             time: float | None = int(match.group(3)) * 3600 + int(match.group(4)) * 60 + float(seconds)

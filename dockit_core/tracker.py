@@ -8,6 +8,7 @@ over the fd table, so a trace attached mid-run still knows what its fds were.
 from __future__ import annotations
 
 import os.path
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,8 +27,10 @@ from dockit_core.cstring import literal_bytes, parse_quoted
 from dockit_core.decorations import parse_decoration
 from dockit_core.events import Attach, Call, Event, Exit, Signal
 from dockit_core.model import FdEntry, FileNode, Model, PipeNode, Process, SocketNode
+from dockit_core.strace_parser import PidAlias
 
 CLONE_CALLS = frozenset({"clone", "clone3", "fork", "vfork"})
+_WAIT_STATUS = re.compile(r"WEXITSTATUS\(s\) == (\d+)|WTERMSIG\(s\) == (\w+)( && WCOREDUMP\(s\))?")
 _READS = frozenset({"read", "pread64", "pread", "recv", "recvfrom"})
 _WRITES = frozenset({"write", "pwrite64", "pwrite", "send", "sendto"})
 _VECTOR_READS = frozenset({"readv", "preadv", "preadv2", "recvmsg"})
@@ -131,10 +134,17 @@ class Tracker:
             process.end = event.time if event.time is not None else self.last_time
         elif isinstance(event, Signal):
             self._process(event.pid, event.time)
-        elif isinstance(event, Attach) and event.attached:
-            process = self._process(event.pid, None)
-            if process.calls == 0:
-                process.seen_from_start = False
+        elif isinstance(event, Attach):
+            if event.attached:
+                process = self._process(event.pid, None)
+                if process.calls == 0:
+                    process.seen_from_start = False
+        elif isinstance(event, PidAlias):
+            self.model.rename_process(event.placeholder, event.pid)
+        elif isinstance(event, tuple):  # (PidAlias, the line's own event)
+            for part in event:
+                if part is not None:
+                    self.apply(part)
 
     def attached(
         self,
@@ -259,6 +269,34 @@ class Tracker:
         if process.tgid is None or process.tgid == process.pid:
             for fd in [fd for fd, entry in process.fds.items() if entry.cloexec]:
                 del process.fds[fd]
+
+    def _exit_call(self, call: Call, process: Process, info: CallInfo) -> None:
+        """exit_group(N): the status, for logs without `+++ exited with N +++` (strace 4 with -qq,
+        ltrace). A `+++` line, when there is one, still has the last word."""
+        if call.name == "exit" and process.is_thread:
+            return  # a thread's exit ends the thread only
+        owner = self.model.process(process.owner)
+        code = int_arg(first_arg(call.args).strip())
+        if code is not None and owner.exit_code is None and owner.signal is None:
+            owner.exit_code = code & 0xFF
+        if owner.end is None:
+            owner.end = call.time
+
+    def _wait_call(self, call: Call, process: Process, info: CallInfo) -> None:
+        """wait4/waitpid returning a child's pid with its status: the child's exit code or signal."""
+        if call.retval is None or call.retval <= 0:
+            return
+        child = self.model.processes.get(call.retval)
+        if child is None or child.exit_code is not None or child.signal is not None:
+            return
+        match = _WAIT_STATUS.search(call.args)
+        if match is None:
+            return
+        if match.group(1) is not None:
+            child.exit_code = int(match.group(1))
+        else:
+            child.signal = match.group(2)
+            child.core_dumped = match.group(3) is not None
 
     def _chdir(self, call: Call, process: Process, info: CallInfo) -> None:
         if not call.ok:
@@ -625,6 +663,8 @@ class Tracker:
         for name in CLONE_CALLS:
             handlers[name] = self._clone
         handlers["execve"] = handlers["execveat"] = self._execve
+        handlers["exit_group"] = handlers["exit"] = self._exit_call
+        handlers["wait4"] = handlers["waitpid"] = self._wait_call
         handlers["chdir"] = handlers["fchdir"] = self._chdir
         for name in ("open", "openat", "openat2", "creat", "open64"):
             handlers[name] = self._open
