@@ -22,7 +22,7 @@ GREETING = b"KV1"
 COMMANDS = frozenset({"GET", "SET", "DEL", "QUIT"})
 REPLIES = frozenset({"OK", "VALUE", "ERR"})
 MAX_WORD = 32  # the longest command name kept in a record
-MAX_LINE = 64 * 1024  # a longer "line" is not KV1: drop it rather than buffer without end
+MAX_LINE = 64 * 1024  # a longer line is kept to this length, marked truncated: memory stays bounded
 
 
 def is_greeting(line: bytes) -> bool:
@@ -40,35 +40,38 @@ class LineBuffer:
     def __init__(self) -> None:
         self.buffer = bytearray()
         self.scanned = 0  # bytes of `buffer` already known to hold no newline
-        self.skipping = False  # bytes were lost: drop the rest of the damaged line
+        self.skipping = False  # drop bytes up to the next newline: the tail of a cut line
+        self.lost = False  # that tail was lost by the tracer, so it may end where a call starts
 
-    def feed(self, data: bytes) -> list[bytes]:
+    def feed(self, data: bytes, starts_message: bool) -> list[tuple[bytes, bool]]:
+        """The lines `data` completes, each with True when it was cut."""
+        if self.skipping:
+            if self.lost and starts_message:
+                self.skipping = False  # the lost bytes ended on a line boundary: resynchronised
+            else:
+                newline = data.find(b"\n")
+                if newline < 0:
+                    return []
+                data, self.skipping = data[newline + 1 :], False
         self.buffer += data
         lines, start = [], 0
         while (end := self.buffer.find(b"\n", max(start, self.scanned))) >= 0:
-            line, start = bytes(self.buffer[start:end]).rstrip(b"\r"), end + 1
-            if self.skipping:
-                self.skipping = False
-            else:
-                lines.append(line)
+            head = bytes(self.buffer[start : min(end, start + MAX_LINE)]).rstrip(b"\r")
+            lines.append((head, end - start > MAX_LINE))
+            start = end + 1
         del self.buffer[:start]
         self.scanned = len(self.buffer)
-        if self.scanned > MAX_LINE:
-            self.lose()
+        if self.scanned > MAX_LINE:  # keep the head of an endless line, skip its tail
+            lines.append((self.cut(lost=False), True))
         return lines
 
-    def lose(self) -> bytes:
-        """The tracer lost bytes here: return the cut line (decoded as far as it goes), skip its rest."""
-        cut = bytes(self.buffer).rstrip(b"\r")
+    def cut(self, lost: bool) -> bytes:
+        """End the current line here (decoded as far as it goes) and skip the rest of it."""
+        line = bytes(self.buffer[:MAX_LINE]).rstrip(b"\r")
         self.buffer.clear()
         self.scanned = 0
-        self.skipping = True
-        return cut
-
-    def resync(self) -> None:
-        """A call starts with a message: the lost bytes ended on a line boundary."""
-        if not self.buffer:
-            self.skipping = False
+        self.skipping, self.lost = True, lost
+        return line
 
 
 @dataclass
@@ -102,15 +105,15 @@ class KvDecoder(Decoder):
 
     def feed(self, chunk: Chunk) -> Sequence[Output]:
         lines = self.lines[chunk.direction]
-        if first_word(chunk.data) in COMMANDS | REPLIES or is_greeting(chunk.data):
-            lines.resync()
+        head = chunk.data[: MAX_WORD + 1]
+        starts_message = first_word(head) in COMMANDS | REPLIES or is_greeting(head)
         outputs: list[Output] = []
-        for line in lines.feed(chunk.data):
-            outputs += self._line(line, chunk, truncated=False)
-        if chunk.missing:
-            cut = lines.lose()
-            if cut:
-                outputs += self._line(cut, chunk, truncated=True)
+        for line, cut in lines.feed(chunk.data, starts_message):
+            outputs += self._line(line, chunk, truncated=cut)
+        if chunk.missing:  # the tracer lost the next `missing` bytes: this line ends here, cut
+            line = lines.cut(lost=True)
+            if line:
+                outputs += self._line(line, chunk, truncated=True)
         return outputs
 
     def close(self, time: float | None) -> Sequence[Output]:
@@ -156,7 +159,9 @@ class KvDecoder(Decoder):
         command.truncated |= truncated
         latency = chunk.time - command.start if chunk.time is not None and command.start is not None else None
         status = "error" if word == "ERR" else "ok"
-        value_bytes = len(rest.encode()) if word == "VALUE" else command.value_bytes
+        value_bytes = command.value_bytes
+        if word == "VALUE":
+            value_bytes = None if truncated else len(rest.encode())
         record = self._record(command, status, rest if word == "ERR" else None, latency, value_bytes)
         return [
             record,

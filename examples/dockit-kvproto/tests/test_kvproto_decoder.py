@@ -160,6 +160,22 @@ def test_a_cut_buffer_is_marked_and_the_next_line_decoded(server: KvServer) -> N
     assert records[1].attr("ValueBytes") == 5000  # the reply was whole
 
 
+def test_an_endless_line_is_cut_and_the_replies_stay_in_line(server: KvServer) -> None:
+    """A 200 KB value is longer than the decoder buffers: its SET is kept, cut, and matched to its OK."""
+    commands = ["SET huge " + "y" * 200_000, "GET huge", "DEL huge", "GET huge"]
+    chunks = converse(server, commands)
+    for pieces in (chunks, split(chunks, 5)):
+        records = decode(pieces, client_channel(server))
+        assert summary(records) == [
+            ("SET", "huge", "ok", None),
+            ("GET", "huge", "ok", None),
+            ("DEL", "huge", "ok", None),
+            ("GET", "huge", "error", "no such key"),
+        ]
+        assert [r.attr("Truncated") for r in records] == ["true", "true", None, None]
+        assert [r.attr("ValueBytes") for r in records[:2]] == [None, None]  # never a wrong length
+
+
 def test_an_unanswered_command_is_reported_at_close(server: KvServer) -> None:
     chunks = converse(server, ["GET color"])[:-1]  # the trace ended before the reply
     assert summary(decode(chunks, client_channel(server))) == [("GET", "color", "unknown", None)]
