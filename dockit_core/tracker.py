@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from dockit_core import ltrace_buffers
 from dockit_core.args import (
     first_arg,
     int_arg,
@@ -26,6 +27,7 @@ from dockit_core.channels import ChannelManager
 from dockit_core.cstring import literal_bytes, parse_quoted
 from dockit_core.decorations import parse_decoration
 from dockit_core.events import Attach, Call, Event, Exit, Signal
+from dockit_core.library_sql import LibrarySqlCalls
 from dockit_core.model import FdEntry, FileNode, Model, PipeNode, Process, SocketNode
 from dockit_core.strace_parser import PidAlias
 
@@ -120,6 +122,7 @@ class Tracker:
         self.unattributed_data_calls = 0
         self.calls = 0
         self.last_info = CallInfo()
+        self.library_sql = LibrarySqlCalls(channels)
         self._handlers: dict[str, Callable[[Call, Process, CallInfo], None]] = self._build_handlers()
 
     # -- events --------------------------------------------------------------------------------------
@@ -592,6 +595,9 @@ class Tracker:
     def _data(self, call: Call, process: Process, info: CallInfo) -> None:
         name = call.name
         args_text = call.args
+        ltrace = call.library is not None or ltrace_buffers.is_ltrace_syscall(call)
+        if ltrace and call.library is None and ltrace_buffers.inside_wrapping_call(call.pid, self.pending_calls()):
+            return  # ltrace: the library call around this system call shows and counts the same bytes
         node = self._node(process, first_arg(args_text))
         if node is None:
             return
@@ -611,6 +617,15 @@ class Tracker:
         if not call.ok:
             return
         op = "read" if reading else "write"
+        if ltrace:
+            buffer = ltrace_buffers.call_bytes(call)
+            if buffer is None:  # a raw pointer: bytes counted, no decoder fed a chunk of nothing
+                self._route(node, process, op, b"", size, call, deliver=False)
+            else:
+                self._route(node, process, op, buffer.data, size, call)
+                if op == "write" and isinstance(node, SocketNode):
+                    self.library_sql.socket_write(call, node)
+            return
         if name in _READS or name in _WRITES:
             args = split_args(args_text)
             decoded = literal_bytes(args[1]) if len(args) > 1 else None
@@ -622,14 +637,22 @@ class Tracker:
         self._route(node, process, op, data, size, call)
 
     def _route(
-        self, node: SocketNode | PipeNode, process: Process, op: str, data: bytes, size: int, call: Call
+        self,
+        node: SocketNode | PipeNode,
+        process: Process,
+        op: str,
+        data: bytes,
+        size: int,
+        call: Call,
+        deliver: bool = True,
     ) -> None:
         if isinstance(node, SocketNode):
             if op == "read":
                 node.bytes_in += size
             else:
                 node.bytes_out += size
-            self.channels.socket_data(node, process.pid, op, data, size, call.time, call.index)
+            if deliver:
+                self.channels.socket_data(node, process.pid, op, data, size, call.time, call.index)
         else:
             if op == "read":
                 node.bytes_read += size
@@ -637,8 +660,9 @@ class Tracker:
                 node.bytes_written += size
             node.bytes = max(node.bytes_read, node.bytes_written)
             (node.readers if op == "read" else node.writers).add(process.owner)
-            fd, _ = parse_fd(first_arg(call.args))
-            self.channels.pipe_data(node, fd or 0, process.pid, op, data, size, call.time, call.index)
+            if deliver:
+                fd, _ = parse_fd(first_arg(call.args))
+                self.channels.pipe_data(node, fd or 0, process.pid, op, data, size, call.time, call.index)
 
     def _sendfile(self, call: Call, process: Process, info: CallInfo) -> None:
         args = split_args(call.args)
@@ -699,6 +723,8 @@ class Tracker:
         for name in _READS | _WRITES | _VECTOR_READS | _VECTOR_WRITES:
             handlers[name] = self._data
         handlers["sendfile"] = handlers["sendfile64"] = self._sendfile
+        for name in LibrarySqlCalls.NAMES:
+            handlers[name] = self.library_sql.call
         return handlers
 
 
