@@ -5,10 +5,12 @@ statement to the library as text; ltrace with dockit's prototypes prints it. The
 also crosses the socket, where the MySQL decoder reports it with more detail (rows, error code, tables).
 
 The rule that keeps a statement from being counted twice: a library call becomes a record only when no
-write it made reached a socket that the MySQL decoder is decoding. The writes are the traced data calls
-of the same thread made between the library call's start and its end (nested in it, in ltrace's output).
-So the library record appears when the socket bytes are not readable (TLS, compression, a send that
-ltrace could not hook) and never beside the decoder's record of the same statement.
+socket decoder reported a statement of the same process that started while the library call ran (between
+its start and its end: the library sends the statement and waits for the reply inside the call, so the
+socket decoder's record, made when the reply arrives, starts in that window). The library record thus
+appears when the socket bytes were not readable (TLS, a compressed connection, a send ltrace could not
+hook) and never beside the decoder's record of the same statement. With decoding turned off
+(`--no-decode`) there are no library records either.
 
 Status: these calls return 0 on success and non-zero on error (`mysql_send_query` only sends: its
 success says nothing about the statement, so it stays "unknown"). Rows and error details are not known
@@ -18,14 +20,14 @@ at this level.
 from __future__ import annotations
 
 from decoders.mysql import redact_sql
-from decoders.records import Annotation, SqlQuery, as_cim
+from decoders.records import Annotation, CimObject, SqlQuery, as_cim
 from decoders.sql_tables import tables_in
 from dockit_core.channels import ChannelManager
 from dockit_core.events import Call
 from dockit_core.ltrace_buffers import argument, decode_buffer
-from dockit_core.model import Process, SocketNode
+from dockit_core.model import Process
 
-_WRITES_KEPT = 256
+_KEPT = 256
 ANNOTATION_MAX = 200
 
 
@@ -43,24 +45,32 @@ class LibrarySqlCalls:
 
     def __init__(self, channels: ChannelManager) -> None:
         self.channels = channels
-        self._writes: dict[int, list[tuple[float | None, bool]]] = {}
+        self._decoded: dict[int, list[float | None]] = {}  # pid -> starts of socket-decoded statements
         self.records = 0
         self.skipped = 0
+        self._emit = channels.emit
+        channels.emit = self._observe
 
-    def socket_write(self, call: Call, node: SocketNode) -> None:
-        """A traced write to a socket: remember whether the MySQL decoder reads that socket."""
-        channel = self.channels.channels.get(ChannelManager._socket_key(node)[0])
-        decoded = channel is not None and channel.decoder is not None and channel.decoder.name == "mysql"
-        writes = self._writes.setdefault(call.pid, [])
-        writes.append((call.time, decoded))
-        if len(writes) > _WRITES_KEPT:
-            del writes[: _WRITES_KEPT // 2]
+    def _observe(self, cim: CimObject) -> None:
+        """Every object the decoders emit passes here first: note the SQL statements they found."""
+        if cim.cim_class == "Dockit_SqlQuery":
+            process = cim.attr("Process")
+            if isinstance(process, int):
+                starts = self._decoded.setdefault(process, [])
+                start = cim.attr("Start")
+                starts.append(start if isinstance(start, float) else None)
+                if len(starts) > _KEPT:
+                    del starts[: _KEPT // 2]
+        self._emit(cim)
 
     def call(self, call: Call, process: Process, _info: object) -> None:
-        writes = self._writes.pop(call.pid, [])
+        if self.channels.registry is None:
+            return  # --no-decode
+        starts = self._decoded.pop(process.pid, [])
         if call.time is not None:
-            writes = [w for w in writes if w[0] is None or w[0] >= call.time]
-        if any(decoded for _time, decoded in writes):
+            # Records emitted so far were made before this call's end: only its start bounds them.
+            starts = [s for s in starts if s is None or s >= call.time]
+        if starts:
             self.skipped += 1
             return
         text, truncated = self._sql(call)
@@ -87,7 +97,7 @@ class LibrarySqlCalls:
             written_tables=written,
         )
         self.records += 1
-        self.channels.emit(as_cim(record))
+        self._emit(as_cim(record))
         note = Annotation(call.index, f"{call.name}: {text[:ANNOTATION_MAX]}")
         self.channels.annotations.setdefault(note.call_index, []).append(note.text)
 

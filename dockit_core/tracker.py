@@ -623,8 +623,6 @@ class Tracker:
                 self._route(node, process, op, b"", size, call, deliver=False)
             else:
                 self._route(node, process, op, buffer.data, size, call)
-                if op == "write" and isinstance(node, SocketNode):
-                    self.library_sql.socket_write(call, node)
             return
         if name in _READS or name in _WRITES:
             args = split_args(args_text)
