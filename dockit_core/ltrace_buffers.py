@@ -266,3 +266,31 @@ def call_bytes(call: Call) -> Buffer | None:
     if len(buffer.data) > size:
         return Buffer(buffer.data[:size], False, buffer.ambiguous)
     return Buffer(buffer.data, buffer.cut or len(buffer.data) < size, buffer.ambiguous)
+
+
+def trim_array(line: str, keep: int) -> str | None:
+    """The line with its buffer's char array cut to `keep` elements, the way ltrace's `-A` cuts one
+    (`[ 'a', 'b'... ]`), so a replay reads it as cut; None if the line has no char array buffer.
+
+    For the saved log: a file's bytes, or a failed call's stale buffer (ltrace prints `-A` elements of
+    it when recv returns -1, as the length expression `retval` is then huge), are not worth keeping."""
+    start = line.find(", [ ", 0, 256)
+    if start < 0:
+        return None
+    position = start + 4
+    match = None
+    for count, match in enumerate(_ELEMENT.finditer(line, position), 1):
+        if match.start() != position:
+            return None  # not a run of elements: not a char array
+        if count == keep:
+            break
+        position = match.end() + 2  # ", "
+    if match is None:
+        return None
+    cut = match.end()
+    end = line.find(" ]", cut)
+    if end < 0:
+        return None
+    if end - cut <= 8:
+        return line  # nothing worth cutting
+    return line[:cut] + "..." + line[end:]

@@ -270,6 +270,14 @@ def attach_failure(stderr_lines: list[str], pid: int) -> str | None:
 
 def trim_file_buffer(line: str, keep: int = FILE_BUFFER_KEEP) -> str:
     """Cut the data literal of a file read/write line to `keep` characters, marked `...` as strace does."""
+    if ", [ '" in line[:256]:  # ltrace: a char array (never on a call's first line: its result is unknown)
+        if line.rstrip().endswith("<unfinished ...>"):
+            return line
+        from dockit_core.ltrace_buffers import trim_array
+
+        trimmed = trim_array(line, keep)
+        if trimmed is not None:
+            return trimmed
     open_paren = line.find("(")
     start = line.find(', "', open_paren)
     if start < 0:

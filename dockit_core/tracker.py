@@ -615,6 +615,7 @@ class Tracker:
                 access.written_bytes += size
             return
         if not call.ok:
+            info.file_io = ltrace  # ltrace prints a failed recv's stale buffer, -A bytes of it: trimmed
             return
         op = "read" if reading else "write"
         if ltrace:
