@@ -188,6 +188,9 @@ def plan_image(
         pips = pips or PipDistributions()
         python = _packaged_python(model, found, owners)
         packages = {pkg for pkg in found.values() if pkg}
+        # a link's package and its target's: /usr/bin/python3 (python3-minimal) -> python3.11 (python3.11-minimal)
+        targets = {os.path.realpath(p) for p in existing if os.path.islink(p)} - set(found)
+        packages |= {pkg for pkg in owners.owners(sorted(targets)).values() if pkg}
         venv = _venv(existing, python)
         pip: dict[str, str] = {}
         copied_with_python: dict[str, str] = {}
