@@ -87,7 +87,7 @@ class LibrarySqlCalls:
         record = SqlQuery(
             protocol="mysql",
             process=process.pid,
-            session=f"{call.library or 'library'}:{handle.strip()}",
+            session=f"mysql-handle:{handle.strip()}",  # the MYSQL* the program passed
             text=text,
             start=call.time,
             duration=call.duration,
