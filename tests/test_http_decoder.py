@@ -20,6 +20,7 @@ import socketserver
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -738,8 +739,6 @@ def test_mutated_real_traffic_never_raises(real_streams, data):
 
 def test_long_stream_is_linear():
     """Ten thousand pipelined requests in one chunk, then byte-wise garbage: no quadratic blow-up."""
-    import time
-
     request = b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n"
     response = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
     decoder = HttpDecoder(CHANNEL)
@@ -908,3 +907,59 @@ def test_live_curl_over_a_unix_socket(tmp_path):
     assert int(exchange["RequestBytes"]) == entry["read"]
     assert int(exchange["ResponseBytes"]) == entry["written"]
     assert exchange["Server"] == str(path)
+
+
+SERVE = """
+import http.server, json, sys
+sys.path.insert(0, {repo!r})
+from tests.test_http_decoder import SERVER_LOG, Handler
+
+server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+with open({port_file!r}, "w") as out:
+    out.write(str(server.server_address[1]))
+for _ in range({connections}):
+    server.handle_request()
+with open({log_file!r}, "w") as out:
+    json.dump(SERVER_LOG, out)
+"""
+
+
+@pytest.mark.live
+def test_live_traced_server(tmp_path):
+    """dockit traces the server: requests come IN on accepted sockets, and content says side=server."""
+    port_file, log_file = tmp_path / "port", tmp_path / "log.json"
+    script = tmp_path / "serve.py"
+    script.write_text(
+        SERVE.format(repo=str(REPO), port_file=str(port_file), log_file=str(log_file), connections=2)
+    )
+    prefix = tmp_path / "server"
+    tracer = subprocess.Popen(
+        [sys.executable, "-m", "dockit_core.cli", "-l", str(prefix), sys.executable, str(script)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        for _ in range(600):
+            if port_file.exists() and port_file.read_text():
+                break
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{port_file.read_text()}"
+        with requests.Session() as session:  # connection 1: keep-alive, three requests
+            assert session.get(url + "/ka/s1", params={"q": "1"}).status_code == 200
+            assert session.post(url + "/json", json={"traced": "server"}).status_code == 200
+            assert session.head(url + "/head").status_code == 200
+        run("curl", "-s", "-o", "/dev/null", url + "/chunked")  # connection 2
+        _, stderr = tracer.communicate(timeout=60)
+    finally:
+        tracer.kill()
+    assert tracer.returncode == 0, stderr
+    log = json.loads(log_file.read_text())
+    assert [entry["path"] for entry in log] == ["/ka/s1?q=1", "/json", "/head", "/chunked"]
+    found = summary(prefix, "Dockit_HttpRequest")
+    assert len(found) == 4
+    for exchange, entry in zip(found, log, strict=True):
+        assert exchange["Side"] == "server"
+        assert (exchange["Method"], exchange["Url"]) == (entry["method"], entry["path"])
+        assert exchange["Status"] == str(entry["status"])
+        assert int(exchange["RequestBytes"]) == entry["read"]
+        assert int(exchange["ResponseBytes"]) == entry["written"]
+        assert exchange["Server"] == f"127.0.0.1:{port_file.read_text()}"
