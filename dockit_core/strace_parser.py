@@ -30,6 +30,14 @@ _UNFINISHED = " <unfinished ...>"
 _CLONES = frozenset({"clone", "clone3", "fork", "vfork"})
 
 
+def _plain(name: str) -> str:
+    """`libc.so.6->recv`, `recv@SYS`, `SYS_recv` -> `recv`: how ltrace names the call when it resumes."""
+    name = name.rpartition("->")[2]
+    if name.endswith("@SYS"):
+        return name[:-4]
+    return name[4:] if name.startswith("SYS_") else name
+
+
 @dataclass(slots=True)
 class PidAlias:
     """The process known so far as `placeholder` is really `pid`: every fact about it moves there."""
@@ -129,11 +137,16 @@ class StraceParser:
         self._known: set[int] = set()  # pids seen in a prefix or returned by a clone
         self._placeholder: int | None = None  # the unprefixed first process's pid, until confirmed
         self._alias: PidAlias | None = None
+        # A call line the traced program's own output cut (strace writing to the terminal or file the
+        # program also writes to): `write(2, "abc"..., 4abc` ... then `) = 4` on a later line.
+        self._dangling: tuple[int, int, float | None, str, str, str] | None = None
 
     def parse(self, line: str, index: int) -> Event | tuple[PidAlias, Event] | PidAlias | None:
         """One line in, at most one event out (an unfinished call waits for its resumption); the line
         that reveals the real pid of the unprefixed first process also yields a `PidAlias` first."""
         event = self._parse(line, index)
+        if self._dangling is not None and event is not None and self._dangling[0] != index:
+            event = (self._stale_dangling(), event)  # it never got its `) = N`
         if not self._mixed:
             return event
         if type(event) is Call and event.name in _CLONES and event.retval and event.retval > 0:
@@ -142,6 +155,11 @@ class StraceParser:
             return event
         alias, self._alias = self._alias, None
         return (alias, event) if event is not None else alias
+
+    def _stale_dangling(self) -> Call:
+        index, pid, time, name, args, line = self._dangling  # type: ignore[misc]
+        self._dangling = None
+        return self._make_call(index, pid, time, name, args, None, line, partial=False)
 
     def _unprefixed(self) -> int:
         """The pid of a line without one: strace 4.x, writing to stderr, left out `[pid N]` while it
@@ -195,9 +213,24 @@ class StraceParser:
                 self.stats.bad(index, line)
             return None
         first = body[0]
+        if first == ")" and self._dangling is not None and body.startswith(") = "):
+            start_index, start_pid, start_time, name, args, start_line = self._dangling
+            self._dangling = None
+            return self._make_call(
+                index, start_pid, start_time, name, args, body[4:], start_line, partial=False, end_time=time
+            )
         if first == "<":
             return self._resumed(body, pid, time, index, line)
         if first == "-" and body.startswith("--- "):
+            if body.startswith("--- Called exec() ---"):
+                # ltrace: a successful execve never returns; this line ends it.
+                start = self.pending.get(pid)
+                if start is not None and _plain(start[0]) in ("execve", "execveat"):
+                    del self.pending[pid]
+                    return self._make_call(
+                        index, pid, start[1], start[0], start[2], "0", line, partial=False, end_time=time
+                    )
+                return None
             match = _SIGNAL.match(body)
             if match:
                 return Signal(index, pid, time, match.group(1), match.group(2))
@@ -292,9 +325,20 @@ class StraceParser:
                 index, pid, time, name, rest[: -len(" <no return ...>")], None, line, partial=False
             )
         if rest.endswith(_UNFINISHED) or rest.endswith(" <detached ...>"):
+            # ltrace: `vfork@SYS(... <unfinished ...>` resumes as `<... vfork resumed>`; the tracker
+            # looks for a pending clone by its plain name.
+            if name.endswith("@SYS"):
+                name = name[:-4]
+            elif name.startswith("SYS_"):
+                name = name[4:]
             self.pending[pid] = (name, time, rest[: rest.rfind(" <")], line)
             return None
         args, result = split_call_tail(rest)
+        if result is None:  # its `) = N` may follow the output that cut it; flushed by the next event
+            if self._dangling is not None:
+                return self._stale_dangling()  # rare: keep the newest one waiting
+            self._dangling = (index, pid, time, name, args, line)
+            return None
         return self._make_call(index, pid, time, name, args, result, line, partial=False)
 
     def _resumed(self, body: str, pid: int, time: float | None, index: int, line: str) -> Call | None:
@@ -315,10 +359,10 @@ class StraceParser:
                 line,
             )
             return None
-        if start is not None and start[0] == name:
+        if start is not None and (start[0] == name or _plain(start[0]) == _plain(name)):
             args = f"{start[2]} {args_tail}" if start[2] and args_tail else start[2] + args_tail
             return self._make_call(
-                index, pid, start[1], name, args, result, line, partial=False, end_time=time
+                index, pid, start[1], start[0], args, result, line, partial=False, end_time=time
             )
         if start is not None:
             self.pending[pid] = start  # another call's resumption: leave the pending one
