@@ -6,8 +6,9 @@ How a call finds its block (docs/blocks.md says the same for users):
   starts at the call that gave the descriptor (open, socket, accept, pipe...) and ends when the process
   closes its last descriptor on it, execs, or exits. Decoded queries and requests go into it.
 - A call that names a path without keeping a descriptor (stat, access, a failed open, unlink, mkdir...)
-  joins the current path block of its process when it is the same call in the same folder, else starts
-  one: 500 `newfstatat` on files of one folder are one block.
+  joins the current path block of its process when its path is in the same folder, else starts one:
+  500 `newfstatat` on files of one folder are one block, and so are `ls -l`'s lstat, lgetxattr and
+  getxattr on each file of a folder.
 - Calls on no file at all (mmap of memory, brk, futex, rt_sigaction...) join the one block of such calls
   of their process, which counts them by name.
 - Process calls (execve, clone, fork, wait4, exit_group, kill...) are blocks of their own.
@@ -101,8 +102,8 @@ class Block:
     one_target: bool = True  # a merged block whose blocks all worked on the same target
 
     def __post_init__(self) -> None:
-        if self.target and self.target.startswith("/"):
-            self.folder = os.path.dirname(self.target)
+        if self.target and self.kind in ("file", "path"):
+            self.folder = os.path.dirname(self.target) or "."
 
     @property
     def duration(self) -> float | None:
@@ -173,7 +174,7 @@ class _ProcessState:
     open: dict[object, Block] = field(default_factory=dict)  # node key -> block
     fds: dict[int, object] = field(default_factory=dict)  # fd -> node key, as this process used it
     path: Block | None = None
-    path_key: tuple[str, str | None] | None = None
+    path_key: tuple[str, str] | None = None
     other: Block | None = None
     finished: Block | None = None  # waiting to see whether the next finished block repeats it
 
@@ -211,8 +212,7 @@ class BlockAggregator:
             return
         target = info.target or _failed_path(call, bare)
         if target is not None:
-            folder = os.path.dirname(target) if target.startswith("/") else None
-            path_key = (name, folder if folder else target)
+            path_key = ("path", os.path.dirname(target) or ".")
             if state.path is None or state.path_key != path_key:
                 self._end_path(state)
                 state.path = Block(pid, "path", target, last_target=target)
@@ -429,9 +429,11 @@ def describe(block: Block) -> str:
         listed = ", ".join(f"{n} x{c}" if c > 1 else n for n, c in names.items())
         return f"other calls ({listed}): {tail}"
     if block.kind == "path":
-        first = next(iter(names))
+        first = ", ".join(names)
         where = (
-            f"{many}{first} {target}" if block.one_target else f"{many}{first} in {block.folder or target}"
+            f"{many}{first} {target}"
+            if block.one_target
+            else f"{first} on {block.repeat} paths in {block.folder or target}"
         )
         return f"{where}: {tail}"
     if block.kind == "file":
