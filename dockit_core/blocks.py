@@ -258,7 +258,7 @@ class BlockAggregator:
         if entry is None:
             key = state.fds.get(fd) if name == "close" else None
             if key is None:
-                key, kind, label = _decoration_key(call.args if name == "close" else "")
+                key, kind, label = _decoration_key(call.args)
                 if key is None:
                     return None, "", None
                 return key, kind, label
