@@ -61,6 +61,7 @@ class Registry:
     def __init__(self, classes: Iterable[type[Decoder]] = (), overrides: dict[int, str] | None = None):
         self.classes: list[type[Decoder]] = []
         self.problems: list[str] = []
+        self._score_failures: set[str] = set()  # reported once per decoder, not once per call
         for cls in classes:
             self.add(cls)
         self.overrides = dict(overrides or {})
@@ -116,7 +117,9 @@ class Registry:
             try:
                 score = cls.score(data, direction, channel)
             except Exception as error:  # noqa: BLE001 - a scoring bug is that decoder's, not the run's
-                self.problems.append(f"decoder {cls.name} failed to score a channel: {error!r}")
+                if cls.name not in self._score_failures:
+                    self._score_failures.add(cls.name)
+                    self.problems.append(f"decoder {cls.name} failed to score a channel: {error!r}")
                 continue
             if score < MIN_SCORE:
                 continue

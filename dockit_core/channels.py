@@ -152,7 +152,9 @@ class ChannelManager:
         channel.pending.append(chunk)
         channel.pending_bytes += len(chunk.data)
         assert self.registry is not None
-        chosen = self.registry.choose(chunk.data, chunk.direction, channel.info)
+        # Score what this direction has sent so far, so a greeting split over two calls is still seen.
+        seen = b"".join(c.data for c in channel.pending if c.direction is chunk.direction)
+        chosen = self.registry.choose(seen, chunk.direction, channel.info)
         if chosen is None:
             if channel.pending_bytes > DETECTION_BYTES or len(channel.pending) > DETECTION_CHUNKS:
                 channel.undecodable = True

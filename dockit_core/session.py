@@ -235,7 +235,7 @@ def print_report(report: Report, warnings: int, stream=sys.stderr) -> None:  # t
     if warnings and report.unattributed_data_calls:
         stream.write(f"dockit: {report.unattributed_data_calls} data call(s) whose fd was not in the trace\n")
     for problem in report.problems:
-        if warnings or "failed" in problem:
+        if warnings or "failed" in problem or "skipped" in problem:
             stream.write(f"dockit: {problem}\n")
     for output in report.outputs:
         stream.write(f"dockit: wrote {output}\n")

@@ -651,7 +651,7 @@ class Tracker:
             else:
                 node.bytes_out += size
             if deliver:
-                self.channels.socket_data(node, process.pid, op, data, size, call.time, call.index)
+                self.channels.socket_data(node, process.owner, op, data, size, call.time, call.index)
         else:
             if op == "read":
                 node.bytes_read += size
@@ -661,7 +661,7 @@ class Tracker:
             (node.readers if op == "read" else node.writers).add(process.owner)
             if deliver:
                 fd, _ = parse_fd(first_arg(call.args))
-                self.channels.pipe_data(node, fd or 0, process.pid, op, data, size, call.time, call.index)
+                self.channels.pipe_data(node, fd or 0, process.owner, op, data, size, call.time, call.index)
 
     def _sendfile(self, call: Call, process: Process, info: CallInfo) -> None:
         args = split_args(call.args)

@@ -170,14 +170,9 @@ def test_traced_server_side(kvproto_installed, tmp_path: Path) -> None:
     assert {c["Server"] for c in found} == {f"127.0.0.1:{port}"}
     server = next(etree.parse(str(xml)).getroot().iter("CIM_Process"))
     threads = {t.get("Handle") for t in server.iter("Thread")}
-    assert {c["Process"] for c in found} <= threads | {server.get("Handle")}  # see the xfail below
+    assert {c["Process"] for c in found} <= threads | {server.get("Handle")}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: Chunk.pid is the strace pid column, i.e. the thread id, for a threaded server; "
-    "records' Process should name the CIM_Process (the thread group id)",
-)
 def test_traced_server_records_name_the_process_not_the_thread(kvproto_installed, tmp_path: Path) -> None:
     found, _, _ = trace_server(tmp_path)
     _, pid = outputs(tmp_path / "s")
