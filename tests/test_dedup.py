@@ -1,0 +1,106 @@
+"""Both ends traced: a loopback connection, or two pipes between a parent and its child, carry each
+byte twice in the trace (the sender's write, the receiver's read). Each message must come out once."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+pytestmark = [
+    pytest.mark.live,
+    pytest.mark.skipif(
+        shutil.which("strace") is None, reason="strace is not installed (apt-get install strace)"
+    ),
+]
+
+LOOPBACK_PROGRAM = textwrap.dedent(
+    """
+    import http.server, threading, urllib.request
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = self.path.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    for path in ("/first?x=1", "/second"):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}{path}").read()
+    server.shutdown()
+    """
+)
+
+# A parent speaks HTTP to its child over two pipes (the shape of an Oracle BEQ link): both traced.
+PIPES_PROGRAM = textwrap.dedent(
+    """
+    import os, sys
+
+    to_child_r, to_child_w = os.pipe()
+    to_parent_r, to_parent_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(to_child_w); os.close(to_parent_r)
+        for _ in range(2):
+            request = b""
+            while not request.endswith(b"\\r\\n\\r\\n"):
+                request += os.read(to_child_r, 4096)
+            path = request.split(b" ")[1]
+            os.write(to_parent_w, b"HTTP/1.1 200 OK\\r\\nContent-Length: %d\\r\\n\\r\\n%s" % (len(path), path))
+        os._exit(0)
+    os.close(to_child_r); os.close(to_parent_w)
+    for path in (b"/one", b"/two"):
+        os.write(to_child_w, b"GET " + path + b" HTTP/1.1\\r\\nHost: child\\r\\n\\r\\n")
+        expected = len(b"HTTP/1.1 200 OK\\r\\nContent-Length: 4\\r\\n\\r\\n/one")
+        answer = b""
+        while len(answer) < expected:
+            answer += os.read(to_parent_r, 4096)
+    os.waitpid(pid, 0)
+    """
+)
+
+
+def trace(tmp_path: Path, name: str, program: str) -> etree._Element:
+    script = tmp_path / f"{name}.py"
+    script.write_text(program)
+    prefix = tmp_path / name
+    result = subprocess.run(
+        [sys.executable, "-m", "dockit_core.cli", "-l", str(prefix), sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    (summary,) = tmp_path.glob(f"{name}.strace.*.xml")
+    return etree.parse(str(summary)).getroot()
+
+
+def test_loopback_http_with_both_ends_traced_comes_out_once(tmp_path: Path) -> None:
+    root = trace(tmp_path, "loopback", LOOPBACK_PROGRAM)
+    exchanges = [(e.get("Method"), e.get("Url"), e.get("Status")) for e in root.iter("Dockit_HttpRequest")]
+    assert exchanges == [("GET", "/first?x=1", "200"), ("GET", "/second", "200")]
+    assert int(root.find("Dockit_Statistics").get("DuplicateChunks")) > 0  # the server's reads were seen
+
+
+def test_pipe_pair_with_both_ends_traced_comes_out_once(tmp_path: Path) -> None:
+    root = trace(tmp_path, "pipes", PIPES_PROGRAM)
+    exchanges = [
+        (e.get("Method"), e.get("Url"), e.get("Status"), e.get("Host"))
+        for e in root.iter("Dockit_HttpRequest")
+    ]
+    assert exchanges == [("GET", "/one", "200", "child"), ("GET", "/two", "200", "child")]
+    processes = {p.get("Handle") for p in root.iter("CIM_Process")}
+    assert len(processes) == 2
