@@ -41,6 +41,7 @@ from decoders.sql_tables import tables_in
 from protocols import mysql as p
 
 ANNOTATION_MAX = 500
+MAX_PENDING = 64  # requests waiting for replies; beyond, the oldest are reported without one
 _NO_REPLY = frozenset({p.COM_QUIT, p.COM_STMT_CLOSE, p.COM_STMT_SEND_LONG_DATA})
 _RESULT_COMMANDS = frozenset({p.COM_QUERY, p.COM_STMT_EXECUTE, p.COM_PROCESS_INFO})
 _SIMPLE = frozenset(
@@ -478,6 +479,8 @@ class MySqlDecoder(Decoder):
         if not self._streams[self._server_dir or Direction.IN].synced:
             self._resync_server = True
         self._flush_stale(out)
+        while len(self._queue) >= MAX_PENDING:  # replies never seen (one direction not traced)
+            self._finish(self._queue.popleft(), out)
         self._new_session(frame.start)  # a trace that starts mid-connection still names its session
         request = _Request(frame.payload[0], frame.payload, frame.truncated, frame.start)
         self._describe(request)
@@ -830,29 +833,25 @@ class MySqlDecoder(Decoder):
 
     def _parameters(self, request: _Request, statement: _Statement) -> tuple[list[str | None], bool]:
         """The parameters of an execute; (values, decoded fully)."""
-        if request.truncated:
-            return [], False
         try:
             execute = p.parse_execute(
-                request.payload, statement.num_params, statement.param_types, frozenset(statement.long_data)
+                request.payload,
+                statement.num_params,
+                statement.param_types,
+                frozenset(statement.long_data),
+                partial=request.truncated,
             )
         except p.MySqlError:
             return [], False
         if execute.types is not None:
             statement.param_types = execute.types
         statement.long_data.clear()
-        return execute.parameters, True
+        return execute.parameters, len(execute.parameters) == statement.num_params
 
 
 def _skip_query_attributes(body: bytes) -> bytes:
-    """COM_QUERY under CLIENT_QUERY_ATTRIBUTES (MySQL 8): skip the attribute block before the text."""
+    """COM_QUERY under CLIENT_QUERY_ATTRIBUTES (MySQL 8): the SQL after the attribute block."""
     try:
-        r = p.Reader(body)
-        count = r.lenenc() or 0
-        r.lenenc()  # parameter set count, always 1
-        if count == 0:
-            return r.rest()
-        # Attributes: bitmap, bound flag, types with names, values. Rare; return the raw body if unsure.
-        return body
+        return p.parse_query_attributes(body)[1]
     except p.MySqlError:
         return body

@@ -692,10 +692,12 @@ def parse_execute(
     num_params: int,
     known_types: list[tuple[int, bool]] | None = None,
     long_data: frozenset[int] = frozenset(),
+    partial: bool = False,
 ) -> Execute:
     """COM_STMT_EXECUTE; `num_params` comes from the PREPARE reply, `known_types` from an earlier
     execute of the same statement (a client sends the types only when it binds new ones), `long_data`
-    the parameters sent before by COM_STMT_SEND_LONG_DATA (their values are not in this packet)."""
+    the parameters sent before by COM_STMT_SEND_LONG_DATA (their values are not in this packet).
+    With `partial`, a payload cut among the values gives the values before the cut."""
     r = Reader(payload, 1)
     statement_id = r.int(4)
     flags = r.int(1)
@@ -720,8 +722,45 @@ def parse_execute(
         elif types is None or i >= len(types):
             raise MySqlError("parameter types unknown (no earlier execute bound them)")
         else:
-            params.append(_binary_value(r, *types[i]))
+            try:
+                params.append(_binary_value(r, *types[i]))
+            except MySqlError:
+                if not partial:
+                    raise
+                break  # a packet cut by the tracer: the values before the cut
     return Execute(statement_id=statement_id, flags=flags, parameters=params, types=new_types)
+
+
+def parse_query_attributes(body: bytes) -> tuple[dict[str, str | None], bytes]:
+    """COM_QUERY's body under CLIENT_QUERY_ATTRIBUTES (MySQL 8.0.23+): (attributes, SQL text)."""
+    r = Reader(body)
+    count = r.lenenc() or 0
+    r.lenenc()  # parameter set count, always 1
+    attributes: dict[str, str | None] = {}
+    if count:
+        bitmap = r.take((count + 7) // 8)
+        if not r.int(1):
+            raise MySqlError("query attributes without types")
+        types = []
+        for _ in range(count):
+            code, extra = r.int(1), r.int(1)
+            types.append((code, bool(extra & PARAM_UNSIGNED), text(r.lenenc_bytes()) or ""))
+        for i, (code, unsigned, name) in enumerate(types):
+            null = bitmap[i // 8] & (1 << (i % 8))
+            attributes[name] = None if null else _binary_value(r, code, unsigned)
+    return attributes, r.rest()
+
+
+def build_query_attributes(sql: bytes, attributes: dict[str, str]) -> bytes:
+    """A COM_QUERY body with string attributes (for tests)."""
+    out = bytearray(lenenc_int(len(attributes)) + lenenc_int(1))
+    if attributes:
+        out += bytes((len(attributes) + 7) // 8) + b"\x01"
+        for name in attributes:
+            out += bytes([TYPE_VAR_STRING, 0]) + lenenc_str(name.encode())
+        for value in attributes.values():
+            out += lenenc_str(value.encode())
+    return bytes(out) + sql
 
 
 def _binary_param(value: object) -> tuple[int, bool, bytes]:

@@ -912,3 +912,18 @@ def test_cli_traces_a_live_client(tmp_path, env) -> None:
     assert prepared.get("Rows") == "2"
     calls = next(tmp_path.glob("live*.txt")).read_text()
     assert "mysql query: SELECT seq FROM seq_1_to_6" in calls
+
+
+def test_replies_never_seen_are_reported_without_one() -> None:
+    """Only the client's writes were traced: every query still comes out, status unknown, and the
+    queue of requests waiting for replies stays bounded."""
+    decoder = MySqlDecoder(CHANNEL)
+    out: list[Output] = []
+    for i in range(500):
+        sql = f"SELECT {i} FROM t"
+        out += decoder.feed(Chunk(data=p.packets(b"\x03" + sql.encode()), direction=Direction.OUT, time=float(i),
+                                  pid=1, size=len(sql) + 5, call_index=i))  # fmt: skip
+        assert len(decoder._queue) <= 64
+    out += decoder.close(None)
+    assert [q.text for q in queries(out)] == [f"SELECT {i} FROM t" for i in range(500)]
+    assert {q.status for q in queries(out)} == {"unknown"}

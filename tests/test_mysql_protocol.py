@@ -164,3 +164,17 @@ def test_real_server_greeting() -> None:
     # MariaDB prefixes "5.5.5-" for clients that expect a 5.x server.
     assert greeting.server_version.removeprefix("5.5.5-") == version
     assert greeting.capabilities & p.CLIENT_PROTOCOL_41 and greeting.auth_plugin
+
+
+def test_query_attributes_round_trip() -> None:
+    """MySQL 8's CLIENT_QUERY_ATTRIBUTES prefix (no MySQL 8 server here: built from the layout)."""
+    body = p.build_query_attributes(b"SELECT 1", {"trace_id": "abc", "user": "u"})
+    assert p.parse_query_attributes(body) == ({"trace_id": "abc", "user": "u"}, b"SELECT 1")
+    assert p.parse_query_attributes(b"\x00\x01SELECT 2") == ({}, b"SELECT 2")
+
+
+def test_execute_cut_among_values() -> None:
+    raw = p.build_execute(3, [1, "long text value", 2])
+    with pytest.raises(p.MySqlError):
+        p.parse_execute(raw[:-12], 3)
+    assert p.parse_execute(raw[:-12], 3, partial=True).parameters == ["1"]
