@@ -4,14 +4,16 @@ Decoded: the packet header (3-byte little-endian length, sequence id), length-en
 strings, the server greeting (handshake v10, MariaDB's extended capabilities included), the client's
 SSL request and HandshakeResponse41 (user, database, capabilities; the auth response is skipped and
 never kept), OK / ERR / EOF, column definitions (with MariaDB extended metadata), text and binary
-result rows, COM_STMT_PREPARE_OK and COM_STMT_EXECUTE parameters (NULL bitmap, types, binary values).
+result rows, COM_STMT_PREPARE_OK and COM_STMT_EXECUTE parameters (NULL bitmap, types, binary values),
+MySQL 8 query attributes before a COM_QUERY's text. Builders for each (tests and fuzzing).
 
 Not decoded: compression (CLIENT_COMPRESS), anything after an SSL request (it is TLS), the old
 pre-4.1 handshake response (only its capabilities and user), session-state tracking info in OK packets,
 COM_STMT_BULK_EXECUTE, replication and COM_BINLOG_DUMP.
 
-Parsers raise `MySqlError` (a ValueError) on a payload too short or malformed for what it claims;
-framing, state and partial packets are the decoder's business (decoders/mysql.py).
+Parsers raise `MySqlError` (a ValueError) on a payload too short or malformed for what it claims
+(`parse_execute(partial=True)` excepted); framing, state and partial packets are the decoder's
+business (decoders/mysql.py).
 """
 
 from __future__ import annotations
