@@ -140,6 +140,10 @@ class StraceParser:
         # A call line the traced program's own output cut (strace writing to the terminal or file the
         # program also writes to): `write(2, "abc"..., 4abc` ... then `) = 4` on a later line.
         self._dangling: tuple[int, int, float | None, str, str, str] | None = None
+        self._fragment: str | None = None  # the start of a line cut by strace's own message
+        # ltrace: library calls whose pending start a nested call's start hid (mysql_real_query ->
+        # send): each is pending again once the nested call resumes.
+        self._outer: dict[int, list[tuple[str, float | None, str, str]]] = {}
 
     def parse(self, line: str, index: int) -> Event | tuple[PidAlias, Event] | PidAlias | None:
         """One line in, at most one event out (an unfinished call waits for its resumption); the line
@@ -195,9 +199,17 @@ class StraceParser:
     def _parse(self, line: str, index: int) -> Event | None:
         self.stats.lines += 1
         line = line.rstrip("\r\n")
+        if self._fragment is not None:
+            line, self._fragment = self._fragment + line, None
         fast = _COMPLETE_CALL.match(line)
         if fast is not None:
             return self._fast_call(fast, index, line)
+        cut = line.find("strace: Process ", 1)
+        if cut > 0 and _ATTACH.match(line, cut):
+            # strace writing to stderr put its own message inside a call line, which goes on in the
+            # next line: `clone(child_stack=NULL, ...SIGCHLDstrace: Process 1381 attached`.
+            self._fragment = line[:cut]
+            return None
         head = _HEAD.match(line)
         pid_text = head.group(1) or head.group(2)
         if pid_text:
@@ -331,6 +343,9 @@ class StraceParser:
                 name = name[:-4]
             elif name.startswith("SYS_"):
                 name = name[4:]
+            outer = self.pending.get(pid)
+            if outer is not None and "->" in outer[0]:
+                self._outer.setdefault(pid, []).append(outer)
             self.pending[pid] = (name, time, rest[: rest.rfind(" <")], line)
             return None
         args, result = split_call_tail(rest)
@@ -361,6 +376,9 @@ class StraceParser:
             return None
         if start is not None and (start[0] == name or _plain(start[0]) == _plain(name)):
             args = f"{start[2]} {args_tail}" if start[2] and args_tail else start[2] + args_tail
+            outer = self._outer.get(pid)
+            if outer:
+                self.pending[pid] = outer.pop()
             return self._make_call(
                 index, pid, start[1], start[0], args, result, line, partial=False, end_time=time
             )
