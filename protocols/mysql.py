@@ -470,18 +470,41 @@ def parse_ok(payload: bytes) -> Ok:
     last_id = r.lenenc() or 0
     status = r.int(2) if r.remaining >= 2 else 0
     warnings = r.int(2) if r.remaining >= 2 else 0
-    return Ok(affected_rows=affected, last_insert_id=last_id, status=status, warnings=warnings)
+    info = r.rest()
+    if info:
+        # MariaDB (and MySQL under CLIENT_SESSION_TRACK) prefix the info with its length.
+        inner = Reader(info)
+        try:
+            length = inner.lenenc()
+            if length is not None and length == inner.remaining:
+                info = inner.rest()
+        except MySqlError:
+            pass
+    return Ok(
+        affected_rows=affected,
+        last_insert_id=last_id,
+        status=status,
+        warnings=warnings,
+        info=text(info) or "",
+    )
 
 
 def build_ok(
-    affected_rows: int = 0, last_insert_id: int = 0, status: int = 2, warnings: int = 0, header: int = 0
+    affected_rows: int = 0,
+    last_insert_id: int = 0,
+    status: int = 2,
+    warnings: int = 0,
+    header: int = 0,
+    info: str = "",
 ) -> bytes:
+    """An OK payload; `info` is written length-prefixed, as MariaDB does."""
     return (
         bytes([header])
         + lenenc_int(affected_rows)
         + lenenc_int(last_insert_id)
         + status.to_bytes(2, "little")
         + warnings.to_bytes(2, "little")
+        + (lenenc_str(info.encode()) if info else b"")
     )
 
 

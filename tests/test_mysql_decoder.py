@@ -927,3 +927,17 @@ def test_replies_never_seen_are_reported_without_one() -> None:
     out += decoder.close(None)
     assert [q.text for q in queries(out)] == [f"SELECT {i} FROM t" for i in range(500)]
     assert {q.status for q in queries(out)} == {"unknown"}
+
+
+@requires_server
+def test_builders_match_the_real_server_bytes(pymysql_run) -> None:
+    """protocols.mysql builds, byte for byte, the OK and ERR packets the server sent."""
+    recording, f = pymysql_run
+    replies = [data for _, d, data in recording.chunks if d == "in"]
+    assert p.packets(p.build_ok(status=2), 2) in replies  # the OK that ends the login (autocommit on)
+    err = p.packets(p.build_err(f["bad_code"], "42S02", f["bad_message"]), 1)
+    assert err in replies
+    info = f"Records: {f['insert_rowcount']}  Duplicates: 0  Warnings: 0"  # the server's wording
+    insert_ok = p.packets(p.build_ok(f["insert_rowcount"], f["insert_lastrowid"], status=2, info=info), 1)
+    assert insert_ok in replies
+    assert p.parse_ok(insert_ok[4:]).info == info
