@@ -132,11 +132,23 @@ class _Stream:
         self.trim()
 
     def origin(self, offset: int) -> tuple[float | None, int, int]:
-        """Time, call index and pid of the chunk holding the byte at `offset`."""
-        while len(self.chunks) > 1 and self.chunks[1][0] <= offset:
-            self.chunks.popleft()
-        _, time, call, pid = self.chunks[0]
+        """Time, call index and pid of the chunk holding the byte at `offset` (`trim` drops old chunks)."""
+        found = self.chunks[0]
+        for chunk in self.chunks:
+            if chunk[0] > offset:
+                break
+            found = chunk
+        _, time, call, pid = found
         return time, call, pid
+
+    def time_before(self, offset: int) -> float | None:
+        """Time of the chunk holding the byte just before `offset`: when a message that ends there ended."""
+        found = self.last_time
+        for start, time, _, _ in reversed(self.chunks):
+            found = time
+            if start < offset:
+                break
+        return found
 
     def trim(self) -> None:
         if self.mode == "message":
@@ -378,7 +390,7 @@ class _Stream:
         if msg is not None:
             msg.wire_bytes = until - msg.start
             msg.done = True
-            msg.end_time = msg.end_time or self.last_time
+            msg.end_time = self.time_before(until)
             self.decoder.on_done(self, msg)
 
     # -- lost bytes ----------------------------------------------------------------------------
