@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from dockit_core.cstring import unescape
+
 _SOCKET = re.compile(
     r"(TCP|TCPv6|UDP|UDPv6|UDPLITE|UDPLITEv6|UNIX|UNIX-STREAM|UNIX-DGRAM|UNIX-SEQPACKET|NETLINK|"
     r"RAW|RAWv6|PACKET|socket)(?::\[(.*)\])?$",
@@ -52,6 +54,10 @@ class Decoration:
 
 @lru_cache(maxsize=4096)
 def parse_decoration(text: str) -> Decoration:
+    if "\\" in text:  # -x/-xx escape the decoration too: `3<\x2f\x65\x74\x63...>`
+        lt = text.find("<")
+        head, tail = (text[:lt], text[lt:]) if lt > 0 else (text, "")
+        text = unescape(head).decode("utf-8", "surrogateescape") + tail
     if text.startswith("/"):
         # -yy adds device numbers: /dev/pts/2<char 136:2>
         if text.endswith(">") and "<" in text:

@@ -140,8 +140,8 @@ class Tracker:
         elif isinstance(event, Attach):
             if event.attached:
                 process = self._process(event.pid, None)
-                if process.calls == 0:
-                    process.seen_from_start = False
+                if process.calls == 0 and process.ppid is None and process.tgid is None:
+                    process.seen_from_start = False  # not a child whose clone the trace showed
         elif isinstance(event, PidAlias):
             self.model.rename_process(event.placeholder, event.pid)
         elif isinstance(event, tuple):  # (PidAlias, the line's own event)
@@ -226,6 +226,7 @@ class Tracker:
     def _adopt(self, parent: Process, child: Process, flags: str) -> None:
         if child.ppid is not None or child.tgid is not None:
             return
+        child.seen_from_start = True  # its creation is in the trace ("Process N attached" under -f)
         if "CLONE_THREAD" in flags:
             leader = parent.tgid or parent.pid
             child.tgid = leader
@@ -326,18 +327,32 @@ class Tracker:
             return path
         return os.path.normpath(os.path.join(base, path))
 
+    def _dirfd(self, process: Process, arg: str) -> int | None:
+        """The dirfd of an *at() call. With -y its decoration names the folder: `AT_FDCWD</home/x>` is
+        the process's current directory (learnt even when the trace never showed a chdir)."""
+        fd, decoration = parse_fd(arg)
+        if decoration:
+            deco = parse_decoration(decoration)
+            if deco.kind == "file" and deco.path:
+                if fd == -100:
+                    process.cwd = deco.path
+                elif fd is not None and fd >= 0:
+                    self._node(process, arg)
+        return fd
+
     def _open(self, call: Call, process: Process, info: CallInfo) -> None:
         if not call.ok or call.retval is None:
             return
         args = split_args(call.args)
         if call.name in ("openat", "openat2"):
-            dirfd = parse_fd(args[0])[0] if args else None
+            dirfd = self._dirfd(process, args[0]) if args else None
             path_arg, flags = (args[1] if len(args) > 1 else ""), (args[2] if len(args) > 2 else "")
         else:
             dirfd = None
             path_arg, flags = (args[0] if args else ""), (args[1] if len(args) > 1 else "")
-        if call.ret_decoration and call.ret_decoration.startswith("/"):
-            path = parse_decoration(call.ret_decoration).path or call.ret_decoration
+        decorated = parse_decoration(call.ret_decoration) if call.ret_decoration else None
+        if decorated is not None and decorated.kind == "file" and decorated.path:
+            path = decorated.path
         else:
             raw = parse_path(path_arg)
             if raw is None:
@@ -367,22 +382,25 @@ class Tracker:
                 src, dst = parse_path(args[1]), parse_path(args[3])
                 if src and dst:
                     paths = [
-                        self._resolve(process, src, parse_fd(args[0])[0]),
-                        self._resolve(process, dst, parse_fd(args[2])[0]),
+                        self._resolve(process, src, self._dirfd(process, args[0])),
+                        self._resolve(process, dst, self._dirfd(process, args[2])),
                     ]
         elif name == "symlinkat":
             if len(args) >= 3:
                 dst = parse_path(args[2])
                 if dst:
-                    paths = [self._resolve(process, dst, parse_fd(args[1])[0])]
+                    paths = [self._resolve(process, dst, self._dirfd(process, args[1]))]
         elif at:
             quote = call.args.find('"')
             parsed = parse_quoted(call.args, quote) if quote > 0 else None
             if parsed is not None:
                 path = parsed[0].decode("utf-8", "surrogateescape")
-                fd, decoration = parse_fd(call.args[: call.args.rfind(",", 0, quote)])
+                dir_arg = call.args[: call.args.rfind(",", 0, quote)]
+                fd, decoration = parse_fd(dir_arg)
                 if path == "" and decoration:  # AT_EMPTY_PATH on an fd
                     path = parse_decoration(decoration).path or ""
+                elif decoration:
+                    fd = self._dirfd(process, dir_arg)
                 if path:
                     paths = [self._resolve(process, path, fd)]
         else:
