@@ -11,6 +11,8 @@ What goes in, and why:
     one `pip install name==version` line (with that Python, and its distribution's pip package);
   - anything else -> copied into `rootfs/` in the build context, keeping its absolute path, and added
     with COPY. `__pycache__/*.pyc` files whose source is there are left out: Python remakes them.
+    Files that look like credentials (~/.ssh/, .netrc, *.key, *.pem, .aws/...) are never copied: a
+    comment names them, to be mounted at run time.
   Package and pip lookups are made only when the trace was recorded on this machine: a replayed log from
   elsewhere lists the files it needed in comments instead (this machine's files are not that machine's).
 - WORKDIR: the traced current directory. ENV: the environment the program ran with, without secrets
@@ -102,6 +104,12 @@ NOISY_ENV = frozenset(
         "LESSCLOSE",
     }
 )
+# Files that hold credentials: never put into an image; named in a comment so they can be mounted.
+SECRET_FILE = re.compile(
+    r"(/\.ssh/|/\.gnupg/|/\.netrc$|/\.pgpass$|/\.my\.cnf$|/\.git-credentials$|/\.aws/|/\.kube/config$"
+    r"|/\.docker/config\.json$|/\.pypirc$|/\.npmrc$|\.(pem|key|p12|pfx|jks|keystore)$|/private/|credentials)",
+    re.I,
+)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PYTHON = re.compile(r"/python\d(\.\d+)?$")
 
@@ -124,6 +132,7 @@ class ImagePlan:
     )  # (path, target): unowned links to packaged files
     missing: list[str] = field(default_factory=list)  # used, unpackaged, and no longer here
     not_looked_up: list[str] = field(default_factory=list)  # replay from another machine
+    secrets: list[str] = field(default_factory=list)  # unpackaged files that look like credentials
     pip_copied: list[str] = field(default_factory=list)  # pip distributions copied with their Python
     workdir: str | None = None
     environment: dict[str, str] = field(default_factory=dict)
@@ -212,6 +221,9 @@ def plan_image(
                     pip[dist[0]] = dist[1]
                     continue
                 copied_with_python[dist[0]] = dist[1]
+            if SECRET_FILE.search(path):
+                plan.secrets.append(path)
+                continue
             plan.copies.append(path)
         if pip:
             plan.pip = [
@@ -396,6 +408,10 @@ def render(plan: ImagePlan, context: RunContext) -> str:
                 + ")"
             )
         lines += copy_lines(plan.copies)
+    if plan.secrets:
+        lines.append("")
+        lines.append("# files with credentials, NOT copied into the image (mount them at run time):")
+        lines += _listed(plan.secrets)
     if plan.missing:
         lines.append("")
         lines.append("# used by the program but no longer on this machine (not copied):")

@@ -181,8 +181,9 @@ def test_python_script_with_a_module_and_a_config_file(work: Path) -> None:
     """Debian's python3: the interpreter is a package; the script, its module and its config are copied."""
     (work / "app.ini").write_text("[app]\nname = dockit\n")
     (work / "helper.py").write_text("GREETING = 'hello'\n")
+    (work / "tls.key").write_text("not a real key\n")
     (work / "main.py").write_text(
-        "import configparser\nimport helper\n"
+        "import configparser\nimport helper\nopen('tls.key').read()\n"
         "config = configparser.ConfigParser()\nconfig.read('app.ini')\n"
         "print(helper.GREETING, config['app']['name'])\n"
     )
@@ -195,6 +196,10 @@ def test_python_script_with_a_module_and_a_config_file(work: Path) -> None:
     copied = copies(path, parsed)
     for name in ("main.py", "helper.py", "app.ini"):
         assert str(work / name) in copied
+    # a key file is never put into an image: named in a comment instead
+    assert str(work / "tls.key") not in copied
+    assert not (path.parent / "rootfs" / str(work / "tls.key").lstrip("/")).exists()
+    assert f"#   {work / 'tls.key'}" in path.read_text().split("NOT copied")[1]
     assert not [d for d in copied if d.startswith("/usr/lib/python3.11/")]  # the stdlib: from packages
     for destination in copied:  # what is copied, dpkg does not know (the machine's own .pth files...)
         assert not dpkg_owns(destination), destination
