@@ -112,6 +112,8 @@ class _Stream:
         self.conn: h11.Connection | None = None
         self.scan = 0  # resync: the candidate start; idle: where the line-end search resumes
         self.cand_ok = True  # resync: the candidate is at a line start or right after lost bytes
+        self._newline_from = 0  # where the search for the next line end resumes
+        self.closing = False  # the channel ended: an unfinished body is cut short, not malformed
         self.absorbing: _Message | None = None  # a cut message that owns the bytes skipped in resync
         self.chunks: deque[tuple[int, float | None, int, int]] = deque()  # (offset, time, call, pid)
         self.last_time: float | None = None
@@ -353,8 +355,6 @@ class _Stream:
         self.cand_ok = line_start
         self._newline_from = at
 
-    _newline_from = 0
-
     def step_resync(self) -> bool:
         """Look for the next start line at a line start, right after lost bytes, or where a call began."""
         buf, base = self.buf, self.base
@@ -490,8 +490,6 @@ class _Stream:
             self.msg_start = position
 
     # -- the end ---------------------------------------------------------------------------------
-
-    closing = False
 
     def close(self) -> None:
         """The channel ended: a body read until close ends here, anything else is unfinished."""
