@@ -80,10 +80,17 @@ def _name(table: exp.Table) -> str:
     return ".".join(part for part in (table.catalog, table.db, table.name) if part)
 
 
+# MySQL's statement modifiers, which sqlglot takes for a table name (`UPDATE LOW_PRIORITY t`).
+_MODIFIERS = re.compile(
+    r"^(\s*(?:UPDATE|DELETE|INSERT|REPLACE))(?:\s+(?:LOW_PRIORITY|QUICK|IGNORE|DELAYED|HIGH_PRIORITY))+(?=\s)",
+    re.I,
+)
+
+
 def _parsed(sql: str) -> tuple[list[str], list[str]] | None:
     """Tables from sqlglot's tree; None when it cannot say (parse error, generic command)."""
     try:
-        trees = sqlglot.parse(sql, read="mysql")
+        trees = sqlglot.parse(_MODIFIERS.sub(r"\1", sql), read="mysql")
     except SqlglotError:
         return None
     tables: list[str] = []
@@ -95,23 +102,29 @@ def _parsed(sql: str) -> tuple[list[str], list[str]] | None:
             return None
         if isinstance(tree, exp.Use | exp.Set | exp.Transaction | exp.Commit | exp.Rollback):
             continue
-        if (
-            isinstance(tree, exp.Create | exp.Drop)
-            and str(tree.args.get("kind") or "").upper() not in _WRITE_KINDS
-        ):
-            continue
+        kind = str(tree.args.get("kind") or "").upper() if isinstance(tree, exp.Create | exp.Drop) else ""
+        if kind and kind not in _WRITE_KINDS and kind != "INDEX":
+            continue  # CREATE DATABASE, DROP FUNCTION...: no table
         ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
         aliases: dict[str, str] = {}
         nodes: list[exp.Table] = []
-        targets = {id(t) for t in tree.args.get("tables") or ()} if isinstance(tree, exp.Delete) else set()
+        # Not tables: DELETE's target list (aliases, resolved below), an index's own name,
+        # SELECT ... INTO @var / OUTFILE, and DUAL.
+        skip = {id(t) for t in tree.args.get("tables") or ()} if isinstance(tree, exp.Delete) else set()
         for node in tree.find_all(exp.Table):
-            if not node.name or (not node.db and node.name in ctes) or id(node) in targets:
+            if (
+                not node.name
+                or (not node.db and (node.name in ctes or node.name.upper() == "DUAL"))
+                or id(node) in skip
+                or (kind == "INDEX" and node.parent is tree)
+                or isinstance(node.parent, exp.Into)
+            ):
                 continue
             nodes.append(node)
             aliases[node.alias_or_name] = _name(node)
             aliases.setdefault(node.name, _name(node))
         tables += [_name(n) for n in nodes]
-        written += _written(tree, aliases)
+        written += [_name(n) for n in nodes] if kind == "INDEX" else _written(tree, aliases)
     return tables, written
 
 
@@ -140,7 +153,9 @@ def _written(tree: exp.Expression, aliases: dict[str, str]) -> list[str]:
 
 # --- the scanner, for what sqlglot cannot parse -----------------------------------------------------
 
-_AFTER_TABLE = {"FROM", "JOIN", "UPDATE", "INTO", "TABLE", "USING", "DESCRIBE", "DESC", "TO"}
+_AFTER_TABLE = {"FROM", "JOIN", "UPDATE", "INTO", "TABLE", "TABLES", "USING", "DESCRIBE", "DESC", "TO"}
+_TABLE_VERBS = {"CREATE", "DROP", "ALTER", "TRUNCATE", "RENAME", "LOAD", "LOCK", "SHOW", "OPTIMIZE", "CHECK",
+                "REPAIR", "ANALYZE", "CHECKSUM"}  # fmt: skip
 _WRITE_VERBS = {
     "INSERT",
     "REPLACE",
@@ -164,6 +179,10 @@ _SKIP_WORDS = {
     "QUICK",
     "ONLY",
     "TEMPORARY",
+    "OUTFILE",
+    "DUMPFILE",
+    "NO_WRITE_TO_BINLOG",
+    "LOCAL",
 }
 _STOP = {"WHERE", "SET", "ON", "USING", "GROUP", "ORDER", "LIMIT", "HAVING", "VALUES", "VALUE", "SELECT", "JOIN",
          "LEFT", "RIGHT", "INNER", "OUTER", "CROSS", "NATURAL", "STRAIGHT_JOIN", "UNION", "FOR", "LOCK", "WINDOW",
@@ -221,13 +240,13 @@ def _starts_list(words: list[str], i: int) -> bool:
     if word == "TO":
         return words[0] == "RENAME"
     if word == "TABLE":
-        return (
-            i > 0
-            and words[0] in ("CREATE", "DROP", "ALTER", "TRUNCATE", "RENAME", "LOAD", "LOCK")
-            or words[i - 1] in ("INTO",)
-        )
+        return i > 0 and (words[0] in _TABLE_VERBS or words[i - 1] == "INTO")
+    if word == "TABLES":
+        return words[0] in ("LOCK", "FLUSH") or words[:2] == ["OPTIMIZE", "TABLES"]
     if word == "USING":
         return words[0] == "DELETE"
+    if words[0] == "SHOW" and word == "FROM":  # SHOW COLUMNS FROM t, but SHOW TABLES FROM db
+        return i > 0 and words[i - 1] in ("COLUMNS", "FIELDS", "INDEX", "INDEXES", "KEYS")
     return True
 
 
