@@ -326,7 +326,7 @@ class _Stream:
             self.absorbing = msg
             self.start_resync(max(self.base, self.fed - len(conn.trailing_data[0])), line_start=True)
             return
-        head = self.adopt_partial(msg, self.buf[msg.start - self.base : self.fed - self.base])
+        head = self.adopt_partial(msg, self.buf[msg.start - self.base : self.fed - self.base], cut=False)
         if head is not None:
             self.absorbing = msg
             if head.complete:
@@ -334,15 +334,18 @@ class _Stream:
                 return
         self.start_resync(msg.start, line_start=False)
 
-    def adopt_partial(self, msg: _Message, data: bytes | bytearray) -> PartialHead | None:
-        """Fill `msg` from a head h11 could not read (cut or malformed); None if nothing legible."""
+    def adopt_partial(self, msg: _Message, data: bytes | bytearray, cut: bool) -> PartialHead | None:
+        """Fill `msg` from a head h11 could not read; None if nothing legible.
+
+        `cut`: the tracer lost bytes of it (truncated). A head h11 refused but that ended, or one the
+        end of the channel cut short, is not truncated: nothing was hidden from us."""
         head = parse_partial_head(data, self.requests)
         if head is None:
             return None
         msg.method, msg.target = head.method, head.target
         msg.status, msg.reason, msg.http_version = head.status, head.reason, head.http_version
         msg.headers = head.headers
-        msg.truncated = True
+        msg.truncated = msg.truncated or cut or (not head.complete and not self.closing)
         msg.head_done = True
         self.decoder.on_head(self, msg)
         return head
@@ -451,7 +454,7 @@ class _Stream:
         if msg is None:
             time, call, pid = self.origin(start)
             msg = _Message(start=start, time=time, call_index=call, pid=pid)
-        if self.adopt_partial(msg, fragment) is None:
+        if self.adopt_partial(msg, fragment, cut=not self.closing) is None:
             return None
         self.close_absorbing(start)
         self.absorbing = msg
@@ -505,7 +508,7 @@ class _Stream:
                     self.finish_unfinished(msg)
             else:
                 self.msg, self.conn = None, None
-                if self.adopt_partial(msg, self.buf[msg.start - self.base :]) is not None:
+                if self.adopt_partial(msg, self.buf[msg.start - self.base :], cut=False) is not None:
                     self.close_absorbing(msg.start)
                     msg.complete = False
                     self.finish_unfinished(msg)

@@ -558,6 +558,26 @@ def test_upgrade_101_ends_http(relay, server_side):
         )
 
 
+@pytest.mark.parametrize("server_side", [False, True], ids=["client", "server"])
+def test_what_h11_refuses_is_still_read(relay, server_side):
+    """HTTP/1.1 without Host (h11 refuses it; http.server, like many servers, answers it): read our way."""
+    sent = b"GET /query/nohost?x=1 HTTP/1.1\r\nUser-Agent: raw-socket\r\nConnection: close\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", relay.port)) as sock:
+        sock.sendall(sent)
+        while sock.recv(65536):
+            pass
+    (recording,) = relay.take()
+    entry = the_log("/query/nohost?x=1")
+    assert entry["host"] is None and entry["read"] == len(sent)
+    for how in SPLITS:
+        (exchange,) = exchanges(decode(recording, server_side, how))
+        assert (exchange.method, exchange.url, exchange.host) == ("GET", "/query/nohost?x=1", None)
+        assert (exchange.status, exchange.reason, exchange.content_type) == (200, "OK", "text/plain")
+        assert exchange.request_bytes == entry["read"] and exchange.response_bytes == entry["written"]
+        assert ("User-Agent", "raw-socket") in exchange.request_headers
+        assert not exchange.truncated and exchange.complete
+
+
 # -- strace -s: cut buffers --------------------------------------------------------------------
 
 
