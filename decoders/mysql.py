@@ -13,11 +13,15 @@ What comes out:
   binary protocol), a COM_STMT_PREPARE that failed, and COM_INIT_DB, which is reported as the text
   `USE <db>` (the SQL equivalent of what was sent: the command carries only the name).
   Passwords in `IDENTIFIED BY '...'`, `PASSWORD('...')` and the like are replaced by `<redacted>`.
+  Result sets give the row count and column names; the first `max_rows` rows (constructor argument,
+  default 0: row values may be personal data) as text.
 - `Annotation` at the call that carried each request (and the greeting and login).
 
 Replies are matched to requests first in, first out, so pipelined requests (MariaDB's
 prepare-and-execute in one write) are followed. Multi-statement queries and CALL give one record with
-the rows of all result sets summed and the columns of the first.
+the rows of all result sets summed and the columns of the first. When replies are never seen (one
+direction not traced), at most MAX_PENDING requests wait; older ones are reported with status
+"unknown", as are requests still waiting at close.
 
 A buffer cut by the tracer (`Chunk.missing`): the packet is decoded as far as it goes and the record
 marked truncated; the lost bytes are skipped exactly when they end inside that packet, else the stream
@@ -412,7 +416,7 @@ class MySqlDecoder(Decoder):
         session.process = frame.start.pid or session.process
         payload = frame.payload
         try:
-            response = p.parse_handshake_response(payload, self._server_caps)
+            response = p.parse_handshake_response(payload)
         except p.MySqlError:
             caps = int.from_bytes(payload[:4], "little") if len(payload) >= 4 else None
             self._client_caps = caps
@@ -462,7 +466,7 @@ class MySqlDecoder(Decoder):
     # --- command phase --------------------------------------------------------------------------
 
     def _on_client(self, frame: _Frame, out: list[Output]) -> None:
-        if self._phase in ("start", "greeting"):
+        if self._phase == "start":
             self._phase = "command"
         if self._phase == "login":
             if frame.sequence_id != 0:

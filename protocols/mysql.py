@@ -358,7 +358,7 @@ class HandshakeResponse:
     ssl_request: bool = False
 
 
-def parse_handshake_response(payload: bytes, server_capabilities: int | None = None) -> HandshakeResponse:
+def parse_handshake_response(payload: bytes) -> HandshakeResponse:
     """HandshakeResponse41, the 32-byte SSL request, or (user only) the pre-4.1 response."""
     r = Reader(payload)
     capabilities = r.int(2)
