@@ -175,7 +175,7 @@ class StraceParser:
                 self._placeholder = self.default_pid
         return self.default_pid
 
-    def _prefixed(self, pid: int, index: int) -> None:
+    def _prefixed(self, pid: int, index: int, line: str = "") -> None:
         """A pid from a prefix, in a log that also has unprefixed lines: is it the first process's?"""
         if pid in self._known:
             return
@@ -186,7 +186,9 @@ class StraceParser:
         self._placeholder = None
         if pid == placeholder:
             return  # the default pid was the real one
-        if any(entry[0] in _CLONES for other, entry in self.pending.items() if other != pid):
+        start = self.pending.get(placeholder)
+        resumes = start is not None and f"<... {_plain(start[0])} resumed>" in line
+        if not resumes and any(entry[0] in _CLONES for other, entry in self.pending.items() if other != pid):
             self._placeholder = placeholder  # most likely the child of a clone still running
             return
         # A pid never created in the trace, while the unprefixed process has no real pid yet: it is
@@ -215,7 +217,7 @@ class StraceParser:
         if pid_text:
             pid = int(pid_text)
             if self._mixed:
-                self._prefixed(pid, index)
+                self._prefixed(pid, index, line)
         else:
             pid = self._unprefixed()
         time = self._time(head)

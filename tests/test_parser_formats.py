@@ -137,3 +137,59 @@ def test_ltrace_system_calls(tmp_path: Path) -> None:
     children = [p for p in summary.processes.values() if p.ppid == roots[0].pid]
     assert len(children) == 1 and children[0].exit_status == 0
     assert any(path.endswith("out.txt") for path in summary.files)
+
+
+# -- strace 4.x writing to stderr: lines without a pid while one process is traced ---------------------
+MIXED = """\
+08:00:00.000001 execve("/usr/bin/bash", ["bash", "s.sh"], [/* 3 vars */]) = 0 <0.000100>
+08:00:00.000002 clone(child_stack=0, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, child_tidptr=0x7f) = 101 <0.000100>
+[pid   101] 08:00:00.000003 execve("/usr/bin/ls", ["ls"], [/* 3 vars */]) = 0 <0.000100>
+[pid   100] 08:00:00.000004 wait4(-1,  <unfinished ...>
+[pid   101] 08:00:00.000005 exit_group(0)           = ?
+[pid   100] 08:00:00.000006 <... wait4 resumed> [{WIFEXITED(s) && WEXITSTATUS(s) == 0}], 0, NULL) = 101 <0.000100>
+08:00:00.000007 openat(AT_FDCWD, "/tmp/after", O_WRONLY|O_CREAT|O_TRUNC, 0666) = 3 <0.000100>
+08:00:00.000008 exit_group(4)           = ?
+"""
+
+
+def replay_text(folder: Path, text: str, top_pid: int) -> Summary:
+    log = folder / "mixed.strace.log"
+    log.write_text(text)
+    (folder / "mixed.strace.ini").write_text(f"TopProcessId={top_pid}\nCurrentDirectory=/tmp\n")
+    result = run_dockit("-i", str(log), "-l", str(folder / "out"))
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    return Summary.load(folder / "out.xml")
+
+
+def test_unprefixed_first_process_gets_its_real_pid(tmp_path: Path) -> None:
+    """The .ini's TopProcessId (12345, as in the survol captures) is a placeholder: pid 100 appears in a
+    prefix, was never created by a clone, so it is the unprefixed process; its later lines too."""
+    summary = replay_text(tmp_path, MIXED, 12345)
+    assert sorted(summary.processes) == [100, 101]
+    bash, ls = summary.processes[100], summary.processes[101]
+    assert bash.executable == "/usr/bin/bash" and bash.ppid is None and bash.exit_status == 4
+    assert ls.ppid == 100 and ls.executable == "/usr/bin/ls" and ls.exit_status == 0
+    assert summary.access("/tmp/after", 100)["Created"] == "true"
+
+
+def test_unprefixed_first_process_with_its_real_pid(tmp_path: Path) -> None:
+    summary = replay_text(tmp_path, MIXED, 100)
+    assert sorted(summary.processes) == [100, 101]
+    assert summary.processes[101].ppid == 100
+
+
+def test_child_seen_before_its_clone_returns_is_not_the_first_process(tmp_path: Path) -> None:
+    """A child's prefixed line may come while its parent's clone is still unfinished: that pid is the
+    child, not the unprefixed process; the pid that resumes the unprefixed process's clone is."""
+    text = """\
+08:00:00.000001 execve("/usr/bin/bash", ["bash"], [/* 3 vars */]) = 0 <0.000100>
+08:00:00.000002 clone(child_stack=0, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD <unfinished ...>
+[pid   101] 08:00:00.000003 execve("/usr/bin/ls", ["ls"], [/* 3 vars */]) = 0 <0.000100>
+[pid   100] 08:00:00.000004 <... clone resumed> child_tidptr=0x7f) = 101 <0.000100>
+[pid   100] 08:00:00.000005 exit_group(0)           = ?
+"""
+    summary = replay_text(tmp_path, text, 12345)
+    assert sorted(summary.processes) == [100, 101]
+    assert summary.processes[101].executable == "/usr/bin/ls"
+    assert summary.processes[101].ppid == 100
+    assert summary.statistics["ResumedWithoutStart"] == "0"
