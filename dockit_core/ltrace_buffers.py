@@ -41,8 +41,9 @@ DATA_CALLS: dict[str, tuple[int, str]] = {
     "recvfrom": (1, "read"),
     "read": (1, "read"),
 }
-# calls whose inner system calls show the same bytes again (or encrypted ones: SSL_* are not routed to
-# the socket, see the tracker)
+# calls whose inner system calls show the same bytes again (SSL_read/SSL_write are not among them: their
+# plaintext goes to a channel of its own, dockit_core/library_tls.py, and the ciphertext their inner
+# read/write calls carry is the socket's)
 WRAPPING_CALLS = frozenset(
     {"send", "sendto", "sendmsg", "write", "writev", "recv", "recvfrom", "recvmsg", "read", "readv"}
 )
@@ -213,7 +214,13 @@ def argument(args: str, index: int) -> str | None:
         start = comma + 1
     rest = args[start:].lstrip()
     if rest.startswith("["):
-        close = rest.rfind("]")
+        # A char array ends at its last element's quote and " ]" (an element is never `' ]`); an array
+        # of numbers (`[ 65 ]`) at its first "]".
+        ends = [i + 3 for i in (rest.find("' ]"), rest.find("'... ]")) if i >= 0]
+        if ends:
+            end = min(ends)
+            return rest[: end + 3] if rest.startswith("...", end - 2) else rest[:end]
+        close = rest.find("]")
         return rest[: close + 1] if close > 0 else rest
     if rest.startswith('"'):
         # The last quote, and `...` after it if the tracer cut the string.
@@ -246,8 +253,13 @@ def inside_wrapping_call(pid: int, pending: dict[int, tuple[str, float | None, s
     if entry is None:
         return False
     name = entry[0]
-    if name.startswith("SYS_") or name.endswith("@SYS"):
-        return False  # an unfinished system call, not a library call
+    if "->" not in name:
+        # A system call (the parser may have named it plainly), or ltrace run without -e, whose library
+        # calls carry no `lib->` prefix: the start line tells.
+        plain = name.removeprefix("SYS_").removesuffix("@SYS")
+        head = entry[3][:96]
+        if f"SYS_{plain}(" in head or f"{plain}@SYS(" in head:
+            return False
     return bare_name(name) in WRAPPING_CALLS
 
 

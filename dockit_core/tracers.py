@@ -38,6 +38,12 @@ long recv(int, +array(char, retval)*, ulong, hex(int));
 long recvfrom(int, +array(char, retval)*, ulong, hex(int), addr, addr);
 long write(int, array(char, arg3)*, ulong);
 long read(int, +array(char, retval)*, ulong);
+; OpenSSL: the plaintext of TLS connections (the _ex forms give the count in their last argument)
+int SSL_set_fd(addr, int);
+int SSL_write(addr, array(char, arg3)*, int);
+int SSL_read(addr, +array(char, retval)*, int);
+int SSL_write_ex(addr, array(char, arg3)*, ulong, +array(ulong, 1)*);
+int SSL_read_ex(addr, +array(char, arg3)*, ulong, array(ulong, 1)*);
 ; client libraries: the SQL as the program hands it over
 int mysql_real_query(addr, array(char, arg3)*, ulong);
 int mysql_send_query(addr, array(char, arg3)*, ulong);
@@ -87,6 +93,11 @@ LTRACE_LIBRARY_CALLS = (
     "recvfrom",
     "write",
     "read",
+    "SSL_set_fd",
+    "SSL_write",
+    "SSL_read",
+    "SSL_write_ex",
+    "SSL_read_ex",
     "mysql_real_query",
     "mysql_send_query",
     "mysql_query",

@@ -28,6 +28,7 @@ from dockit_core.cstring import literal_bytes, parse_quoted
 from dockit_core.decorations import parse_decoration
 from dockit_core.events import Attach, Call, Event, Exit, Signal
 from dockit_core.library_sql import LibrarySqlCalls
+from dockit_core.library_tls import LibraryTlsCalls
 from dockit_core.model import FdEntry, FileNode, Model, PipeNode, Process, SocketNode
 from dockit_core.strace_parser import PidAlias
 
@@ -123,6 +124,7 @@ class Tracker:
         self.calls = 0
         self.last_info = CallInfo()
         self.library_sql = LibrarySqlCalls(channels)
+        self.library_tls = LibraryTlsCalls(channels, self._node)
         self._handlers: dict[str, Callable[[Call, Process, CallInfo], None]] = self._build_handlers()
 
     # -- events --------------------------------------------------------------------------------------
@@ -742,6 +744,8 @@ class Tracker:
         handlers["sendfile"] = handlers["sendfile64"] = self._sendfile
         for name in LibrarySqlCalls.NAMES:
             handlers[name] = self.library_sql.call
+        for name in LibraryTlsCalls.NAMES:
+            handlers[name] = self.library_tls.call
         return handlers
 
 
