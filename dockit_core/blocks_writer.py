@@ -138,7 +138,7 @@ def _txt(block: Block, record: dict[str, object]) -> str:
     if block.kind not in ("calls", "process") and (len(block.names) > 1 or block.repeat > 1):
         line += "  [" + ", ".join(f"{n} {c}" for n, c in block.names.items()) + "]"
     lines = [line]
-    if block.repeat > 1 and block.examples:
+    if block.repeat > 1 and block.examples and not block.one_target:
         lines.append(" " * 8 + "e.g. " + ", ".join(block.examples))
     lines.extend(" " * 8 + "# " + text.replace("\n", " ") for text in record["decoded"])  # type: ignore[union-attr]
     return "\n".join(lines) + "\n"

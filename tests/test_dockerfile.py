@@ -120,6 +120,8 @@ def common_checks(
     path: Path, parsed: dockerfile_parse.DockerfileParser, command: list[str], cwd: Path
 ) -> None:
     assert parsed.baseimage == read_os_release()
+    known = {"COMMENT", "FROM", "RUN", "COPY", "ENV", "WORKDIR", "EXPOSE", "CMD"}
+    assert {i["instruction"] for i in parsed.structure} <= known
     assert [i["instruction"] for i in parsed.structure if i["instruction"] == "FROM"] == ["FROM"]
     assert instructions(parsed, "CMD") == [json.dumps(command)]
     assert instructions(parsed, "WORKDIR") == [str(cwd)]
@@ -261,7 +263,7 @@ def test_unpackaged_python_is_copied_with_its_pip_modules(work: Path) -> None:
 @on_debian
 def test_shell_pipeline(work: Path) -> None:
     (work / "words.txt").write_text("b\na\nc\na\n")
-    command = ["sh", "-c", "sort words.txt | uniq -c | wc -l"]
+    command = ["sh", "-c", "sort words.txt |\nuniq -c | wc -l"]  # a line break: kept in CMD, not in comments
     path, parsed, out = run(work, *command)
     assert out.strip() == "3"
     common_checks(path, parsed, command, work)
