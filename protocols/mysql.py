@@ -178,26 +178,38 @@ class Reader:
     __slots__ = ("data", "pos")
 
     def __init__(self, data: bytes, pos: int = 0) -> None:
-        self.data = data
+        self.data = bytes(data)  # slices of bytes are bytes: no copy per read
         self.pos = pos
 
     @property
     def remaining(self) -> int:
         return len(self.data) - self.pos
 
+    def _short(self, n: int) -> MySqlError:
+        return MySqlError(f"need {n} bytes at {self.pos}, payload has {len(self.data)}")
+
     def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
-            raise MySqlError(f"need {n} bytes at {self.pos}, payload has {len(self.data)}")
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return bytes(out)
+        pos = self.pos
+        end = pos + n
+        if n < 0 or end > len(self.data):
+            raise self._short(n)
+        self.pos = end
+        return self.data[pos:end]
 
     def int(self, n: int) -> int:
-        return int.from_bytes(self.take(n), "little")
+        pos = self.pos
+        end = pos + n
+        if end > len(self.data):
+            raise self._short(n)
+        self.pos = end
+        return self.data[pos] if n == 1 else int.from_bytes(self.data[pos:end], "little")
 
     def lenenc(self) -> int | None:
         """A length-encoded integer; None for 0xfb (NULL in a text row)."""
-        first = self.int(1)
+        if self.pos >= len(self.data):
+            raise self._short(1)
+        first = self.data[self.pos]
+        self.pos += 1
         if first < 0xFB:
             return first
         if first == 0xFB:
@@ -220,12 +232,12 @@ class Reader:
             raise MySqlError("string without its NUL terminator")
         out = self.data[self.pos : end]
         self.pos = end + 1
-        return bytes(out)
+        return out
 
     def rest(self) -> bytes:
         out = self.data[self.pos :]
         self.pos = len(self.data)
-        return bytes(out)
+        return out
 
 
 def text(raw: bytes | None) -> str | None:
