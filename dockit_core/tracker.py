@@ -33,6 +33,8 @@ from dockit_core.model import FdEntry, FileNode, Model, PipeNode, Process, Socke
 from dockit_core.strace_parser import PidAlias
 
 CLONE_CALLS = frozenset({"clone", "clone3", "fork", "vfork"})
+_MSG_LEN = re.compile(r"msg_len=(\d+)")  # sendmmsg/recvmmsg, strace 5+
+_MSG_LEN_OLD = re.compile(r"msg_flags=[^{}]*\}, (\d+)\}")  # strace 4.x: `{{msg_name(0)=..., msg_flags=0}, 43}`
 _WAIT_STATUS = re.compile(r"WEXITSTATUS\(s\) == (\d+)|WTERMSIG\(s\) == (\w+)( && WCOREDUMP\(s\))?")
 _READS = frozenset({"read", "pread64", "pread", "recv", "recvfrom"})
 _WRITES = frozenset({"write", "pwrite64", "pwrite", "send", "sendto"})
@@ -683,6 +685,21 @@ class Tracker:
                 fd, _ = parse_fd(first_arg(call.args))
                 self.channels.pipe_data(node, fd or 0, process.owner, op, data, size, call.time, call.index)
 
+    def _mmsg(self, call: Call, process: Process, info: CallInfo) -> None:
+        """sendmmsg/recvmmsg (glibc's DNS resolver): several datagrams in one call; the return value
+        is how many, each one's length is its msg_len."""
+        node = self._node(process, first_arg(call.args))
+        if node is None:
+            return
+        info.target = _label(node)
+        if not call.ok or not call.retval or isinstance(node, FileNode):
+            return
+        lengths = _MSG_LEN.findall(call.args) or _MSG_LEN_OLD.findall(call.args)
+        size = sum(int(length) for length in lengths[: call.retval])
+        data, _cut = iov_bytes(call.args)
+        op = "read" if call.name == "recvmmsg" else "write"
+        self._route(node, process, op, data if len(data) == size else b"", size, call)
+
     def _sendfile(self, call: Call, process: Process, info: CallInfo) -> None:
         args = split_args(call.args)
         if len(args) < 2:
@@ -742,6 +759,7 @@ class Tracker:
         for name in _READS | _WRITES | _VECTOR_READS | _VECTOR_WRITES:
             handlers[name] = self._data
         handlers["sendfile"] = handlers["sendfile64"] = self._sendfile
+        handlers["sendmmsg"] = handlers["recvmmsg"] = self._mmsg
         for name in LibrarySqlCalls.NAMES:
             handlers[name] = self.library_sql.call
         for name in LibraryTlsCalls.NAMES:

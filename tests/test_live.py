@@ -251,3 +251,22 @@ def test_live_threads_and_sockets(tmp_path: Path, strace_bin: str) -> None:
     assert (client[0]["BytesOut"], client[0]["BytesIn"]) == ("12", "12")
     assert (accepted[0]["BytesIn"], accepted[0]["BytesOut"]) == ("12", "12")
     assert accepted[0]["Remote"] == client[0]["Local"]
+
+
+def test_live_dns_sendmmsg(tmp_path: Path, strace_bin: str) -> None:
+    """getent asks the resolver for A and AAAA in one sendmmsg: 2 queries of 12 + 21 + 4 = 37 bytes
+    for `dockit-test.example` (header, name, type and class)."""
+    probe = subprocess.run(
+        ["strace", "-f", "-e", "trace=sendmmsg", "getent", "ahosts", "dockit-test.example"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    if "sendmmsg(" not in probe.stderr:
+        pytest.skip("no DNS resolver configured here: getent sends no query")
+    result = run_dockit("-l", str(tmp_path / "dns"), "getent", "ahosts", "dockit-test.example", cwd=tmp_path)
+    assert "Traceback" not in result.stderr
+    summary = Summary.load(outputs(tmp_path, "dns")["xml"])
+    dns = [s for s in summary.sockets if s.get("Family") == "udp" and (s.get("Remote") or "").endswith(":53")]
+    assert dns and dns[0]["BytesOut"] == str(2 * 37)

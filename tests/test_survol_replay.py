@@ -230,3 +230,12 @@ def test_program_output_inside_the_log(replayed) -> None:
     log_file = "/home/rchateau/rdfmon-code/Experimental/RetroBatch/mineit_graphviz_ps.log"
     access = summary.access(log_file, 12345)
     assert int(access["Writes"]) > 0 and int(access["WrittenBytes"]) >= 46
+
+
+def test_wget_dns_sendmmsg(replayed) -> None:
+    """glibc's resolver sends the A and AAAA queries in one sendmmsg (strace 4: `{{{msg_name(0)=NULL,
+    msg_iov(1)=[{"...", 29}], ...}, 29}, {...}}, 2, ...) = 2`): 2 x 29 and 2 x 34 bytes out."""
+    summary = replayed("dockit_wget_hotmail.strace.866.log")
+    dns = {s["Local"]: s for s in summary.sockets_with(Remote="194.168.4.100:53")}
+    assert dns["192.168.0.17:54913"]["BytesOut"] == str(2 * 29)
+    assert dns["192.168.0.17:43224"]["BytesOut"] == str(2 * 34)
