@@ -202,6 +202,17 @@ def root_sql(sql: str) -> None:
     subprocess.run(["mariadb", "-h", "127.0.0.1", "-u", "root", "-e", sql], check=True, timeout=30)
 
 
+def reset_tables() -> None:
+    """The same rows before every traced run, so each run gets the same answers (affected rows...)."""
+    root_sql(
+        f"DROP DATABASE IF EXISTS {DATABASE}; CREATE DATABASE {DATABASE};"
+        f"CREATE TABLE {DATABASE}.books (id INT PRIMARY KEY, title VARCHAR(64));"
+        f"CREATE TABLE {DATABASE}.authors (book_id INT, name VARCHAR(64));"
+        f"INSERT INTO {DATABASE}.books VALUES (1, 'Dune'), (2, 'Children of Dune');"
+        f"INSERT INTO {DATABASE}.authors VALUES (1, 'Frank Herbert'), (2, 'Brian Herbert');"
+    )
+
+
 @pytest.fixture(scope="module")
 def mariadb_user():  # type: ignore[no-untyped-def]
     if shutil.which("mariadb") is None:
@@ -211,12 +222,8 @@ def mariadb_user():  # type: ignore[no-untyped-def]
     )
     if probe.returncode != 0:
         pytest.skip(f"no MariaDB on 127.0.0.1:3306: {probe.stderr!r}")
+    reset_tables()
     root_sql(
-        f"DROP DATABASE IF EXISTS {DATABASE}; CREATE DATABASE {DATABASE};"
-        f"CREATE TABLE {DATABASE}.books (id INT PRIMARY KEY, title VARCHAR(64));"
-        f"CREATE TABLE {DATABASE}.authors (book_id INT, name VARCHAR(64));"
-        f"INSERT INTO {DATABASE}.books VALUES (1, 'Dune'), (2, 'Children of Dune');"
-        f"INSERT INTO {DATABASE}.authors VALUES (1, 'Frank Herbert'), (2, 'Brian Herbert');"
         f"DROP USER IF EXISTS '{USER}'@'%'; CREATE USER '{USER}'@'%' IDENTIFIED BY '{PASSWORD}';"
         f"GRANT ALL ON {DATABASE}.* TO '{USER}'@'%';"
     )
@@ -235,6 +242,22 @@ def sql_queries(xml: Path) -> list[tuple[str, str, str | None, list[str]]]:
         )
         for query in root.iter("Dockit_SqlQuery")
     ]
+
+
+VOLATILE = {"Process", "Start", "Duration", "Session", "Id", "ConnectionId", "Server"}
+
+
+def records(xml: Path) -> list[str]:
+    """Every SQL query and database session, whole (children too), without what differs between two
+    runs of the same client: pids, times, connection ids, and the session's name (strace names the
+    connection by its TCP ends, ltrace only sees an fd)."""
+    root = etree.parse(str(xml)).getroot()
+    found = []
+    for element in [*root.iter("Dockit_DatabaseSession"), *root.iter("Dockit_SqlQuery")]:
+        for name in VOLATILE & set(element.attrib):
+            del element.attrib[name]
+        found.append(etree.tostring(element, encoding="unicode"))
+    return found
 
 
 def trace_mariadb(tmp_path: Path, tracer: str) -> dict[str, Path]:
@@ -263,6 +286,7 @@ def test_mariadb_client_same_queries_under_strace_and_ltrace(tmp_path: Path, mar
     ltrace_queries = sql_queries(by_tracer["ltrace"]["xml"])
     assert ltrace_queries == strace_queries
     assert ltrace_queries == EXPECTED
+    assert records(by_tracer["ltrace"]["xml"]) == records(by_tracer["strace"]["xml"])
     for files in by_tracer.values():
         root = etree.parse(str(files["xml"])).getroot()
         (session,) = root.iter("Dockit_DatabaseSession")
@@ -406,3 +430,72 @@ def test_recorded_ltrace_capture_replays_to_its_statements(tmp_path: Path) -> No
     assert summary.statistics["UnparsedLines"] == "0"
     assert summary.statistics["ResumedWithoutStart"] == "0"
     assert (REPO / "captures/record_ltrace.sh").exists()
+
+
+# -- TLS: the plaintext from OpenSSL's calls ----------------------------------------------------------
+TLS_PROGRAM = """\
+import socket, ssl, sys, threading
+certificate, key = sys.argv[1], sys.argv[2]
+server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+server_context.load_cert_chain(certificate, key)
+client_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+client_context.check_hostname = False
+client_context.verify_mode = ssl.CERT_NONE
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(1)
+REQUEST = b"GET /behind-tls?q=1 HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n"
+RESPONSE = b"HTTP/1.1 201 Created\\r\\nContent-Length: 5\\r\\nConnection: close\\r\\n\\r\\nhello"
+
+def serve():
+    connection, _ = listener.accept()
+    with server_context.wrap_socket(connection, server_side=True) as tls:
+        assert tls.recv(65536) == REQUEST
+        tls.sendall(RESPONSE)
+
+thread = threading.Thread(target=serve)
+thread.start()
+with client_context.wrap_socket(socket.create_connection(listener.getsockname())) as tls:
+    tls.sendall(REQUEST)
+    assert tls.recv(65536) == RESPONSE
+thread.join()
+"""
+
+
+@needs_ltrace
+def test_tls_plaintext_from_openssl_calls(tmp_path: Path) -> None:
+    """Python's ssl module (SSL_set_fd, SSL_write_ex, SSL_read_ex): the socket carries TLS records,
+    the plaintext channel the HTTP exchange the program checked, seen from its client and server."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp_path / "key.pem"),
+         "-out", str(tmp_path / "cert.pem"), "-days", "1", "-subj", "/CN=localhost"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    program = tmp_path / "tls.py"
+    program.write_text(TLS_PROGRAM)
+    result = run_dockit(
+        "-t", "ltrace", "-l", str(tmp_path / "tls"), sys.executable, str(program),
+        str(tmp_path / "cert.pem"), str(tmp_path / "key.pem"), timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (xml,) = tmp_path.glob("tls.ltrace.*.xml")
+    root = etree.parse(str(xml)).getroot()
+    exchanges = sorted(
+        (
+            e.get("Side"),
+            e.get("Method"),
+            e.get("Url"),
+            e.get("Status"),
+            e.get("RequestBytes"),
+            e.get("ResponseBytes"),
+        )
+        for e in root.iter("Dockit_HttpRequest")
+    )
+    request, response = 68, 67  # len(REQUEST), len(RESPONSE) in TLS_PROGRAM
+    assert exchanges == [
+        ("client", "GET", "/behind-tls?q=1", "201", str(request), str(response)),
+        ("server", "GET", "/behind-tls?q=1", "201", str(request), str(response)),
+    ]
+    assert len(list(root.iter("Dockit_TlsSession"))) == 2  # and the socket's records, as TLS
