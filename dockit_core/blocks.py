@@ -138,8 +138,8 @@ class Block:
         """What must be equal for two finished blocks in a row to merge; None: never merges."""
         if self.kind in ("socket", "pipe", "fd"):
             return None
-        if self.kind == "process":
-            return (self.kind, tuple(self.names), self.target)
+        if self.kind == "process":  # failed execs of one program along PATH are one block
+            return (self.kind, tuple(self.names), "failed" if self.errors == self.calls else self.target)
         return (self.kind, tuple(self.names), self.folder, self.errors == self.calls)
 
     def merge(self, other: Block) -> None:
@@ -289,7 +289,7 @@ class BlockAggregator:
         bare = call.name
         if bare in ("execve", "execveat") and call.ok:
             self._end_descriptors(state)
-        target = info.target
+        target = info.target or _failed_path(call, bare)
         if target is None and bare in ("exit", "exit_group", "kill", "tgkill", "tkill"):
             target = f"({call.args})"
         block = Block(pid, "process", target)
@@ -421,6 +421,8 @@ def describe(block: Block) -> str:
     names = block.names
     if block.kind == "process":
         first = next(iter(names))
+        if not block.one_target:
+            return f"{many}{first}: {tail}"
         what = f"{first}{target}" if target.startswith("(") else f"{first} {target}".strip()
         if block.repeat == 1 and block.result is not None:
             what += f" = {block.result}"
