@@ -204,6 +204,7 @@ class Tracker:
     def finish(self) -> None:
         """End of trace: processes still alive end at the last time seen; decoders flush."""
         self.channels.close(self.last_time)
+        self.library_sql.finish()
 
     # -- processes -----------------------------------------------------------------------------------
     def _process(self, pid: int, time: float | None) -> Process:
