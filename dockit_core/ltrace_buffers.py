@@ -243,6 +243,8 @@ def bare_name(name: str) -> str:
 def is_ltrace_syscall(call: Call) -> bool:
     """A system call line written by ltrace -S: `SYS_sendto(` (0.7.3) or `sendto@SYS(` (older)."""
     head = call.raw[:96]  # the pid and the time come first: the name is never further
+    if "SYS" not in head:
+        return False  # every strace line: one cheap test
     return f"SYS_{call.name}(" in head or f"{call.name}@SYS(" in head
 
 
