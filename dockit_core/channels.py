@@ -47,6 +47,8 @@ class ChannelManager:
         self.annotations: dict[int, list[str]] = {}
         self.problems: list[str] = []
         self._pipe_channel: dict[str, Channel] = {}
+        self._socket_channel: dict[int, tuple[Channel, object]] = {}  # socket node -> (channel, its end)
+        self._aliases: dict[str, Channel] = {}
         self._last_pipe_use: dict[int, tuple[Channel, str, str]] = {}  # pid -> (channel, pipe id, op)
         self.stats = {"chunks": 0, "bytes": 0, "duplicate_chunks": 0, "decoded_channels": 0}
 
@@ -55,7 +57,15 @@ class ChannelManager:
         self, node: SocketNode, pid: int, op: str, data: bytes, size: int, time: float | None, call_index: int
     ) -> None:
         key, local_marker = self._socket_key(node)
-        channel = self.channels.get(key)
+        known = self._socket_channel.get(node.node_id)
+        if known is not None:
+            # A socket keeps its channel even when -yy later shows more of it (the peer of a unix socket):
+            # the better key becomes an alias, so that the peer's socket finds the same channel.
+            channel, local_marker = known
+            self._aliases.setdefault(key, channel)
+            self._deliver_socket(channel, local_marker, op, data, size, time, pid, call_index)
+            return
+        channel = self.channels.get(key) or self._aliases.get(key)
         if channel is None:
             info = ChannelInfo(
                 channel_id=key,
@@ -68,6 +78,20 @@ class ChannelManager:
                 pid=pid,
             )
             channel = self.channels[key] = Channel(info, local_marker)
+        self._socket_channel[node.node_id] = (channel, local_marker)
+        self._deliver_socket(channel, local_marker, op, data, size, time, pid, call_index)
+
+    def _deliver_socket(
+        self,
+        channel: Channel,
+        local_marker: object,
+        op: str,
+        data: bytes,
+        size: int,
+        time: float | None,
+        pid: int,
+        call_index: int,
+    ) -> None:
         mine = channel.local_marker == local_marker
         direction = Direction.OUT if (op == "write") == mine else Direction.IN
         self._deliver(channel, direction, op, data, size, time, pid, call_index)

@@ -640,6 +640,8 @@ class Tracker:
         if not call.ok:
             info.file_io = ltrace  # ltrace prints a failed recv's stale buffer, -A bytes of it: trimmed
             return
+        if reading and "MSG_PEEK" in args_text:
+            return  # a peek leaves the bytes in the socket: the read that follows carries them
         op = "read" if reading else "write"
         if ltrace:
             buffer = ltrace_buffers.call_bytes(call)

@@ -841,11 +841,6 @@ def test_survol_wget_hotmail_http_exchange(hotmail_prefix):
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: recvfrom(..., MSG_PEEK) is routed as data, so wget's peek of the 301 shows a second "
-    "response (dockit_core/tracker.py must not route MSG_PEEK reads)",
-)
 def test_survol_wget_hotmail_one_exchange(hotmail_prefix):
     (exchange,) = summary(hotmail_prefix, "Dockit_HttpRequest")
     # the response ends with the read at 10:07:39.373657 (the peek at .373335 is not a read)
@@ -907,12 +902,6 @@ class UnixHandler(Handler):
 
 
 @pytest.mark.live
-@pytest.mark.xfail(
-    strict=False,
-    reason="core bug, intermittent: dockit_core/channels.py keys a unix socket 'socket:<node>' until strace's "
-    "-yy decoration shows the peer inode, then 'unix:<a>-<b>', so the request and the response can land in "
-    "two channels (two decoders: a request without response and a response without request)",
-)
 def test_live_curl_over_a_unix_socket(tmp_path):
     """HTTP over a unix socket, the way the Docker CLI talks to dockerd: same decoder, the path as server."""
     path = tmp_path / "api.sock"
