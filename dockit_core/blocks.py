@@ -14,11 +14,16 @@ How a call finds its block (docs/blocks.md says the same for users):
 - Process calls (execve, clone, fork, wait4, exit_group, kill...) are blocks of their own.
 - When a file or path block ends and the previous finished block of that process had the same shape
   (same kind, same calls in the same order, same folder), the two become one block with a repeat count:
-  twelve locale files opened, mapped and closed are one block. Connections are never merged: each one
-  keeps its own decoded exchanges.
+  twelve locale files opened, mapped and closed are one block. A cycle of 2 to 4 blocks that comes
+  round again (a loop: clone, wait4, wait4...) folds the same way, each block counting its turns.
+- A process that ends with few blocks (64 at most) is folded into its previous sibling when both did the
+  same thing, block for block: a shell loop starting `sleep` 347 times gives the blocks of one `sleep`,
+  each "in 347 like processes".
+- Connections that carried data are never merged: each one keeps its own decoded exchanges.
 
-Memory is bounded by the blocks open at once (per process: its open descriptors, one path block, one
-block of other calls, one finished block waiting for a repeat), never by the length of the log. Blocks
+Memory is bounded by the blocks held at once (per process: its open descriptors, one path block, one
+block of other calls, a window of 9 for cycles, up to 65 ended blocks to compare with a sibling; per
+parent, one group of like children), never by the length of the log. Blocks
 come out when they end, so a block that ends later is written later even if it started earlier.
 """
 
@@ -36,6 +41,8 @@ from dockit_core.tracker import CallInfo
 
 MAX_DECODED = 50  # decoded annotations kept per block; the rest are counted
 MAX_EXAMPLES = 3  # targets named in a merged block
+MAX_CYCLE = 4  # the longest cycle of blocks folded within a process
+MAX_PROCESS_BLOCKS = 64  # a process with more blocks streams them out and is not folded with siblings
 MAX_FD_SCAN = 256  # above this many open fds, a close ends its block without looking for duplicates
 
 READS = frozenset({"read", "pread64", "pread", "recv", "recvfrom", "readv", "preadv", "preadv2", "recvmsg"})
@@ -100,6 +107,7 @@ class Block:
     folder: str | None = None  # the folder of the first target: repeats are told by it
     last_target: str | None = None  # path blocks: the target of the last call
     one_target: bool = True  # a merged block whose blocks all worked on the same target
+    processes: int = 1  # how many like processes (children of one parent) were folded into this block
 
     def __post_init__(self) -> None:
         if self.target and self.kind in ("file", "path"):
@@ -142,6 +150,16 @@ class Block:
             return (self.kind, tuple(self.names), "failed" if self.errors == self.calls else self.target)
         return (self.kind, tuple(self.names), self.folder, self.errors == self.calls)
 
+    def fold_shape(self) -> tuple[object, ...] | None:
+        """What must be equal to fold the blocks of two sibling processes: a connection that carried
+        data never folds; a pipe or an eventfd with the same calls does."""
+        shape = self.shape()
+        if shape is not None:
+            return shape
+        if self.kind == "socket" and (self.decoded or self.bytes_in or self.bytes_out):
+            return None
+        return (self.kind, tuple(self.names))
+
     def merge(self, other: Block) -> None:
         self.calls += other.calls
         for name, count in other.names.items():
@@ -177,6 +195,19 @@ class _ProcessState:
     path_key: tuple[str, str] | None = None
     other: Block | None = None
     finished: Block | None = None  # waiting to see whether the next finished block repeats it
+    ppid: int | None = None
+    ended: list[Block] | None = field(default_factory=list)  # all its blocks, while few (None: streamed)
+    window: list[Block] = field(default_factory=list)  # the last few done blocks, to find a cycle in
+    cycle: int = 0  # the period of the cycle being folded (the window holds one turn of it); 0: none
+    turn: int = 0  # where the next block should fall in that cycle
+
+
+@dataclass
+class _ChildGroup:
+    """Children of one parent that did the same thing, one after the other: their blocks, merged."""
+
+    signature: tuple[object, ...]
+    blocks: list[Block]
 
 
 class BlockAggregator:
@@ -187,13 +218,14 @@ class BlockAggregator:
         self.calls_in = 0
         self.blocks_out = 0
         self._states: dict[int, _ProcessState] = {}
+        self._groups: dict[int, _ChildGroup] = {}  # parent pid -> its last children that did the same
 
     def __call__(self, call: Call, process: Process, info: CallInfo, annotations: list[str]) -> None:
         self.calls_in += 1
         pid = process.pid
         state = self._states.get(pid)
         if state is None:
-            state = self._states[pid] = _ProcessState()
+            state = self._states[pid] = _ProcessState(ppid=process.ppid)
         name = call.name if call.is_syscall or not call.library else f"{call.library}->{call.name}"
         bare = call.name
         if bare in PROCESS_CALLS:
@@ -308,8 +340,14 @@ class BlockAggregator:
         self._end_path(state)
         self._end_descriptors(state)
         if state.finished is not None:
-            self._emit(state.finished)
+            self._out(state, state.finished)
             state.finished = None
+        self._flush_window(state)
+        group = self._groups.pop(pid, None)  # its children's last group
+        if group is not None:
+            self._emit_all(group.blocks)
+        if state.ended is not None:
+            self._fold_child(state.ppid, state.ended)
 
     def held(self) -> int:
         """Blocks held in memory now (open, or waiting for a repeat): what memory is bounded by."""
@@ -318,13 +356,18 @@ class BlockAggregator:
             + (state.path is not None)
             + (state.other is not None)
             + (state.finished is not None)
+            + len(state.ended or ())
+            + len(state.window)
             for state in self._states.values()
-        )
+        ) + sum(len(group.blocks) for group in self._groups.values())
 
     def finish(self) -> None:
         """The end of the trace: every open block comes out."""
         for pid in list(self._states):
             self.end_process(pid)
+        for group in self._groups.values():
+            self._emit_all(group.blocks)
+        self._groups.clear()
 
     def _end_descriptors(self, state: _ProcessState) -> None:
         blocks = sorted(state.open.values(), key=lambda b: b.first_line)
@@ -350,8 +393,78 @@ class BlockAggregator:
             if shape is not None and shape == previous.shape():
                 previous.merge(block)
                 return
-            self._emit(previous)
+            self._out(state, previous)
         state.finished = block
+
+    def _out(self, state: _ProcessState, block: Block) -> None:
+        """A block that is done: folded into a cycle of 2 to 4 blocks that repeats (a loop: clone, wait4,
+        wait4...), else passed on once it has left the window."""
+        shape = block.fold_shape()
+        window = state.window
+        if state.cycle:
+            head = window[state.turn]
+            if shape is not None and shape == head.fold_shape():
+                head.merge(block)
+                state.turn = (state.turn + 1) % state.cycle
+                return
+            state.cycle = state.turn = 0
+            self._flush_window(state)
+            window = state.window
+        window.append(block)
+        for period in range(2, MAX_CYCLE + 1):
+            if len(window) < 2 * period:
+                break
+            first, second = window[-2 * period : -period], window[-period:]
+            if all(
+                a.fold_shape() is not None and a.fold_shape() == b.fold_shape()
+                for a, b in zip(first, second, strict=True)
+            ):
+                for head, repeat in zip(first, second, strict=True):
+                    head.merge(repeat)
+                for older in window[: -2 * period]:
+                    self._hold(state, older)
+                state.window = list(first)
+                state.cycle, state.turn = period, 0
+                return
+        if len(window) > 2 * MAX_CYCLE:
+            self._hold(state, window.pop(0))
+
+    def _flush_window(self, state: _ProcessState) -> None:
+        for block in state.window:
+            self._hold(state, block)
+        state.window = []
+
+    def _hold(self, state: _ProcessState, block: Block) -> None:
+        """A block that is done: kept while the process has few, to fold it with a sibling's."""
+        if state.ended is None:
+            self._emit(block)
+            return
+        state.ended.append(block)
+        if len(state.ended) > MAX_PROCESS_BLOCKS:
+            self._emit_all(state.ended)
+            state.ended = None
+
+    def _fold_child(self, ppid: int | None, blocks: list[Block]) -> None:
+        """A process ended with all its blocks known: fold it into its previous sibling when they did the
+        same thing (a shell loop starting `sleep` again and again), else make it the group to match."""
+        signature = tuple(block.fold_shape() for block in blocks)
+        group = self._groups.get(ppid) if ppid is not None else None
+        if group is not None and group.signature == signature:
+            for mine, other in zip(group.blocks, blocks, strict=True):
+                mine.merge(other)
+                mine.processes += other.processes
+            return
+        if group is not None:
+            del self._groups[ppid]  # type: ignore[arg-type]
+            self._emit_all(group.blocks)
+        if ppid is None or None in signature or not blocks:
+            self._emit_all(blocks)
+            return
+        self._groups[ppid] = _ChildGroup(signature, blocks)
+
+    def _emit_all(self, blocks: list[Block]) -> None:
+        for block in blocks:
+            self._emit(block)
 
     def _emit(self, block: Block) -> None:
         self.blocks_out += 1
@@ -405,6 +518,13 @@ def human_bytes(count: int) -> str:
 
 def describe(block: Block) -> str:
     """One line for a person: `read /etc/passwd: 3 calls, 1.2 KB`."""
+    text = _describe(block)
+    if block.processes > 1:
+        text += f" (in {block.processes} like processes, the first {block.pid})"
+    return text
+
+
+def _describe(block: Block) -> str:
     counts = f"{block.calls} call{'s' if block.calls != 1 else ''}"
     data = []
     if block.bytes_in:
@@ -440,7 +560,7 @@ def describe(block: Block) -> str:
         return f"{where}: {tail}"
     if block.kind == "file":
         return f"{_file_verb(names)} {_files(block)}: {tail}"
-    return f"{target or block.kind}: {tail}"
+    return f"{many}{target or block.kind}: {tail}"
 
 
 def _files(block: Block) -> str:
@@ -462,4 +582,4 @@ def _file_verb(names: dict[str, int]) -> str:
         return "map"
     if "getdents64" in names or "getdents" in names:
         return "list"
-    return "open"
+    return "open" if any(n in ("open", "openat", "open64", "openat2", "creat") for n in names) else "use"

@@ -223,7 +223,9 @@ def test_open_blocks_stay_few_on_a_long_log() -> None:
     aggregator.finish()
     assert sum(emitted) == aggregator.calls_in == session.tracker.calls > 10_000
     assert aggregator.held() == 0
-    assert most < 60, most
+    # per process: its open descriptors, a few pending blocks, the window of a cycle (9), and up to 65
+    # ended blocks kept to be compared with a sibling's; per parent, one group of like children (64)
+    assert most < 150, most
 
 
 @pytest.mark.skipif(not SURVOL.is_dir(), reason=f"{SURVOL} is absent")
