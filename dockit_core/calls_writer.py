@@ -10,6 +10,7 @@ import json
 from dockit_core.atomic import AtomicStream
 from dockit_core.events import Call
 from dockit_core.model import Process
+from dockit_core.redaction import redact_call_arguments
 from dockit_core.summary import format_time
 from dockit_core.tracker import CallInfo
 from dockit_core.xmltext import xml_safe
@@ -19,8 +20,9 @@ COLUMNS = ("pid", "time", "call", "target", "arguments", "result", "duration", "
 
 
 def short_arguments(call: Call) -> str:
-    text = call.args
-    return text if len(text) <= MAX_ARGS else text[:MAX_ARGS] + "..."
+    """The arguments, cut for a person to read, with credentials redacted (the .log keeps them)."""
+    text = call.args if len(call.args) <= MAX_ARGS else call.args[:MAX_ARGS] + "..."
+    return redact_call_arguments(call.name, text)
 
 
 class CallsWriter:

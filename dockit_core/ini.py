@@ -12,6 +12,7 @@ import re
 import shlex
 
 from dockit_core.atomic import atomic_open
+from dockit_core.redaction import redact_argv
 from dockit_core.summary import RunContext
 
 _SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|AUTH|COOKIE|SESSION", re.I)
@@ -76,7 +77,11 @@ def write_ini(
     environment: dict[str, str],
 ) -> None:
     with atomic_open(path, "w", encoding="utf-8", errors="surrogateescape") as out:
-        out.write(f"; dockit session: {shlex.join(context.command)}\n")
+        command = redact_argv(context.command)
+        out.write(f"; dockit session: {shlex.join(command)}\n")
+        tail = len(context.command)
+        if tail and tracer_command[-tail:] == context.command:
+            tracer_command = tracer_command[:-tail] + command
         out.write(f"; tracer command: {shlex.join(tracer_command)}\n")
         out.write(f"TopProcessId={top_pid if top_pid is not None else ''}\n")
         out.write(f"CurrentDirectory={context.cwd or ''}\n")
@@ -86,7 +91,7 @@ def write_ini(
         out.write(f"OsRelease={context.os_release}\n")
         out.write(f"Kernel={context.kernel}\n")
         out.write(f"Tracer={context.tracer}\n")
-        out.write("CommandLine=" + json.dumps(context.command) + "\n")
+        out.write("CommandLine=" + json.dumps(command) + "\n")
         if exit_status is not None:
             out.write(f"ExitStatus={exit_status}\n")
         for key, value in environment.items():

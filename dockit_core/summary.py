@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from decoders.records import CimChild, CimObject
 from dockit_core.model import Model, Process
+from dockit_core.redaction import redact_argv
 
 
 class SummaryFilterError(ValueError):
@@ -179,10 +180,11 @@ class RecordSpool:
 
 
 def process_object(process: Process, date: str | None) -> CimObject:
+    argv = redact_argv(process.argv)
     children = [
         ("ParentProcessId", process.ppid),
         ("ExecutablePath", process.executable),
-        ("CommandLine", process.command_line or None),
+        ("CommandLine", " ".join(argv) or None),
         ("CurrentDirectory", process.cwd),
         ("CreationDate", format_time(process.start, date)),
         ("TerminationDate", format_time(process.end, date)),
@@ -190,7 +192,7 @@ def process_object(process: Process, date: str | None) -> CimObject:
         ("TerminatingSignal", process.signal),
     ]
     elements = [CimChild(tag, text=str(value)) for tag, value in children if value is not None]
-    elements += [CimChild("Argument", (("Index", i),), text=arg) for i, arg in enumerate(process.argv)]
+    elements += [CimChild("Argument", (("Index", i),), text=arg) for i, arg in enumerate(argv)]
     elements += [CimChild("Thread", (("Handle", tid),)) for tid in process.threads]
     return CimObject.make(
         "CIM_Process",
