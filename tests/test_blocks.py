@@ -251,3 +251,26 @@ def test_survol_cp_tells_its_story(tmp_path: Path) -> None:
     assert int(source["calls"]) == sum(
         "</home/rchateau/survol/Experimental/RetroBatch/mineit_find_grep.log>" in line for line in raw
     )
+
+
+@pytest.mark.live
+@needs_strace
+def test_a_shell_loop_folds_its_children_and_its_cycle(tmp_path: Path) -> None:
+    """`for i in 1..8: /bin/true`: the eight children did the same thing, the parent looped."""
+    command = ["sh", "-c", "for i in 1 2 3 4 5 6 7 8; do /bin/true; done"]
+    dockit("-l", str(tmp_path / "p"), "-f", "JSON", *command, cwd=tmp_path)
+    blocks = json.loads(one("p.strace.*.json", tmp_path).read_text())
+    log = one("p.strace.*.log", tmp_path).read_text()
+    children = {int(m) for m in re.findall(r"^(\d+) \S+ execve\(\"/bin/true\"", log, re.M)}
+    assert len(children) == 8
+    execs = [b for b in blocks if b["kind"] == "process" and b["target"] == "/bin/true"]
+    assert len(execs) == 1, [b["summary"] for b in blocks]
+    assert execs[0]["processes"] == 8 and execs[0]["repeat"] == 8 and execs[0]["pid"] in children
+    assert "(in 8 like processes" in execs[0]["summary"]
+    parent = [b for b in blocks if b["pid"] not in children]
+    forks = [
+        b for b in parent if b["kind"] == "process" and set(b["call_counts"]) & {"clone", "fork", "vfork"}
+    ]
+    assert sum(b["calls"] for b in forks) == 8 and len(forks) == 1  # the loop's 8 forks: one block
+    stats = statistics(one("p.strace.*.xml", tmp_path))
+    assert sum(b["calls"] for b in blocks) == stats["Calls"]
