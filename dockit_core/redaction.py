@@ -68,6 +68,12 @@ def redact_argv(argv: list[str]) -> list[str]:
                 hide_next = True
             elif arg in ("-u", "--user", "--proxy-user", "-U") and program in ("curl", "wget"):
                 user_next = True
+            elif arg in ("-b", "--cookie", "--oauth2-bearer", "--proxy-pass", "--pass") and program == "curl":
+                hide_next = True
+            elif arg.startswith(("--user=", "--proxy-user=")):
+                option, _, value = arg.partition("=")
+                user, colon, _password = value.partition(":")
+                arg = f"{option}={user}:{REDACTED}" if colon else arg
             elif arg.startswith("--password=") or _PASSWORD_OPTION.match(arg):
                 arg = _PASSWORD_OPTION.sub(lambda m: m.group(1) + REDACTED, arg)
         arg = _URL_CREDENTIALS.sub(lambda m: f"{m.group(1)}:{REDACTED}@", arg)

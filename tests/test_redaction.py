@@ -1,0 +1,102 @@
+"""Secrets never reach an output other than the tracer's own .log."""
+
+from __future__ import annotations
+
+import http.server
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from dockit_core.redaction import redact_argv, redact_call_arguments, redact_text
+
+SECRET = "Zq8-very-secret-7Hk"
+
+
+def test_command_line_passwords() -> None:
+    assert redact_argv(["mariadb", "-u", "bob", f"-p{SECRET}", "test"]) == [
+        "mariadb",
+        "-u",
+        "bob",
+        "-p<redacted>",
+        "test",
+    ]
+    assert redact_argv(["curl", "-u", f"bob:{SECRET}", f"http://bob:{SECRET}@h/x"]) == [
+        "curl",
+        "-u",
+        "bob:<redacted>",
+        "http://bob:<redacted>@h/x",
+    ]
+    assert redact_argv(["tool", "--password", SECRET, f"--token={SECRET}", f"DB_PASSWORD={SECRET}"]) == [
+        "tool",
+        "--password",
+        "<redacted>",
+        "--token=<redacted>",
+        "DB_PASSWORD=<redacted>",
+    ]
+    # Not passwords: -p of mkdir, a port, a plain URL.
+    assert redact_argv(["mkdir", "-p", "/tmp/x"]) == ["mkdir", "-p", "/tmp/x"]
+    assert redact_argv(["curl", "http://h:8080/a"]) == ["curl", "http://h:8080/a"]
+
+
+def test_header_values_in_strace_buffers() -> None:
+    buffer = (
+        rf'3, "GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Basic {SECRET}\r\nCookie: s={SECRET}\r\n\r\n", 90'
+    )
+    cleaned = redact_text(buffer)
+    assert SECRET not in cleaned
+    assert r"Host: h\r\n" in cleaned and r"Authorization: <redacted>\r\n" in cleaned
+    execve = f'"/usr/bin/mariadb", ["mariadb", "-p{SECRET}", "-e", "select 1"], 0x7ffd /* 3 vars */'
+    assert SECRET not in redact_call_arguments("execve", execve)
+
+
+@pytest.mark.live
+@pytest.mark.skipif(
+    shutil.which("strace") is None or shutil.which("curl") is None, reason="needs strace and curl"
+)
+def test_traced_curl_keeps_credentials_out_of_every_output(tmp_path: Path) -> None:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Set-Cookie", f"session={SECRET}")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        command = [
+            sys.executable,
+            "-m",
+            "dockit_core.cli",
+            "-l",
+            str(tmp_path / "c"),
+            "curl",
+            "-s",
+            "-u",
+            f"bob:{SECRET}",
+            "-H",
+            f"X-Api-Key: {SECRET}",
+            "-b",
+            f"c={SECRET}",
+            f"http://127.0.0.1:{port}/x",
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+    finally:
+        server.shutdown()
+    outputs = {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()}
+    assert any(name.endswith(".xml") for name in outputs)
+    for name, content in outputs.items():
+        if name.endswith(".log"):
+            assert SECRET.encode() in content  # the raw trace is the user's own, and keeps everything
+        else:
+            assert SECRET.encode() not in content, f"{name} shows the secret"
