@@ -217,6 +217,7 @@ class TlsSession(Record):
     start: float | None = None
     bytes_out: int = 0
     bytes_in: int = 0
+    alpn: str | None = None  # the protocols the client offered (h2, http/1.1), or the server chose
 
     def to_cim(self) -> CimObject:
         return CimObject.make(
@@ -229,6 +230,7 @@ class TlsSession(Record):
                 "Start": self.start,
                 "BytesOut": self.bytes_out,
                 "BytesIn": self.bytes_in,
+                "Alpn": self.alpn,
             },
         )
 

@@ -207,4 +207,5 @@ class TlsDecoder(Decoder):
             start=self.start,
             bytes_out=self.directions[Direction.OUT].bytes,
             bytes_in=self.directions[Direction.IN].bytes,
+            alpn=",".join(client.alpn) if client and client.alpn else None,
         )

@@ -133,7 +133,13 @@ def test_alpn_is_read():
     obj = context.wrap_bio(ssl.MemoryBIO(), outgoing := ssl.MemoryBIO(), server_hostname=NAME)
     with pytest.raises(ssl.SSLWantReadError):
         obj.do_handshake()
-    assert parse_client_hello(outgoing.read()[9:]).alpn == ["h2", "http/1.1"]
+    hello = outgoing.read()
+    assert parse_client_hello(hello[9:]).alpn == ["h2", "http/1.1"]
+    channel = ChannelInfo(channel_id="t", kind="tcp", local="127.0.0.1:5", remote="127.0.0.1:443", pid=7)
+    decoder = TlsDecoder(channel)
+    decoder.feed(Chunk(data=hello, direction=Direction.OUT, time=1.0, pid=7, size=len(hello)))
+    (session,) = sessions(list(decoder.close(2.0)))
+    assert session.alpn == "h2,http/1.1" and session.to_cim().attr("Alpn") == "h2,http/1.1"
 
 
 @pytest.mark.parametrize("how", ["whole", "bytes", "random"])
