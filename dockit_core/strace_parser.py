@@ -27,6 +27,7 @@ _ATTACH = re.compile(r"(?:strace: )?Process (\d+) (attached|detached)")
 _SIGNAL = re.compile(r"--- (\w+) ?(.*?) ?---")
 _DURATION = re.compile(r"\s+<(\d+\.\d+)>$")
 _UNFINISHED = " <unfinished ...>"
+_CLOSE_RESULT = re.compile(r"\) +=  ?")
 _CLONES = frozenset({"clone", "clone3", "fork", "vfork"})
 
 
@@ -45,6 +46,8 @@ class PidAlias:
     index: int
     placeholder: int
     pid: int
+
+
 # The line most logs are made of, in one match: pid, time, name, args, result, fd decoration, errno,
 # duration. Anything else (resumed, unfinished, signals, exits, odd results) takes the general path.
 _COMPLETE_CALL = re.compile(
@@ -53,8 +56,7 @@ _COMPLETE_CALL = re.compile(
     r"([A-Za-z_][\w@]*)\((.*)\) += ((-?\d+|0x[0-9a-f]+|\?)"
     r"(?:<([^<>]*(?:<[^<>]*>)?)>)?"
     r"(?: (E[A-Z0-9]+) \([^()]*\)| \([^<]*\))?)"
-    r"(?: <(\d+\.\d+)>)?$"
-    ,
+    r"(?: <(\d+\.\d+)>)?$",
 )
 
 
@@ -227,12 +229,22 @@ class StraceParser:
                 self.stats.bad(index, line)
             return None
         first = body[0]
-        if first == ")" and self._dangling is not None and body.startswith(") = "):
-            start_index, start_pid, start_time, name, args, start_line = self._dangling
-            self._dangling = None
-            return self._make_call(
-                index, start_pid, start_time, name, args, body[4:], start_line, partial=False, end_time=time
-            )
+        if first == ")" and self._dangling is not None:
+            close = _CLOSE_RESULT.match(body)  # `) = 46`, or ltrace's `)           = 35`
+            if close is not None:
+                start_index, start_pid, start_time, name, args, start_line = self._dangling
+                self._dangling = None
+                return self._make_call(
+                    index,
+                    start_pid,
+                    start_time,
+                    name,
+                    args,
+                    body[close.end() :],
+                    start_line,
+                    partial=False,
+                    end_time=time,
+                )
         if first == "<":
             return self._resumed(body, pid, time, index, line)
         if first == "-" and body.startswith("--- "):

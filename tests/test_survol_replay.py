@@ -45,7 +45,7 @@ def data_bytes(log: Path, endpoint: str) -> tuple[int, int]:
     with open(log, encoding="utf-8", errors="replace") as stream:
         for line in stream:
             match = pattern.search(line)
-            if match and endpoint in match.group(3):
+            if match and endpoint in match.group(3) and "MSG_PEEK" not in line:  # a peek consumes nothing
                 if match.group(1).startswith(("send", "write")):
                     outgoing += int(match.group(4))
                 else:
