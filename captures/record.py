@@ -70,8 +70,9 @@ def record(capture: Capture) -> Path:
         os.unlink(old)
     prefix = str(HERE / capture.name)
     dockit = [sys.executable, "-m", "dockit_core.cli", "-l", prefix, *capture.command]
-    source = os.environ.get("DOCKIT_SOURCE", str(HERE.parent))  # another checkout of dockit, if asked
-    environment = dict(ENVIRONMENT, PYTHONPATH=source)
+    environment = dict(ENVIRONMENT)
+    if os.environ.get("DOCKIT_SOURCE"):  # another checkout of dockit; else the installed one
+        environment["PYTHONPATH"] = os.environ["DOCKIT_SOURCE"]
     # The program's stdout and stderr go to files of its folder: stable paths in the log, whatever
     # terminal or job runner records the captures.
     with open(folder / "stdout.txt", "wb") as out, open(folder / "stderr.txt", "wb") as err:
