@@ -10,6 +10,7 @@ import re
 import signal
 import sys
 import time
+import zlib
 from collections.abc import Iterator
 
 from decoders.registry import DecoderLoadError, Registry
@@ -221,7 +222,7 @@ def replay(args: argparse.Namespace, options: Options) -> int:
     try:
         with stream:
             session.feed_lines(stream, progress.update)
-    except OSError as error:  # a gzip that is not one, a read error
+    except (OSError, EOFError, zlib.error) as error:  # a gzip that is not one or is cut, a read error
         session.abort()
         raise UsageError(f"{args.input}: cannot read: {error}") from error
     except BaseException:
@@ -285,6 +286,14 @@ def trace(args: argparse.Namespace, options: Options) -> int:
     base = args.log or "dockit"
     paths = OutputPaths(f"{base}.{tracer}.pending{os.getpid()}", options.calls_format, options.summary_format)
     session = TraceSession(options, context, paths, default_pid=attach_pid or 0, registry=registry)
+    if attach_pid is not None:  # no clone or execve will say what the process and its threads are
+        session.tracker.attached(
+            attach_pid,
+            tracers.threads_of(attach_pid),
+            executable=_exe(attach_pid),
+            argv=command,
+            cwd=context.cwd,
+        )
     log = tracers_log(paths.log)
     run = tracers.start(
         tracer,
@@ -371,6 +380,13 @@ def _cmdline(pid: int) -> list[str]:
             return [part.decode("utf-8", "surrogateescape") for part in stream.read().split(b"\0") if part]
     except OSError:
         return []
+
+
+def _exe(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None
 
 
 def _cwd(pid: int) -> str | None:

@@ -68,6 +68,11 @@ def safe_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
     return {k: v for k, v in sorted(environ.items()) if not _SECRET_NAME.search(k) and "\n" not in v}
 
 
+def _one_line(text: str) -> str:
+    """A comment stays one line: an argument's newline must not start a `Key=Value` line."""
+    return text.replace("\n", "\\n").replace("\r", "\\r")
+
+
 def write_ini(
     path: str,
     context: RunContext,
@@ -78,11 +83,11 @@ def write_ini(
 ) -> None:
     with atomic_open(path, "w", encoding="utf-8", errors="surrogateescape") as out:
         command = redact_argv(context.command)
-        out.write(f"; dockit session: {shlex.join(command)}\n")
+        out.write(f"; dockit session: {_one_line(shlex.join(command))}\n")
         tail = len(context.command)
         if tail and tracer_command[-tail:] == context.command:
             tracer_command = tracer_command[:-tail] + command
-        out.write(f"; tracer command: {shlex.join(tracer_command)}\n")
+        out.write(f"; tracer command: {_one_line(shlex.join(tracer_command))}\n")
         out.write(f"TopProcessId={top_pid if top_pid is not None else ''}\n")
         out.write(f"CurrentDirectory={context.cwd or ''}\n")
         out.write(f"CurrentDate={context.date or ''}\n")

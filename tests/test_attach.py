@@ -123,11 +123,6 @@ def test_attach_then_detach(tmp_path: Path, target: subprocess.Popen, strace_bin
     assert "sendto" in calls and "tick.txt" in calls
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.trace does not yet call Tracker.attached(pid, threads, executable=, argv=, cwd=) "
-    "before the first line (asked of the lead); strace's 'Process N attached' goes to stderr, not the log",
-)
 def test_attach_knows_the_threads_and_the_program(
     tmp_path: Path, target: subprocess.Popen, strace_bin: str
 ) -> None:

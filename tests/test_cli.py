@@ -195,11 +195,6 @@ def test_live_output_names(tmp_path: Path) -> None:
 
 
 @pytest.mark.live
-@pytest.mark.xfail(
-    strict=True,
-    reason="ini.write_ini copies shlex.join(command) into '; ' comment lines: a newline in an argument "
-    "starts a new Key=Value line (asked of the lead: escape newlines in the comments)",
-)
 def test_ini_lines_are_not_injected_by_arguments(tmp_path: Path) -> None:
     script = "exit 0\nTopProcessId=1\nEnv.INJECTED=yes"
     result = run_dockit("-l", str(tmp_path / "inj"), "sh", "-c", script, cwd=tmp_path)
