@@ -193,3 +193,39 @@ def test_child_seen_before_its_clone_returns_is_not_the_first_process(tmp_path: 
     assert summary.processes[101].executable == "/usr/bin/ls"
     assert summary.processes[101].ppid == 100
     assert summary.statistics["ResumedWithoutStart"] == "0"
+
+
+@pytest.mark.parametrize("flags", [["-f"], ["-f", "-y"], ["-f", "-yy"]], ids=["no-y", "y", "yy"])
+def test_sockets_with_and_without_decorations(tmp_path: Path, strace_bin: str, flags: list[str]) -> None:
+    """captures/tcp_pair.py (a server that forks its client) traced here: without -y the sockets are
+    known from the fd tables (socket, bind, listen, accept, connect); with -y/-yy from the decorations
+    too. The same endpoints and byte counts either way."""
+    import socket as socketlib
+
+    with socketlib.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / "tcp.log"
+    program = Path(__file__).resolve().parents[1] / "captures" / "tcp_pair.py"
+    command = ["strace", *flags, "-o", str(log), "/usr/bin/python3", "-S", "-E", str(program), str(port)]
+    assert subprocess.run(command, cwd=tmp_path, timeout=60, check=False).returncode == 0
+    result = run_dockit("-i", str(log), "-l", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    summary = Summary.load(tmp_path / "out.xml")
+    (server,) = [p for p in summary.processes.values() if p.ppid is None]
+    (client,) = [p for p in summary.processes.values() if p.ppid == server.pid]
+    tcp = [s for s in summary.sockets if s["Family"] == "tcp"]
+    assert len(tcp) == 3
+    (listening,) = [s for s in tcp if s.get("Listening") == "true"]
+    assert listening["Local"] == f"127.0.0.1:{port}" and listening["Process"] == str(server.pid)
+    (outgoing,) = [s for s in tcp if s.get("Remote") == f"127.0.0.1:{port}"]
+    assert outgoing["Process"] == str(client.pid)
+    assert (outgoing["BytesOut"], outgoing["BytesIn"]) == ("16", "9")
+    (accepted,) = [s for s in tcp if s.get("Accepted") == "true"]
+    assert accepted["Process"] == str(server.pid) and accepted["Local"] == f"127.0.0.1:{port}"
+    assert (accepted["BytesIn"], accepted["BytesOut"]) == ("16", "9")
+    assert accepted.get("Remote"), "accept's sockaddr names the client"
+    if flags != ["-f"]:
+        assert accepted["Remote"] == outgoing["Local"]
+    else:  # the client never asks getsockname: its own port is only in the server's accept
+        assert "Local" not in outgoing
