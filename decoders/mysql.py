@@ -28,13 +28,18 @@ marked truncated; the lost bytes are skipped exactly when they end inside that p
 is out of step: the client stream re-synchronises on the next chunk that starts like a command, the
 server stream on the first chunk after the client's next request.
 
-Not decoded: compressed connections, TLS (stops at the SSL request), rows fetched through server-side
-cursors (COM_STMT_FETCH), COM_STMT_BULK_EXECUTE parameters, replication.
+Compressed connections (CLIENT_COMPRESS, e.g. `mariadb --compress`, MySQLdb's compress=True): after
+the login, zlib-wrapped packets are unwrapped and decoded the same way; a cut compressed packet
+gives what its start inflates to.
+
+Not decoded: TLS (stops at the SSL request), rows fetched through server-side cursors
+(COM_STMT_FETCH), COM_STMT_BULK_EXECUTE parameters, replication.
 """
 
 from __future__ import annotations
 
 import re
+import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -112,8 +117,28 @@ class _Stream:
         self.parts_truncated = False
         self.parts_start: _At | None = None
         self.parts_sequence_id = 0  # a continued payload has the first packet's sequence id
+        self.compressed: _Compressed | None = None
 
     def push(self, data: bytes, at: _At, missing: int) -> list[_Frame]:
+        if self.compressed is not None:
+            return self.compressed.push(data, at, missing)
+        return self.push_plain(data, at, missing)
+
+    def compress(self, accept_start: Callable[[bytes], bool]) -> None:
+        """CLIENT_COMPRESS took effect: from here on, bytes arrive in compressed packets."""
+        self.compressed = _Compressed(self, accept_start)
+        self.compressed.buf += self.buf
+        self.buf.clear()
+
+    def reset(self) -> None:
+        """Start afresh at the next byte (the compressed layer found its step again)."""
+        self.buf.clear()
+        self.skip = 0
+        self.damaged = None
+        self.synced = True
+
+    def push_plain(self, data: bytes, at: _At, missing: int, boundary: bool = True) -> list[_Frame]:
+        """`boundary`: `data` may begin a message, so a stream out of step may take up again there."""
         out: list[_Frame] = []
         view = memoryview(data)
         if self.skip and view:
@@ -122,7 +147,7 @@ class _Stream:
             self.skip -= n
             if not self.skip:
                 self._finish_damaged(out, at)
-        if view and not self.synced and not self.skip and self.accept_start(bytes(view[:5])):
+        if view and boundary and not self.synced and not self.skip and self.accept_start(bytes(view[:5])):
             self.synced = True
             self.buf.clear()
         if view and self.synced and not self.skip:
@@ -211,6 +236,99 @@ class _Stream:
         self.buf.clear()
         self.synced = False
         self.lost = True
+
+
+class _Compressed:
+    """CLIENT_COMPRESS: 7-byte headers (compressed length, sequence id, length before compression,
+    0 when stored as is) around zlib data that carries ordinary packets to the inner stream."""
+
+    def __init__(self, inner: _Stream, accept_start: Callable[[bytes], bool]) -> None:
+        self.inner = inner
+        self.accept_start = accept_start
+        self.buf = bytearray()
+        self.synced = True
+        self.skip = 0
+
+    def push(self, data: bytes, at: _At, missing: int) -> list[_Frame]:
+        out: list[_Frame] = []
+        view = memoryview(data)
+        if self.skip and view:
+            n = min(self.skip, len(view))
+            view = view[n:]
+            self.skip -= n
+        if view and not self.synced and not self.skip and self.accept_start(bytes(view[:7])):
+            self.synced = True
+            self.buf.clear()
+            self.inner.reset()
+        if view and self.synced and not self.skip:
+            self.buf += view
+            self._extract(out, at)
+        if missing:
+            self._gap(missing, out, at)
+        return out
+
+    def _extract(self, out: list[_Frame], at: _At) -> None:
+        buf = self.buf
+        pos = 0
+        while len(buf) - pos >= 7:
+            length = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
+            if len(buf) - pos < 7 + length:
+                break
+            plain = buf[pos + 4] | buf[pos + 5] << 8 | buf[pos + 6] << 16
+            first = buf[pos + 3] <= 1  # sequence ids restart with each command: 0 asks, 1 answers
+            body = bytes(buf[pos + 7 : pos + 7 + length])
+            pos += 7 + length
+            data, lost = self._inflate(body, plain)
+            if lost < 0:
+                del buf[:pos]
+                self._lose_sync(out)
+                return
+            out += self.inner.push_plain(data, at, lost, first)
+        if pos:
+            del buf[:pos]
+
+    @staticmethod
+    def _inflate(body: bytes, plain: int) -> tuple[bytes, int]:
+        """(the bytes `body` carries as far as it goes, how many more it should have); -1: garbage."""
+        if not plain:
+            return body, 0
+        try:
+            data = zlib.decompressobj().decompress(body, plain)
+        except zlib.error:
+            return b"", -1
+        return data, max(0, plain - len(data))
+
+    def _gap(self, missing: int, out: list[_Frame], at: _At) -> None:
+        if self.skip:
+            self.skip -= missing
+            if self.skip < 0:
+                self.skip = 0
+                self._lose_sync(out)
+            return
+        if not self.synced:
+            return
+        if len(self.buf) < 7:
+            self._lose_sync(out)
+            return
+        buf = self.buf
+        length = buf[0] | buf[1] << 8 | buf[2] << 16
+        plain = buf[4] | buf[5] << 8 | buf[6] << 16
+        need = 7 + length - len(buf)
+        first = buf[3] <= 1
+        data, lost = self._inflate(bytes(buf[7:]), plain)
+        buf.clear()
+        if lost < 0 or not plain:
+            lost = (plain or length) - len(data)
+        out += self.inner.push_plain(data, at, max(lost, 0), first)
+        if missing < need:
+            self.skip = need - missing
+        elif missing > need:
+            self._lose_sync(out)
+
+    def _lose_sync(self, out: list[_Frame]) -> None:
+        self.buf.clear()
+        self.synced = False
+        self.inner._lose_sync(out)
 
 
 @dataclass
@@ -305,6 +423,15 @@ class MySqlDecoder(Decoder):
                 armed, self._resync_server = self._resync_server, False
                 return armed  # the first chunk after the client's next request starts a reply
             return len(head) >= 5 and head[3] == 0 and head[4] in p.COMMAND_NAMES and head[:3] != b"\0\0\0"
+
+        return accept
+
+    def _compressed_acceptor(self, direction: Direction) -> Callable[[bytes], bool]:
+        def accept(head: bytes) -> bool:
+            if direction is self._server_dir:
+                armed, self._resync_server = self._resync_server, False
+                return armed
+            return len(head) >= 7 and head[3] == 0 and head[:3] != b"\0\0\0"  # sequence ids restart
 
         return accept
 
@@ -453,6 +580,10 @@ class MySqlDecoder(Decoder):
         first = frame.payload[:1]
         if first == b"\x00":
             self._phase = "command"
+            if self._caps(p.CLIENT_COMPRESS):
+                self._session_extra["Compressed"] = "true"
+                for direction, stream in self._streams.items():
+                    stream.compress(self._compressed_acceptor(direction))
             self._send_session(out)
         elif first == b"\xff":
             try:
@@ -480,8 +611,11 @@ class MySqlDecoder(Decoder):
             self._send_session(out)
         if frame.sequence_id != 0 or not frame.payload:
             return  # not a command: LOAD DATA LOCAL file contents, COM_CHANGE_USER auth data
-        if not self._streams[self._server_dir or Direction.IN].synced:
+        server = self._streams[self._server_dir or Direction.IN]
+        if not server.synced or (server.compressed is not None and not server.compressed.synced):
             self._resync_server = True
+            for waiting in self._queue:  # their replies, or what is left of them, are lost
+                waiting.cut = True
         self._flush_stale(out)
         while len(self._queue) >= MAX_PENDING:  # replies never seen (one direction not traced)
             self._finish(self._queue.popleft(), out)

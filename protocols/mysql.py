@@ -7,7 +7,8 @@ never kept), OK / ERR / EOF, column definitions (with MariaDB extended metadata)
 result rows, COM_STMT_PREPARE_OK and COM_STMT_EXECUTE parameters (NULL bitmap, types, binary values),
 MySQL 8 query attributes before a COM_QUERY's text. Builders for each (tests and fuzzing).
 
-Not decoded: compression (CLIENT_COMPRESS), anything after an SSL request (it is TLS), the old
+Not here: the compressed protocol's framing (CLIENT_COMPRESS; decoders/mysql.py unwraps it), anything
+after an SSL request (it is TLS), the old
 pre-4.1 handshake response (only its capabilities and user), session-state tracking info in OK packets,
 COM_STMT_BULK_EXECUTE, replication and COM_BINLOG_DUMP.
 

@@ -488,6 +488,53 @@ def test_raw_client_mariadb_cached_metadata(raw_mariadb_run, mode: str) -> None:
     assert (query.columns, query.sample_rows) == (["letter", "num"], [["a", "2.5"]])
 
 
+@pytest.fixture(scope="module")
+def compressed_run(env):
+    if shutil.which("mariadb") is None:
+        pytest.skip("the mariadb client is not installed")
+    facts = {"queries": ["SELECT seq FROM seq_1_to_3", "SELECT 'abc' AS s", "SELECT REPEAT('x', 100000) AS big",
+                         "SELECT * FROM no_such_table"]}  # fmt: skip
+    subprocess.run(
+        ["mariadb", "-h", "127.0.0.1", "-P", str(env["relay"].port), "-u", "root", "-D", env["db"], "--skip-ssl",
+         "--compress", "--force", "-e", "; ".join(facts["queries"])],
+        capture_output=True, timeout=30,
+    )  # fmt: skip
+    return env["relay"].last(), facts
+
+
+@requires_server
+@pytest.mark.parametrize("mode", MODES)
+def test_mariadb_cli_compressed(compressed_run, env, mode: str) -> None:
+    """CLIENT_COMPRESS (mariadb --compress): zlib-wrapped packets after the login are decoded too."""
+    recording, f = compressed_run
+    out = decode(split(chunks_of(recording), mode), max_rows=1)
+    [session] = sessions(out)
+    assert session.extra["Compressed"] == "true" and session.database == env["db"]
+    assert [q.text for q in queries(out)] == f["queries"]
+    seq, abc, big, bad = queries(out)
+    assert (seq.rows, abc.sample_rows, big.rows, big.sample_rows) == (3, [["abc"]], 1, [["x" * 100000]])
+    assert (bad.status, bad.error_code) == ("error", 1146)
+
+
+@requires_server
+@pytest.mark.parametrize("limit", [9, 20, 30, 64, 200])
+def test_mariadb_cli_compressed_cut(compressed_run, limit: int) -> None:
+    """Compressed and cut: what comes out is the start of what was sent with its own outcome (or
+    none), never garbage and never another query's reply."""
+    recording, f = compressed_run
+    cut = [
+        Chunk(data=c.data[:limit], direction=c.direction, time=c.time, pid=c.pid, size=len(c.data))
+        for c in chunks_of(recording)
+    ]
+    out = decode(cut)
+    assert len(sessions(out)) == 1
+    for q in queries(out):
+        [sql] = [sql for sql in f["queries"] if sql.startswith(q.text)]
+        assert q.status in ("unknown", "error" if "no_such_table" in sql else "ok"), (q.text, q.status)
+    if limit >= 30:  # the command packets (7 + 4 bytes of headers) show their SQL from here on
+        assert len(queries(out)) == len(f["queries"])
+
+
 @requires_server
 def test_mariadb_cli(cli_run, env) -> None:
     recording, f = cli_run
@@ -795,8 +842,8 @@ _MUTATION_BASE: list[list[Chunk]] = []
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(st.data())
-def test_mutated_real_streams_never_raise(connector_run, raw_run, data) -> None:
-    recording = data.draw(st.sampled_from([connector_run[0], raw_run[0]]))
+def test_mutated_real_streams_never_raise(connector_run, raw_run, compressed_run, data) -> None:
+    recording = data.draw(st.sampled_from([connector_run[0], raw_run[0], compressed_run[0]]))
     chunks = chunks_of(recording)
     decoder = MySqlDecoder(CHANNEL, max_rows=3)
     for chunk in chunks:
