@@ -589,17 +589,23 @@ class Tracker:
         args = split_args(call.args)
         if not args:
             return
-        fds = [a.strip() for a in args[0].strip("[]").split(",")]
+        fds = [a.strip() for a in args[0 if call.name != "socketpair" else -1].strip("[]").split(",")]
         if len(fds) != 2:
             return
         cloexec = "O_CLOEXEC" in call.args
         if call.name == "socketpair":
+            # Two connected sockets, one per end (the kernel's two inodes, as -yy shows them), like
+            # the two ends of a TCP connection on the loopback.
             parsed = [parse_fd(a.strip()) for a in args[-1].strip("[]").split(",")]
-            node = self.model.new_socket(family=args[0], kind="unix", created=call.time)
-            node.pids.add(process.owner)
-            for fd, _deco in parsed:
-                if fd is not None:
-                    process.fds[fd] = FdEntry("socket", node, "SOCK_CLOEXEC" in call.args)
+            node = None
+            for fd, decoration in parsed:
+                if fd is None:
+                    continue
+                node = self.model.new_socket(family=args[0], kind="unix", created=call.time)
+                node.pids.add(process.owner)
+                process.fds[fd] = FdEntry("socket", node, "SOCK_CLOEXEC" in call.args)
+                if decoration:
+                    self._entry_from_decoration(process, fd, decoration, process.fds[fd])
             info.target = _label(node)
             return
         parsed = [parse_fd(a) for a in fds]

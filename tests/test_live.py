@@ -270,3 +270,38 @@ def test_live_dns_sendmmsg(tmp_path: Path, strace_bin: str) -> None:
     summary = Summary.load(outputs(tmp_path, "dns")["xml"])
     dns = [s for s in summary.sockets if s.get("Family") == "udp" and (s.get("Remote") or "").endswith(":53")]
     assert dns and dns[0]["BytesOut"] == str(2 * 37)
+
+
+FILE_CALLS = """
+import os, socket
+fd = os.open("data.bin", os.O_CREAT | os.O_TRUNC | os.O_RDWR, 0o644)
+assert os.pwrite(fd, b"abcdef", 10) == 6           # pwrite64
+assert os.writev(fd, [b"12", b"345"]) == 5          # writev at offset 0
+assert len(os.pread(fd, 4, 0)) == 4                 # pread64
+os.lseek(fd, 0, os.SEEK_SET)
+assert os.readv(fd, [bytearray(3), bytearray(4)]) == 7   # readv
+out = os.open("copy.bin", os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o644)
+assert os.sendfile(out, fd, 0, 16) == 16            # sendfile: 16 bytes read from data.bin
+os.close(out)
+os.close(fd)
+left, right = socket.socketpair()
+left.send(b"xyz")
+assert right.recv(10) == b"xyz"
+"""
+
+
+def test_live_vector_and_positional_file_calls(tmp_path: Path, strace_bin: str) -> None:
+    """pread/pwrite/readv/writev/sendfile are counted with their byte counts; a socketpair is two unix
+    sockets, one per end, whatever the decorations say."""
+    result = run_dockit("-l", str(tmp_path / "io"), "/usr/bin/python3", "-S", "-c", FILE_CALLS, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = Summary.load(outputs(tmp_path, "io")["xml"])
+    (python,) = summary.processes.values()
+    data = summary.access(str(tmp_path / "data.bin"), python.pid)
+    assert (data["Writes"], data["WrittenBytes"]) == ("2", "11")
+    assert (data["Reads"], data["ReadBytes"]) == ("3", str(4 + 7 + 16))
+    assert data["Created"] == "true"
+    copy = summary.access(str(tmp_path / "copy.bin"), python.pid)
+    assert (copy["Writes"], copy["WrittenBytes"]) == ("1", "16")
+    unix = sorted((s["BytesOut"], s["BytesIn"]) for s in summary.sockets if s["Family"] == "unix")
+    assert unix == [("0", "3"), ("3", "0")], "one socket per end, as for TCP"

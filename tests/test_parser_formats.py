@@ -229,3 +229,26 @@ def test_sockets_with_and_without_decorations(tmp_path: Path, strace_bin: str, f
         assert accepted["Remote"] == outgoing["Local"]
     else:  # the client never asks getsockname: its own port is only in the server's accept
         assert "Local" not in outgoing
+
+
+@pytest.mark.parametrize("flags", [["-f"], ["-f", "-yy"]], ids=["no-y", "yy"])
+def test_file_calls_and_socketpair_whatever_the_decorations(
+    tmp_path: Path, strace_bin: str, flags: list[str]
+) -> None:
+    """tests/test_live.py's FILE_CALLS program (pwrite, writev, pread, readv, sendfile, socketpair)
+    traced by strace with and without decorations: the same counts."""
+    from tests.test_live import FILE_CALLS
+
+    log = tmp_path / "io.log"
+    command = ["strace", *flags, "-o", str(log), "/usr/bin/python3", "-S", "-c", FILE_CALLS]
+    assert subprocess.run(command, cwd=tmp_path, timeout=60, check=False).returncode == 0
+    result = run_dockit("-i", str(log), "-l", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    summary = Summary.load(tmp_path / "out.xml")
+    (python,) = summary.processes.values()
+    (data,) = [a for path, accesses in summary.files.items() if path.endswith("data.bin") for a in accesses]
+    assert (data["Writes"], data["WrittenBytes"], data["Reads"], data["ReadBytes"]) == ("2", "11", "3", "27")
+    (copy,) = [a for path, accesses in summary.files.items() if path.endswith("copy.bin") for a in accesses]
+    assert (copy["Writes"], copy["WrittenBytes"]) == ("1", "16")
+    unix = sorted((s["BytesOut"], s["BytesIn"]) for s in summary.sockets if s["Family"] == "unix")
+    assert unix == [("0", "3"), ("3", "0")]
