@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TextIO
 
 from decoders.records import CimObject
 from decoders.registry import Registry
@@ -208,8 +209,9 @@ class TraceSession:
             self.calls_writer.discard()
 
 
-def print_report(report: Report, warnings: int, stream=sys.stderr) -> None:  # type: ignore[no-untyped-def]
+def print_report(report: Report, warnings: int, stream: TextIO | None = None) -> None:
     """The end-of-run lines: counts always, each unparsed line and problem with -w."""
+    stream = stream or sys.stderr
     decoded = ", ".join(f"{count} {name}" for name, count in sorted(report.records.items()))
     stream.write(
         f"dockit: {report.lines} lines, {report.calls} calls"
