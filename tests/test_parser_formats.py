@@ -252,3 +252,20 @@ def test_file_calls_and_socketpair_whatever_the_decorations(
     assert (copy["Writes"], copy["WrittenBytes"]) == ("1", "16")
     unix = sorted((s["BytesOut"], s["BytesIn"]) for s in summary.sockets if s["Family"] == "unix")
     assert unix == [("0", "3"), ("3", "0")]
+
+
+def test_trace_attached_mid_call(tmp_path: Path) -> None:
+    """A log that starts inside calls (attached mid-run, or cut from a longer log): their resumptions
+    are counted, never fatal, and what they return is still used where it can be."""
+    text = """\
+200  08:00:00.000001 <... read resumed>"abc", 100) = 3 <0.5>
+200  08:00:00.000002 <... wait4 resumed> [{WIFEXITED(s) && WEXITSTATUS(s) == 0}], 0, NULL) = 201 <0.1>
+200  08:00:00.000003 openat(AT_FDCWD</srv>, "x", O_RDONLY) = 3</srv/x> <0.1>
+200  08:00:00.000004 read(3</srv/x>, "12", 2) = 2 <0.1>
+200  08:00:00.000005 +++ exited with 0 +++
+"""
+    summary = replay_text(tmp_path, text, 200)
+    assert summary.statistics["ResumedWithoutStart"] == "2"
+    assert summary.statistics["UnparsedLines"] == "0"
+    assert summary.processes[200].exit_status == 0
+    assert summary.access("/srv/x", 200)["ReadBytes"] == "2"
