@@ -203,3 +203,46 @@ def test_ini_lines_are_not_injected_by_arguments(tmp_path: Path) -> None:
     keys = [line.partition("=")[0] for line in ini.read_text().splitlines() if not line.startswith(";")]
     assert "Env.INJECTED" not in keys
     assert keys.count("TopProcessId") == 1
+
+
+@pytest.mark.live
+def test_tracer_missing_names_the_package(tmp_path: Path) -> None:
+    result = run_dockit("-l", str(tmp_path / "m"), "/bin/true", env={"PATH": str(tmp_path), "HOME": "/tmp"})
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "apt-get install strace" in result.stderr and result.stderr.strip().count("\n") == 0
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.live
+def test_attach_refused_is_one_clear_line(tmp_path: Path) -> None:
+    """A process already under a tracer cannot be attached to (even by root): ptrace says EPERM."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed")
+    tracer = subprocess.Popen(["strace", "-o", "/dev/null", "sleep", "30"])
+    pid = None
+    try:
+        for _ in range(100):
+            children = Path(f"/proc/{tracer.pid}/task/{tracer.pid}/children").read_text().split()
+            if children:
+                pid = int(children[0])
+                if "TracerPid:\t0\n" not in Path(f"/proc/{pid}/status").read_text():
+                    break
+            time.sleep(0.05)
+        assert pid is not None
+        result = run_dockit("-p", str(pid), "-l", str(tmp_path / "refused"), timeout=60)
+    finally:
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)  # the sleep, then its tracer
+        tracer.kill()
+        tracer.wait()
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    line = result.stderr.strip()
+    assert line.count("\n") == 0 and str(pid) in line and "not permitted" in line
+    assert not list(tmp_path.iterdir())
