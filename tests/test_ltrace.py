@@ -21,6 +21,7 @@ from lxml import etree
 from dockit_core.events import Call
 from dockit_core.ltrace_buffers import call_bytes, decode_buffer, decode_string, trim_array
 from dockit_core.strace_parser import StraceParser
+from dockit_core.tracers import LTRACE_PROTOTYPES, ltrace_command
 from tests.conftest import CAPTURES, REPO, Summary, replay, run_dockit
 
 LTRACE = shutil.which("ltrace")
@@ -348,26 +349,43 @@ def trace_mysqldb(tmp_path: Path, compress: bool) -> list[tuple[str, str, str | 
 @pytest.mark.live
 @needs_ltrace
 @needs_mysqldb
-def test_library_calls_give_the_sql_when_the_socket_is_unreadable(tmp_path: Path, mariadb_user: str) -> None:
-    """A compressed connection: the MySQL decoder cannot read it, mysql_real_query's argument can."""
-    queries = trace_mysqldb(tmp_path, compress=True)
+def test_library_calls_give_the_sql_when_the_socket_bytes_are_not_shown(
+    tmp_path: Path, mariadb_user: str
+) -> None:
+    """An ltrace log recorded with prototypes for the client library only (send and recv hooked but
+    printed as pointers, as in older logs): the statements come from mysql_real_query, once each."""
+    program = tmp_path / "client.py"
+    program.write_text(MYSQLDB_PROGRAM)
+    conf = tmp_path / "library-only.conf"
+    conf.write_text("".join(line + "\n" for line in LTRACE_PROTOTYPES.splitlines() if "mysql_" in line))
+    log = tmp_path / "library.ltrace.1.log"
+    command = [sys.executable, str(program), USER, PASSWORD, DATABASE, "plain"]
+    result = subprocess.run(
+        ltrace_command(str(log), str(conf), command=command), capture_output=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"->send\(\d+, 0x[0-9a-f]+,", log.read_text(errors="replace"))  # pointers only
+    summary, _ = replay(log, tmp_path)
+    queries = sql_queries(tmp_path / "library.ltrace.1.xml")
     ours = [q for q in queries if "books" in q[0] or "no_such_table" in q[0]]
     assert ours == [
-        ("SELECT title FROM books ORDER BY id", "ok", None, ["books"]),
+        ("SELECT title FROM books ORDER BY id", "ok", None, ["books"]),  # no rows at this level
         ("SELECT nothing FROM no_such_table", "error", None, ["no_such_table"]),
     ]
-    # MySQLdb's own statements at connect time come out too, once each.
+    # MySQLdb's own statements at connect time come out too (from libmariadb), once each.
     texts = [q[0] for q in queries]
-    assert len(texts) == len(set(texts))
+    assert len(texts) == len(set(texts)) and "SET NAMES utf8mb4" in texts
+    assert summary.statistics["Channels"] == "0"
 
 
 @pytest.mark.live
 @needs_ltrace
 @needs_mysqldb
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "compressed"])
 def test_library_calls_never_double_what_the_socket_decoder_reports(
-    tmp_path: Path, mariadb_user: str
+    tmp_path: Path, mariadb_user: str, compress: bool
 ) -> None:
-    queries = trace_mysqldb(tmp_path, compress=False)
+    queries = trace_mysqldb(tmp_path, compress=compress)
     ours = [q for q in queries if "books" in q[0] or "no_such_table" in q[0]]
     assert ours == [
         ("SELECT title FROM books ORDER BY id", "ok", "2", ["books"]),  # with rows: the decoder's record
