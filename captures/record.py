@@ -2,6 +2,7 @@
 
     python captures/record.py            # all captures
     python captures/record.py pipeline   # some of them
+    python captures/record.py --out DIR killed   # elsewhere (tests/test_captures.py does this)
 
 Each capture runs in its own empty folder under /tmp/dockit-captures/<name> (so the paths in the log
 are stable), with a small fixed environment (so the .ini records nothing of the recorder's shell), and
@@ -60,35 +61,41 @@ def captures() -> list[Capture]:
     ]
 
 
-def record(capture: Capture) -> Path:
+def record(capture: Capture, out: Path = HERE) -> Path:
     folder = WORK / capture.name
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     for step in capture.setup:
         subprocess.run(step, cwd=folder, check=True, env=ENVIRONMENT)
-    for old in glob.glob(str(HERE / f"{capture.name}.strace.*")):
+    for old in glob.glob(str(out / f"{capture.name}.strace.*")):
         os.unlink(old)
-    prefix = str(HERE / capture.name)
+    prefix = str(out / capture.name)
     dockit = [sys.executable, "-m", "dockit_core.cli", "-l", prefix, *capture.command]
     environment = dict(ENVIRONMENT)
     if os.environ.get("DOCKIT_SOURCE"):  # another checkout of dockit; else the installed one
         environment["PYTHONPATH"] = os.environ["DOCKIT_SOURCE"]
     # The program's stdout and stderr go to files of its folder: stable paths in the log, whatever
     # terminal or job runner records the captures.
-    with open(folder / "stdout.txt", "wb") as out, open(folder / "stderr.txt", "wb") as err:
+    with open(folder / "stdout.txt", "wb") as stdout, open(folder / "stderr.txt", "wb") as stderr:
         result = subprocess.run(
-            dockit, cwd=folder, env=environment, stdin=subprocess.DEVNULL, stdout=out, stderr=err, check=False
+            dockit,
+            cwd=folder,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            check=False,
         )
     if result.returncode != capture.expected_status:
         sys.stderr.write((folder / "stderr.txt").read_text(errors="replace"))
         raise SystemExit(
             f"{capture.name}: exit status {result.returncode}, expected {capture.expected_status}"
         )
-    logs = glob.glob(str(HERE / f"{capture.name}.strace.*.log"))
+    logs = glob.glob(str(out / f"{capture.name}.strace.*.log"))
     if len(logs) != 1:
         raise SystemExit(f"{capture.name}: expected one log, found {logs}")
-    for extra in glob.glob(str(HERE / f"{capture.name}.strace.*.xml")) + glob.glob(
-        str(HERE / f"{capture.name}.strace.*.txt")
+    for extra in glob.glob(str(out / f"{capture.name}.strace.*.xml")) + glob.glob(
+        str(out / f"{capture.name}.strace.*.txt")
     ):
         os.unlink(extra)
     log = Path(logs[0])
@@ -97,11 +104,15 @@ def record(capture: Capture) -> Path:
     return log
 
 
-def main(names: list[str]) -> int:
-    chosen = [c for c in captures() if not names or c.name in names]
+def main(args: list[str]) -> int:
+    out = HERE
+    if args[:1] == ["--out"]:
+        out, args = Path(args[1]).resolve(), args[2:]
+        out.mkdir(parents=True, exist_ok=True)
+    chosen = [c for c in captures() if not args or c.name in args]
     for capture in chosen:
-        log = record(capture)
-        print(f"{capture.name}: {log.relative_to(HERE.parent)} ({log.stat().st_size} bytes)")
+        log = record(capture, out)
+        print(f"{capture.name}: {log} ({log.stat().st_size} bytes)")
     return 0
 
 

@@ -5,6 +5,9 @@ recording of the same programs passes the same tests."""
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,8 +18,8 @@ WORK = "/tmp/dockit-captures"
 NAMES = ["pipeline", "forkexec", "pyconfig", "tcp_pair", "killed", "failing"]
 
 
-def capture_log(name: str) -> Path:
-    logs = sorted(CAPTURES.glob(f"{name}.strace.*.log"))
+def capture_log(name: str, folder: Path = CAPTURES) -> Path:
+    logs = sorted(folder.glob(f"{name}.strace.*.log"))
     assert len(logs) == 1, f"expected one committed log for {name}, found {logs}"
     return logs[0]
 
@@ -36,12 +39,29 @@ def ini_values(log: Path) -> dict[str, str]:
     return values
 
 
-@pytest.fixture(scope="module")
-def summaries(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Summary, int, dict[str, str]]]:
+@pytest.fixture(scope="module", params=["committed", "recorded-now"])
+def summaries(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[Summary, int, dict[str, str]]]:
+    """The committed captures, and the same programs recorded again now by captures/record.py (the
+    live path on this machine): both must yield the facts."""
     out = tmp_path_factory.mktemp("captures")
+    folder = CAPTURES
+    if request.param == "recorded-now":
+        if shutil.which("strace") is None or shutil.which("gcc") is None:
+            pytest.skip("recording needs strace and gcc")
+        folder = out / "recorded"
+        result = subprocess.run(
+            [sys.executable, str(CAPTURES / "record.py"), "--out", str(folder)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr + result.stdout
     found = {}
     for name in NAMES:
-        log = capture_log(name)
+        log = capture_log(name, folder)
         summary, _result = replay(log, out)
         found[name] = (summary, root_pid(log), ini_values(log))
     return found
