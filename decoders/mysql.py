@@ -113,6 +113,7 @@ class _Stream:
         self.start = _At(None, 0, 0)
         self.skip = 0  # bytes of a damaged packet still to discard
         self.damaged: _Frame | None = None
+        self.damaged_continued = False  # the damaged packet is 0xFFFFFF long: its payload goes on
         self.parts: list[bytes] = []  # payloads of a 0xFFFFFF continuation
         self.parts_truncated = False
         self.parts_start: _At | None = None
@@ -196,7 +197,7 @@ class _Stream:
     def _finish_damaged(self, out: list[_Frame], at: _At) -> None:
         if self.damaged is not None:
             self.damaged.end_time = at.time
-            self._emit(out, self.damaged, False)
+            self._emit(out, self.damaged, self.damaged_continued)
             self.damaged = None
         self.start = at
 
@@ -221,6 +222,7 @@ class _Stream:
         length = buf[0] | buf[1] << 8 | buf[2] << 16
         need = 4 + length - len(buf)
         self.damaged = _Frame(buf[3], bytes(buf[4:]), True, self.start, at.time)
+        self.damaged_continued = length == p.MAX_PAYLOAD
         buf.clear()
         if missing < need:
             self.skip = need - missing
@@ -230,6 +232,10 @@ class _Stream:
             self._lose_sync(out)
 
     def _lose_sync(self, out: list[_Frame]) -> None:
+        if self.damaged is not None:  # what was seen of it is all there will be
+            self._emit(out, self.damaged, False)
+            self.damaged = None
+        self.skip = 0
         if self.parts:
             self.parts_truncated = True
             self._emit(out, _Frame(0, b"", True, self.start, None), False)

@@ -755,6 +755,14 @@ def test_sixteen_megabyte_packets(env) -> None:
         q = one(out, sql)
         assert (q.status, q.rows, q.truncated) == ("ok", 1, False)
         assert q.sample_rows == [[str(n), big]]
+    # strace -s 200 on the same bytes: the query is its first 195 characters, the connection goes on.
+    cut = [
+        Chunk(data=c.data[:200], direction=c.direction, time=c.time, pid=c.pid, size=len(c.data))
+        for c in chunks_of(recording)
+    ]
+    out = decode(cut)
+    q = one(out, sql[:195])
+    assert (q.status, q.truncated, q.rows) == ("ok", True, None)
 
 
 # --- survol captures (strace 4, Fedora, 2018) -----------------------------------------------------
