@@ -27,6 +27,7 @@ Client-library calls carry SQL text directly (`mysql_real_query(conn, "SQL", len
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 
@@ -308,3 +309,37 @@ def trim_array(line: str, keep: int) -> str | None:
     if end - cut <= 8:
         return line  # nothing worth cutting
     return line[:cut] + "..." + line[end:]
+
+
+_EINPROGRESS = -115  # what ltrace shows for a non-blocking connect under way (it prints -errno)
+
+
+def sockaddr(call: Call) -> tuple[str | None, str | None, int | None] | None:
+    """(family, address, port) from the sockaddr bytes an ltrace system call printed (`SYS_connect(3,
+    [ '\\002', '\\0', '\\f', '\\352', '\\177', ... ], 16)`), in the tracker's terms ("127.0.0.1:3306",
+    "[::1]:3306", a unix path, "@name" for an abstract one); None when the line shows no such bytes.
+    A call that failed (ltrace prints -errno, and no name) gives no address."""
+    text = argument(call.args, 1)
+    if text is None or not text.lstrip().startswith("[ '"):
+        return None
+    if call.retval is not None and call.retval < 0 and call.retval != _EINPROGRESS:
+        return None, None, None
+    buffer = decode_array(text)
+    if buffer is None or len(buffer.data) < 2:
+        return None, None, None
+    data = buffer.data
+    family = int.from_bytes(data[:2], "little")
+    if family == 2 and len(data) >= 8:
+        port = int.from_bytes(data[2:4], "big")
+        return "AF_INET", f"{'.'.join(str(b) for b in data[4:8])}:{port}", port
+    if family == 10 and len(data) >= 24:
+        port = int.from_bytes(data[2:4], "big")
+        return "AF_INET6", f"[{ipaddress.IPv6Address(data[8:24]).compressed}]:{port}", port
+    if family == 1:
+        path = data[2:]
+        if path[:1] == b"\0":
+            name = path[1:].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+            return "AF_UNIX", ("@" + name) if name else None, None
+        name = path.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+        return "AF_UNIX", name or None, None
+    return None, None, None

@@ -555,7 +555,7 @@ class Tracker:
             return
         if call.errno not in (None, "EINPROGRESS") or len(args) < 2:
             return
-        family, address, _port = parse_sockaddr(args[1])
+        family, address, _port = _sockaddr(call, args[1])
         if family and not node.family:
             node.family = family
         if address is None:
@@ -575,7 +575,7 @@ class Tracker:
         if isinstance(listener, SocketNode):
             node.family, node.kind, node.local = listener.family, listener.kind, listener.local
         if len(args) > 1:
-            _family, address, _port = parse_sockaddr(args[1])
+            _family, address, _port = _sockaddr(call, args[1])
             node.remote = address
         node.pids.add(process.owner)
         process.fds[call.retval] = FdEntry("socket", node, "SOCK_CLOEXEC" in call.args)
@@ -774,6 +774,15 @@ class Tracker:
         for name in LibraryTlsCalls.NAMES:
             handlers[name] = self.library_tls.call
         return handlers
+
+
+def _sockaddr(call: Call, arg: str) -> tuple[str | None, str | None, int | None]:
+    """strace's `{sa_family=AF_INET, ...}`, or the bytes ltrace printed (a char array)."""
+    if ", [ '" in call.args[:24]:
+        found = ltrace_buffers.sockaddr(call)
+        if found is not None:
+            return found
+    return parse_sockaddr(arg)
 
 
 def _label(node: object) -> str | None:

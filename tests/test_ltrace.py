@@ -8,6 +8,7 @@ statements a test sent to MariaDB, and sizes read from a log's own lines with a 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -290,6 +291,9 @@ def test_mariadb_client_same_queries_under_strace_and_ltrace(tmp_path: Path, mar
     ltrace_queries = sql_queries(by_tracer["ltrace"]["xml"])
     assert ltrace_queries == strace_queries
     assert ltrace_queries == EXPECTED
+    for files in by_tracer.values():  # ltrace reads connect's sockaddr from its bytes
+        (session,) = etree.parse(str(files["xml"])).getroot().iter("Dockit_DatabaseSession")
+        assert session.get("Server") == "127.0.0.1:3306"
     assert records(by_tracer["ltrace"]["xml"]) == records(by_tracer["strace"]["xml"])
     for files in by_tracer.values():
         root = etree.parse(str(files["xml"])).getroot()
@@ -554,3 +558,46 @@ def test_c_client_each_statement_once(tmp_path: Path, mariadb_user: str) -> None
     assert [p.get("Value") for p in executed.iter("Parameter")] == ["2"]
     log = next(tmp_path.glob("c.ltrace.*.log")).read_text(errors="replace")
     assert "->mysql_query(" in log and "->mysql_real_query(" in log and "->mysql_stmt_prepare(" in log
+
+
+ADDRESS_PROGRAM = """\
+import json, socket, sys
+found = {}
+for family, address in ((socket.AF_INET, ("127.0.0.1", 0)), (socket.AF_INET6, ("::1", 0)),
+                        (socket.AF_UNIX, sys.argv[1])):
+    try:
+        server = socket.socket(family)
+        server.bind(address)
+    except OSError:
+        continue  # no IPv6 here
+    server.listen(1)
+    client = socket.socket(family)
+    client.connect(server.getsockname())
+    peer, _ = server.accept()
+    client.send(b"ping")
+    assert peer.recv(4) == b"ping"
+    name = server.getsockname()
+    found[family.name] = name if family == socket.AF_UNIX else f"{name[0]}:{name[1]}"
+print(json.dumps(found))
+"""
+
+
+@needs_ltrace
+def test_socket_addresses_from_ltrace(tmp_path: Path) -> None:
+    """connect/bind/accept/getsockname print their sockaddr as bytes: the sockets get their ends."""
+    program = tmp_path / "addresses.py"
+    program.write_text(ADDRESS_PROGRAM)
+    path = str(tmp_path / "server.sock")
+    result = run_dockit("-t", "ltrace", "-l", str(tmp_path / "a"), sys.executable, str(program), path)
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found["AF_INET"].startswith("127.0.0.1:") and found["AF_UNIX"] == path
+    if "AF_INET6" in found:
+        host, port = found["AF_INET6"].rsplit(":", 1)
+        found["AF_INET6"] = f"[{host}]:{port}"  # as the summary writes an IPv6 end
+    summary = Summary.load(next(tmp_path.glob("a.ltrace.*.xml")))
+    for address in found.values():
+        assert [s for s in summary.sockets if s.get("Remote") == address and s["BytesOut"] == "4"], (
+            address,
+            summary.sockets,
+        )
