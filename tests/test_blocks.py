@@ -261,7 +261,7 @@ def test_a_shell_loop_folds_its_children_and_its_cycle(tmp_path: Path) -> None:
     dockit("-l", str(tmp_path / "p"), "-f", "JSON", *command, cwd=tmp_path)
     blocks = json.loads(one("p.strace.*.json", tmp_path).read_text())
     log = one("p.strace.*.log", tmp_path).read_text()
-    children = {int(m) for m in re.findall(r"^(\d+) \S+ execve\(\"/bin/true\"", log, re.M)}
+    children = {int(m) for m in re.findall(r"^(\d+) +\S+ execve\(\"/bin/true\"", log, re.M)}
     assert len(children) == 8
     execs = [b for b in blocks if b["kind"] == "process" and b["target"] == "/bin/true"]
     assert len(execs) == 1, [b["summary"] for b in blocks]
