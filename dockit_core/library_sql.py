@@ -16,9 +16,9 @@ record only if no socket decoder reports the same statement:
 - a prepared statement (`mysql_stmt_prepare`) is the same as a decoder's record of the same process with
   the same text (the decoder reports each execution, not the prepare), whenever it comes: it waits for
   the end of the trace.
-So a library record appears when the socket bytes were not readable (TLS without SSL_* hooks, a
-compressed connection, a send ltrace could not hook), and never beside the decoder's record of the same
-statement. With decoding turned off (`--no-decode`) there are no library records either.
+So a library record appears when the socket bytes were not readable (a log whose send/recv buffers are
+pointers, a protocol feature the decoder does not read), and never beside the decoder's record of the
+same statement. With decoding turned off (`--no-decode`) there are no library records either.
 
 Status: these calls return 0 on success and non-zero on error (`mysql_send_query` only sends: its
 success says nothing about the statement, so it stays "unknown"; so does a prepare's, which executes

@@ -447,6 +447,7 @@ def test_recorded_ltrace_capture_replays_to_its_statements(tmp_path: Path) -> No
     assert sql_queries(Path(f"{prefix}.xml")) == CAPTURE_STATEMENTS
     (session,) = summary.root.iter("Dockit_DatabaseSession")
     assert session.get("User") == "dockit_capture" and session.get("Database") == "dockit_capture"
+    assert session.get("Server") == "127.0.0.1:3306"
     assert summary.statistics["UnparsedLines"] == "0"
     assert summary.statistics["ResumedWithoutStart"] == "0"
     assert (REPO / "captures/record_ltrace.sh").exists()
