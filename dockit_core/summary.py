@@ -8,6 +8,7 @@ import json
 import os
 import pickle
 import platform
+import shlex
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -184,7 +185,7 @@ def process_object(process: Process, date: str | None) -> CimObject:
     children = [
         ("ParentProcessId", process.ppid),
         ("ExecutablePath", process.executable),
-        ("CommandLine", " ".join(argv) or None),
+        ("CommandLine", shlex.join(argv) or None),  # quoted as a shell would need it; Argument has each
         ("CurrentDirectory", process.cwd),
         ("CreationDate", format_time(process.start, date)),
         ("TerminationDate", format_time(process.end, date)),
