@@ -38,7 +38,6 @@ Not decoded: TLS (stops at the SSL request), rows fetched through server-side cu
 
 from __future__ import annotations
 
-import re
 import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -46,6 +45,7 @@ from dataclasses import dataclass, field
 
 from decoders.api import ChannelInfo, Chunk, Decoder, Direction
 from decoders.records import Annotation, AttrValue, DatabaseSession, Output, SqlQuery
+from decoders.redact import redact_sql
 from decoders.sql_tables import tables_in
 from protocols import mysql as p
 
@@ -71,18 +71,6 @@ _SIMPLE = frozenset(
     }
 )
 _LAST_STATEMENT = 0xFFFFFFFF  # MariaDB: "the statement prepared just before" (pipelined execute)
-
-_SECRET = re.compile(
-    r"""((?:IDENTIFIED\s+(?:WITH\s+[\w'"`]+\s+)?(?:BY|AS)(?:\s+PASSWORD)?|PASSWORD\s*\(|PASSWORD\s*=|PASSWORD\s+FOR\s+\S+\s*=)\s*)"""
-    r"""('(?:[^'\\]|\\.|'')*(?:'|$)|"(?:[^"\\]|\\.|"")*(?:"|$))""",
-    re.I | re.S,
-)
-
-
-def redact_sql(sql: str) -> str:
-    """SQL with the string literals that carry passwords replaced by '<redacted>'."""
-    return _SECRET.sub(lambda m: m.group(1) + "'<redacted>'", sql)
-
 
 @dataclass(frozen=True)
 class _At:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 REDACTED = "<redacted>"
 
 SECRET_HEADERS = frozenset(
@@ -29,3 +31,19 @@ def is_secret_header(name: str) -> bool:
 
 def redact_header(name: str, value: str) -> str:
     return REDACTED if is_secret_header(name) else value
+
+
+# Passwords inside SQL: `IDENTIFIED BY 'x'` (MySQL, quoted), `PASSWORD('x')`, `SET PASSWORD FOR u = 'x'`,
+# and Oracle's bare `IDENTIFIED BY tiger`.
+_SQL_SECRET = re.compile(
+    r"""((?:IDENTIFIED\s+(?:WITH\s+[\w'"`]+\s+)?(?:BY|AS)(?:\s+PASSWORD)?|PASSWORD\s*\(|PASSWORD\s*=|PASSWORD\s+FOR\s+\S+\s*=)\s*)"""
+    r"""('(?:[^'\\]|\\.|'')*(?:'|$)|"(?:[^"\\]|\\.|"")*(?:"|$))""",
+    re.I | re.S,
+)
+_SQL_BARE_SECRET = re.compile(r"""(IDENTIFIED\s+BY\s+)(?!VALUES\b|PASSWORD\b)([^\s;'"()]+)""", re.I)
+
+
+def redact_sql(sql: str) -> str:
+    """SQL with the literals that carry passwords replaced by '<redacted>'."""
+    sql = _SQL_SECRET.sub(lambda m: m.group(1) + "'<redacted>'", sql)
+    return _SQL_BARE_SECRET.sub(lambda m: m.group(1) + "'<redacted>'", sql)

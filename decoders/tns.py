@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 from decoders.api import ChannelInfo, Chunk, Decoder, Direction
 from decoders.records import Annotation, DatabaseSession, Output, SqlQuery
+from decoders.redact import redact_sql
 from protocols import tns
 
 MAX_BUFFER = 8 * 1024 * 1024  # bytes kept per direction while a packet is incomplete
@@ -646,7 +647,7 @@ class TnsDecoder(Decoder):
             protocol="oracle",
             process=statement.pid or self.process,
             session=self.channel.channel_id,
-            text=statement.text,
+            text=redact_sql(statement.text),
             start=statement.chunk_time,
             duration=(statement.end - statement.chunk_time)
             if statement.end is not None and statement.chunk_time is not None

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from decoders.redact import redact_sql
 from dockit_core.redaction import redact_argv, redact_call_arguments, redact_text
 
 SECRET = "Zq8-very-secret-7Hk"
@@ -100,3 +101,16 @@ def test_traced_curl_keeps_credentials_out_of_every_output(tmp_path: Path) -> No
             assert SECRET.encode() in content  # the raw trace is the user's own, and keeps everything
         else:
             assert SECRET.encode() not in content, f"{name} shows the secret"
+
+
+def test_passwords_inside_sql() -> None:
+    assert (
+        redact_sql(f"alter user scott identified by {SECRET}")
+        == "alter user scott identified by '<redacted>'"
+    )
+    assert SECRET not in redact_sql(f"CREATE USER 'a'@'%' IDENTIFIED BY '{SECRET}'; select 1")
+    assert (
+        redact_sql(f"SET PASSWORD FOR bob = PASSWORD('{SECRET}')")
+        == "SET PASSWORD FOR bob = PASSWORD('<redacted>')"
+    )
+    assert redact_sql("select password from users") == "select password from users"
