@@ -1,6 +1,9 @@
 #!/bin/sh
-# Record captures/mariadb_select.ltrace.<pid>.log and .ini: Debian's `mariadb` client under
-# `dockit -t ltrace`, against the MariaDB server on 127.0.0.1:3306 (root, no password, as set up here).
+# Record, with `dockit -t ltrace`:
+# - captures/mariadb_select.ltrace.<pid>.log and .ini: Debian's `mariadb` client against the MariaDB
+#   server on 127.0.0.1:3306 (root, no password, as set up here);
+# - captures/ltrace_pipe.ltrace.<pid>.log and .ini: `sh -c 'printf "hello pipe\n" | cat > /dev/null'`, a
+#   pipe whose 11 bytes show twice in the log (the library write and the system call inside it).
 #
 # A throwaway user and database `dockit_capture` are created with two small tables, four statements are
 # run (the last one fails: unknown table), then both are dropped. The password goes through a defaults
@@ -44,3 +47,13 @@ rm -f "$WORK/../mariadb_select_ltrace.cnf"
 grep -q 1146 stderr.txt
 rm -f "$HERE"/mariadb_select.ltrace.*.txt "$HERE"/mariadb_select.ltrace.*.xml
 ls -l "$HERE"/mariadb_select.ltrace.*
+
+PIPE_WORK=/tmp/dockit-captures/ltrace_pipe
+rm -rf "$PIPE_WORK" "$HERE"/ltrace_pipe.ltrace.*
+mkdir -p "$PIPE_WORK"
+cd "$PIPE_WORK"
+env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/tmp LANG=C.UTF-8 \
+  "$PYTHON" -m dockit_core.cli -t ltrace -l "$HERE/ltrace_pipe" \
+  sh -c 'printf "hello pipe\n" | cat > /dev/null' > stdout.txt 2> stderr.txt
+rm -f "$HERE"/ltrace_pipe.ltrace.*.txt "$HERE"/ltrace_pipe.ltrace.*.xml
+ls -l "$HERE"/ltrace_pipe.ltrace.*

@@ -242,11 +242,13 @@ def bare_name(name: str) -> str:
 
 
 def is_ltrace_syscall(call: Call) -> bool:
-    """A system call line written by ltrace -S: `SYS_sendto(` (0.7.3) or `sendto@SYS(` (older)."""
+    """A system call line written by ltrace -S: `SYS_sendto(` (0.7.3) or `sendto@SYS(` (older), or
+    its `<... SYS_sendto resumed>`."""
     head = call.raw[:96]  # the pid and the time come first: the name is never further
     if "SYS" not in head:
         return False  # every strace line: one cheap test
-    return f"SYS_{call.name}(" in head or f"{call.name}@SYS(" in head
+    # `SYS_write(`, or `<... SYS_write resumed>` for one that another process's line interrupted
+    return f"SYS_{call.name}" in head or f"{call.name}@SYS" in head
 
 
 def inside_wrapping_call(pid: int, pending: dict[int, tuple[str, float | None, str, str]]) -> bool:

@@ -602,3 +602,18 @@ def test_socket_addresses_from_ltrace(tmp_path: Path) -> None:
             address,
             summary.sockets,
         )
+
+
+def test_recorded_ltrace_pipe_counts_its_bytes_once(tmp_path: Path) -> None:
+    """`printf "hello pipe\\n" | cat`: the library write and the system call inside it (there, one that
+    another process's line interrupted: `<... SYS_write resumed>`) show the same 11 bytes."""
+    logs = sorted(CAPTURES.glob("ltrace_pipe.ltrace.*.log"))
+    assert logs, "captures/ltrace_pipe.ltrace.<pid>.log is missing: run captures/record_ltrace.sh"
+    text = logs[-1].read_text()
+    assert "->write(1, [ 'h', 'e', 'l', 'l', 'o', ' ', 'p', 'i', 'p', 'e', '\\n' ], 11" in text
+    assert re.search(r"SYS_write\(1, 0x[0-9a-f]+, 11,", text)
+    summary, _ = replay(logs[-1], tmp_path)
+    (pipe,) = summary.pipes
+    assert pipe["Bytes"] == "11"
+    writer, reader = (summary.processes[int(pipe[role])] for role in ("Writers", "Readers"))
+    assert writer.ppid == reader.ppid
