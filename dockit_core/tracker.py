@@ -332,28 +332,35 @@ class Tracker:
             return path
         return os.path.normpath(os.path.join(base, path))
 
-    def _dirfd(self, process: Process, arg: str) -> int | None:
-        """The dirfd of an *at() call. With -y its decoration names the folder: `AT_FDCWD</home/x>` is
-        the process's current directory (learnt even when the trace never showed a chdir)."""
-        fd, decoration = parse_fd(arg)
-        if decoration:
+    def _resolve_at(self, process: Process, path: str, dir_arg: str) -> str:
+        """A path of an *at() call, relative to its dirfd argument (`AT_FDCWD`, `3</srv/x>`...)."""
+        if path.startswith("/") and (process.cwd is not None or not dir_arg.startswith("AT_FDCWD<")):
+            return self._resolve(process, path)
+        fd, decoration = parse_fd(dir_arg)
+        return self._resolve_in(process, path, fd, decoration)
+
+    def _resolve_in(self, process: Process, path: str, fd: int | None, decoration: str | None) -> str:
+        """With -y the dirfd's decoration names the folder; `AT_FDCWD</home/x>` is the process's
+        current directory, learnt even when the trace never showed a chdir."""
+        absolute = path.startswith("/")
+        if decoration and (not absolute or (fd == -100 and process.cwd is None)):
             deco = parse_decoration(decoration)
             if deco.kind == "file" and deco.path:
                 if fd == -100:
                     process.cwd = deco.path
-                elif fd is not None and fd >= 0:
-                    self._node(process, arg)
-        return fd
+                if not absolute:
+                    return os.path.normpath(os.path.join(deco.path, path))
+        return self._resolve(process, path, fd)
 
     def _open(self, call: Call, process: Process, info: CallInfo) -> None:
         if not call.ok or call.retval is None:
             return
         args = split_args(call.args)
         if call.name in ("openat", "openat2"):
-            dirfd = self._dirfd(process, args[0]) if args else None
+            dir_arg = args[0] if args else None
             path_arg, flags = (args[1] if len(args) > 1 else ""), (args[2] if len(args) > 2 else "")
         else:
-            dirfd = None
+            dir_arg = None
             path_arg, flags = (args[0] if args else ""), (args[1] if len(args) > 1 else "")
         decorated = parse_decoration(call.ret_decoration) if call.ret_decoration else None
         if decorated is not None and decorated.kind == "file" and decorated.path:
@@ -362,7 +369,7 @@ class Tracker:
             raw = parse_path(path_arg)
             if raw is None:
                 return
-            path = self._resolve(process, raw, dirfd)
+            path = self._resolve(process, raw) if dir_arg is None else self._resolve_at(process, raw, dir_arg)
         node = self.model.file(path)
         access = node.access(process.owner)
         access.opens += 1
@@ -387,14 +394,14 @@ class Tracker:
                 src, dst = parse_path(args[1]), parse_path(args[3])
                 if src and dst:
                     paths = [
-                        self._resolve(process, src, self._dirfd(process, args[0])),
-                        self._resolve(process, dst, self._dirfd(process, args[2])),
+                        self._resolve_at(process, src, args[0]),
+                        self._resolve_at(process, dst, args[2]),
                     ]
         elif name == "symlinkat":
             if len(args) >= 3:
                 dst = parse_path(args[2])
                 if dst:
-                    paths = [self._resolve(process, dst, self._dirfd(process, args[1]))]
+                    paths = [self._resolve_at(process, dst, args[1])]
         elif at:
             quote = call.args.find('"')
             parsed = parse_quoted(call.args, quote) if quote > 0 else None
@@ -404,10 +411,8 @@ class Tracker:
                 fd, decoration = parse_fd(dir_arg)
                 if path == "" and decoration:  # AT_EMPTY_PATH on an fd
                     path = parse_decoration(decoration).path or ""
-                elif decoration:
-                    fd = self._dirfd(process, dir_arg)
                 if path:
-                    paths = [self._resolve(process, path, fd)]
+                    paths = [self._resolve_in(process, path, fd, decoration)]
         else:
             parsed = parse_quoted(call.args, 0) if call.args.startswith('"') else None
             if parsed is not None and parsed[0]:
