@@ -305,3 +305,31 @@ def test_live_vector_and_positional_file_calls(tmp_path: Path, strace_bin: str) 
     assert (copy["Writes"], copy["WrittenBytes"]) == ("1", "16")
     unix = sorted((s["BytesOut"], s["BytesIn"]) for s in summary.sockets if s["Family"] == "unix")
     assert unix == [("0", "3"), ("3", "0")], "one socket per end, as for TCP"
+
+
+def test_any_byte_in_arguments_and_paths_gives_valid_xml(tmp_path: Path, strace_bin: str) -> None:
+    """Control characters, an escape sequence and bytes that are not UTF-8, in argv and in a file name:
+    the summary is still well-formed XML, with one Argument per argument, and the calls file valid JSON."""
+    odd = ["bell\x07", "esc\x1b[31mred", os.fsdecode(b"latin1-\xe9\xff"), "nul-free\x01\x02"]
+    name = os.fsdecode(b"file-\xff\x01.txt")
+    program = "import sys; open(sys.argv[1], 'w').write('x')"
+    result = run_dockit(
+        "-l",
+        str(tmp_path / "odd"),
+        "-f",
+        "JSON",
+        "/usr/bin/python3",
+        "-S",
+        "-c",
+        program,
+        name,
+        *odd,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(outputs(tmp_path, "odd")["json"].read_text(encoding="utf-8"))  # valid JSON too
+    summary = Summary.load(outputs(tmp_path, "odd")["xml"])  # lxml parses it: well-formed
+    (python,) = summary.processes.values()
+    assert len(python.argv) == 4 + 1 + len(odd)
+    assert python.argv[5].startswith("bell") and python.argv[6].startswith("esc")
+    assert [path for path in summary.files if "file-" in path], "the odd file name is there"
