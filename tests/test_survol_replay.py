@@ -8,12 +8,13 @@ return values of the calls whose fd decoration names it). Decoded SQL is checked
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import SURVOL, Summary, replay
+from tests.conftest import SURVOL, Summary, replay, run_dockit
 
 LOGS = sorted(p.name for p in SURVOL.glob("*.log")) if SURVOL.is_dir() else []
 
@@ -239,3 +240,16 @@ def test_wget_dns_sendmmsg(replayed) -> None:
     dns = {s["Local"]: s for s in summary.sockets_with(Remote="194.168.4.100:53")}
     assert dns["192.168.0.17:54913"]["BytesOut"] == str(2 * 29)
     assert dns["192.168.0.17:43224"]["BytesOut"] == str(2 * 34)
+
+
+def test_ltrace_library_calls_are_counted(survol: Path, tmp_path: Path) -> None:
+    """ltrace's `gcc->getenv("COLLECT_GCC")` library calls: every one reaches the calls file, named with
+    its library, as many as the log has lines starting one."""
+    log = survol / "dockit_gcc_hello_world.ltrace.log"
+    result = run_dockit("-i", str(log), "-l", str(tmp_path / "lib"), "-f", "JSON")
+    assert result.returncode == 0, result.stderr
+    blocks = json.loads((tmp_path / "lib.json").read_text())
+    counted = sum(block["call_counts"].get("gcc->getenv", 0) for block in blocks)
+    with open(log, encoding="utf-8", errors="replace") as stream:
+        expected = sum(1 for line in stream if re.search(r"\] [\d:.]+ gcc->getenv\(", line))
+    assert counted == expected == 42
