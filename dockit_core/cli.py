@@ -306,9 +306,17 @@ def trace(args: argparse.Namespace, options: Options) -> int:
 
         sys.stderr.write(f"dockit: {shlex.join(run.command)}\n")
 
-    def detach(_signum: int) -> None:
-        if attach_pid is not None and run.process.poll() is None:
-            run.process.send_signal(signal.SIGINT)
+    def detach(signum: int) -> None:
+        if attach_pid is not None:
+            if run.process.poll() is None:
+                run.process.send_signal(signal.SIGINT)
+        elif signum != signal.SIGINT and session.model.root_pid:
+            # SIGTERM/SIGHUP sent to dockit alone go on to the program, as a wrapper's would (Ctrl-C
+            # already reached it: the terminal signals the whole foreground group).
+            try:
+                os.kill(session.model.root_pid, signum)
+            except OSError:
+                pass
 
     top_pid = attach_pid
     with tracers.SignalGuard(detach):

@@ -333,3 +333,25 @@ def test_any_byte_in_arguments_and_paths_gives_valid_xml(tmp_path: Path, strace_
     assert len(python.argv) == 4 + 1 + len(odd)
     assert python.argv[5].startswith("bell") and python.argv[6].startswith("esc")
     assert [path for path in summary.files if "file-" in path], "the odd file name is there"
+
+
+def test_sigterm_to_dockit_alone_reaches_the_program(tmp_path: Path, strace_bin: str) -> None:
+    """`kill DOCKIT_PID` (a service manager, a timeout): the program gets the SIGTERM, dies of it, and
+    dockit writes its outputs and returns 128+15."""
+    dockit = start_in_own_group(tmp_path, "term", "sh", "-c", "touch ready; exec sleep 30")
+    try:
+        wait_for(tmp_path / "ready")
+        time.sleep(0.3)
+        started = time.monotonic()
+        dockit.send_signal(signal.SIGTERM)
+        _out, err = dockit.communicate(timeout=30)
+    finally:
+        if dockit.poll() is None:
+            dockit.kill()
+    assert time.monotonic() - started < 10, "the program did not wait its 30 s"
+    assert dockit.returncode == 143, err
+    files = outputs(tmp_path, "term")
+    assert {"log", "ini", "txt", "xml"} <= set(files)
+    (sleep,) = Summary.load(files["xml"]).by_executable("/usr/bin/sleep")
+    assert sleep.signal == "SIGTERM"
+    no_partials(tmp_path)
