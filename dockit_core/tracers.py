@@ -272,10 +272,28 @@ def start(
     return run
 
 
+def _tracer_of(pid: int) -> int:
+    """The pid tracing `pid` (a debugger, another strace), 0 if none or unknown."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as stream:
+            for line in stream:
+                if line.startswith("TracerPid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def attach_failure(stderr_lines: list[str], pid: int) -> str | None:
     """Why an attach failed, in one line, from what strace said."""
     text = "\n".join(stderr_lines)
     if "Operation not permitted" in text:
+        tracer = _tracer_of(pid)
+        if tracer:
+            return (
+                f"cannot attach to process {pid}: ptrace refused (Operation not permitted): it is already "
+                f"traced by process {tracer}, and a process has one tracer at most"
+            )
         return (
             f"cannot attach to process {pid}: ptrace refused (Operation not permitted); run as root or "
             "set /proc/sys/kernel/yama/ptrace_scope to 0"

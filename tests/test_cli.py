@@ -245,4 +245,5 @@ def test_attach_refused_is_one_clear_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     line = result.stderr.strip()
     assert line.count("\n") == 0 and str(pid) in line and "not permitted" in line
+    assert f"already traced by process {tracer.pid}" in line
     assert not list(tmp_path.iterdir())
