@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 from decoders.registry import DecoderLoadError, Registry
 from dockit_core import __version__, tracers
+from dockit_core.events import Call
 from dockit_core.ini import context_from_ini, environment_from_ini, read_ini, safe_environment, write_ini
 from dockit_core.session import Options, OutputPaths, Report, TraceSession, print_report
 from dockit_core.summary import RunContext, SummaryFilter, SummaryFilterError
@@ -322,10 +323,11 @@ def trace(args: argparse.Namespace, options: Options) -> int:
     with tracers.SignalGuard(detach):
         try:
             for line in _lines_until_exit(run):
-                session.feed(line)
+                event = session.feed(line)
                 if top_pid is None and session.model.root_pid:
                     top_pid = session.model.root_pid
-                if session.tracker.last_info.file_io and len(line) > 256:
+                # Only a call completed by this very line tells whether its buffer was a file's.
+                if len(line) > 256 and isinstance(event, Call) and session.tracker.last_info.file_io:
                     line = tracers.trim_file_buffer(line)
                 log.stream.write(line)
         except BaseException:
@@ -341,6 +343,11 @@ def trace(args: argparse.Namespace, options: Options) -> int:
             session.abort()
             raise tracers.TracerError(failure, 2)
     top_pid = top_pid or session.model.root_pid or 0
+    root = session.model.processes.get(top_pid)
+    if attach_pid is None and root is not None and not root.argv:
+        # ltrace never shows the first execve: the command dockit started is the root's.
+        root.argv = list(command)
+        root.executable = root.executable or tracers.resolve_command(command[0])
     final_prefix = f"{base}.{tracer}.{top_pid}"
     paths.prefix = final_prefix
     if session.calls_writer is not None:

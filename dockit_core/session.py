@@ -13,6 +13,7 @@ from decoders.registry import Registry
 from dockit_core.blocks_writer import BlocksWriter
 from dockit_core.calls_writer import CallsWriter
 from dockit_core.channels import ChannelManager
+from dockit_core.events import Event
 from dockit_core.model import Model
 from dockit_core.strace_parser import StraceParser
 from dockit_core.summary import RecordSpool, RunContext, SummaryFilter, summary_objects
@@ -148,11 +149,13 @@ class TraceSession:
         for observer in self.observers:
             observer(call, process, info, annotations)
 
-    def feed(self, line: str) -> None:
+    def feed(self, line: str) -> Event | None:
+        """One line; returns its event (None for an unfinished call, chatter or an unparsed line)."""
         self._index += 1
         event = self.parser.parse(line, self._index)
         if event is not None:
             self.tracker.apply(event)
+        return event
 
     def feed_lines(self, lines, progress: Callable[[int], None] | None = None) -> None:  # type: ignore[no-untyped-def]
         parse = self.parser.parse
