@@ -120,6 +120,20 @@ class Summary:
         assert found, f"no access of {pid} to {path}: {accesses}"
         return found[0]
 
+    def dangling_references(self) -> set[tuple[str, str]]:
+        """Pids named by a file access, socket, pipe or parent link that are no CIM_Process here."""
+        pids = {str(pid) for pid in self.processes}
+        named = [("access", a["Process"]) for accesses in self.files.values() for a in accesses]
+        named += [("socket", pid) for s in self.sockets for pid in (s.get("Process") or "").split()]
+        named += [
+            (f"pipe {key}", pid)
+            for p in self.pipes
+            for key in ("Writers", "Readers", "Processes", "CreatedBy")
+            for pid in (p.get(key) or "").split()
+        ]
+        named += [("parent", str(p.ppid)) for p in self.processes.values() if p.ppid is not None]
+        return {(what, pid) for what, pid in named if pid not in pids}
+
     def sockets_with(self, **attributes: str) -> list[dict[str, str]]:
         return [s for s in self.sockets if all(s.get(k) == v for k, v in attributes.items())]
 

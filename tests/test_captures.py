@@ -83,6 +83,7 @@ def test_every_capture_replays_cleanly(summaries, name: str) -> None:
     assert root in summary.processes
     assert summary.processes[root].ppid is None
     assert summary.processes[root].cwd == f"{WORK}/{name}"
+    assert not summary.dangling_references(), "every pid the summary names is a CIM_Process of it"
 
 
 @pytest.mark.parametrize("name", NAMES)

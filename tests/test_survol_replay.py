@@ -62,6 +62,7 @@ def test_every_capture_replays(replayed, replays, name: str) -> None:
     assert summary.processes, "every capture has at least one process"
     stderr = replays[name][1]
     assert "Traceback" not in stderr
+    assert not summary.dangling_references(), "every pid the summary names is a CIM_Process of it"
     # What is left unparsed is the traced programs' own output, written into the log they shared with
     # strace (they ran with strace's stderr): never more than a few percent of the lines.
     assert int(summary.statistics["UnparsedLines"]) <= int(summary.statistics["Lines"]) // 50
