@@ -140,6 +140,7 @@ def test_attach_knows_the_threads_and_the_program(
     assert process.argv[1] == "-c"
     referenced = {s["Process"] for s in summary.sockets}
     assert referenced == {str(pid)}
+    assert not summary.dangling_references()
 
 
 def test_attach_to_a_missing_pid(tmp_path: Path, strace_bin: str) -> None:

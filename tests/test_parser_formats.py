@@ -76,6 +76,7 @@ def test_same_facts_whatever_the_format(tmp_path: Path, strace_bin: str, name: s
     summary = Summary.load(tmp_path / "out.xml")
     assert summary.statistics["UnparsedLines"] == "0", result.stderr
     assert summary.statistics["ResumedWithoutStart"] == "0"
+    assert not summary.dangling_references()
 
     roots = [p for p in summary.processes.values() if p.ppid is None]
     assert len(roots) == 1, summary.processes
