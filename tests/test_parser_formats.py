@@ -270,3 +270,21 @@ def test_trace_attached_mid_call(tmp_path: Path) -> None:
     assert summary.statistics["UnparsedLines"] == "0"
     assert summary.processes[200].exit_status == 0
     assert summary.access("/srv/x", 200)["ReadBytes"] == "2"
+
+
+def test_statuses_without_exit_lines(tmp_path: Path) -> None:
+    """strace 4 with -qq, and ltrace, leave out `+++ exited +++`: a process's status comes from its
+    exit_group, or from its parent's wait4 (also a signal: `WIFSIGNALED(s) && WTERMSIG(s) == SIGKILL`)."""
+    text = """\
+300  08:00:00.000001 execve("/usr/bin/sh", ["sh"], [/* 3 vars */]) = 0
+300  08:00:00.000002 clone(child_stack=0, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, child_tidptr=0x7f) = 301
+300  08:00:00.000003 clone(child_stack=0, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, child_tidptr=0x7f) = 302
+301  08:00:00.000004 exit_group(2)                     = ?
+300  08:00:00.000005 wait4(-1, [{WIFEXITED(s) && WEXITSTATUS(s) == 2}], 0, NULL) = 301
+300  08:00:00.000006 wait4(-1, [{WIFSIGNALED(s) && WTERMSIG(s) == SIGKILL}], 0, NULL) = 302
+300  08:00:00.000007 exit_group(258)                   = ?
+"""
+    summary = replay_text(tmp_path, text, 300)
+    assert summary.processes[301].exit_status == 2
+    assert summary.processes[302].signal == "SIGKILL" and summary.processes[302].exit_status is None
+    assert summary.processes[300].exit_status == 258 & 0xFF
