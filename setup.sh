@@ -6,9 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 need=()
-command -v strace >/dev/null 2>&1 || need+=(strace)
-command -v ltrace >/dev/null 2>&1 || need+=(ltrace)
-command -v gcc >/dev/null 2>&1 || need+=(gcc)
+for tool in strace ltrace gcc curl wget openssl pkg-config; do
+    command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
+done
+# The headers of the MariaDB client library: the tests build a C client and Python's MySQLdb on it.
+dpkg -s libmariadb-dev >/dev/null 2>&1 || need+=(libmariadb-dev)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -18,6 +20,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+# MySQLdb (a client that links libmariadb) for the ltrace tests; optional for dockit itself.
+python3 -c 'import MySQLdb' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check mysqlclient \
+    || echo "setup: mysqlclient could not be installed; the tests that need it will be skipped"
 
 if [ "${1:-}" != "--no-example" ]; then
     out=$(mktemp -d)
