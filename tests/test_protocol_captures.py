@@ -41,7 +41,7 @@ def load_recorder() -> ModuleType:
     spec = importlib.util.spec_from_file_location("record_protocols", CAPTURES / "record_protocols.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("record_protocols", module)
+    sys.modules["record_protocols"] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
