@@ -566,7 +566,9 @@ class MySqlDecoder(Decoder):
         self._phase = "auth"
         out.append(
             Annotation(
-                frame.start.call_index, f"mysql login: user {response.user} database {response.database}"
+                frame.start.call_index,
+                f"mysql login: user {response.user}"
+                + (f" database {response.database}" if response.database else " (no database)"),
             )
         )
 
@@ -671,8 +673,9 @@ class MySqlDecoder(Decoder):
     def _annotation(self, request: _Request) -> str:
         name = p.COMMAND_NAMES.get(request.command, f"command 0x{request.command:02x}")
         if request.text is None:
-            detail = f" statement {request.statement_id}" if request.statement_id is not None else ""
-            return f"mysql {name}{detail}"
+            detail = f" {request.statement_id}" if request.statement_id is not None else ""
+            noun = "" if name.endswith("statement") or not detail else " statement"
+            return f"mysql {name}{noun}{detail}"
         text = request.text
         if len(text) > ANNOTATION_MAX:
             text = text[:ANNOTATION_MAX] + "..."

@@ -133,7 +133,8 @@ class Block:
             self.errors += 1
         elif call.retval is not None and call.retval > 0:
             if name in READS:
-                self.bytes_in += call.retval
+                if "MSG_PEEK" not in call.args:  # a peek leaves the bytes for the read that follows
+                    self.bytes_in += call.retval
             elif name in WRITES:
                 self.bytes_out += call.retval
         for text in annotations:

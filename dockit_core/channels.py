@@ -220,14 +220,14 @@ class ChannelManager:
                 self.emit(as_cim(output))
 
     def take_annotations(self, call_index: int) -> list[str]:
-        """Annotations for this call; ones left for earlier calls (a decoder that answered late) are
-        dropped, so the dict never outgrows the calls in flight."""
+        """Annotations for this call. A decoder that understood a message only when its last bytes came
+        (a greeting read in two calls) names the call where the message began, which is already written:
+        those go with this call, the one that completed the message on the same channel."""
         if not self.annotations:
             return []
-        found = self.annotations.pop(call_index, [])
-        if self.annotations and min(self.annotations) < call_index:
-            for stale in [index for index in self.annotations if index < call_index]:
-                del self.annotations[stale]
+        found: list[str] = []
+        for index in sorted(i for i in self.annotations if i <= call_index):
+            found += self.annotations.pop(index)
         return found
 
     def close(self, time: float | None) -> None:

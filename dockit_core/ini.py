@@ -15,7 +15,9 @@ from dockit_core.atomic import atomic_open
 from dockit_core.redaction import redact_argv
 from dockit_core.summary import RunContext
 
-_SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|AUTH|COOKIE|SESSION", re.I)
+# MYSQL_PWD, PGPASSWORD, AWS_SECRET_ACCESS_KEY, GITHUB_TOKEN...; PWD and OLDPWD are directories.
+_SECRET_NAME = re.compile(r"PASS|PWD|SECRET|TOKEN|KEY|CREDENTIAL|AUTH|COOKIE|SESSION", re.I)
+_NOT_SECRET = frozenset({"PWD", "OLDPWD"})
 
 
 def read_ini(path: str) -> dict[str, str]:
@@ -65,7 +67,11 @@ def environment_from_ini(values: dict[str, str]) -> dict[str, str]:
 def safe_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
     """The environment worth recording: secrets left out by name."""
     environ = dict(os.environ if environ is None else environ)
-    return {k: v for k, v in sorted(environ.items()) if not _SECRET_NAME.search(k) and "\n" not in v}
+    return {
+        k: v
+        for k, v in sorted(environ.items())
+        if (k in _NOT_SECRET or not _SECRET_NAME.search(k)) and "\n" not in v
+    }
 
 
 def _one_line(text: str) -> str:

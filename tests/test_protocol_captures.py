@@ -382,19 +382,12 @@ def test_calls_file_shows_each_query_at_the_connection(captures: dict[str, Repla
     assert annotations[-1] == "mysql quit"
 
 
-GREETING_SPLIT_BUG = (
-    "BUG dockit_core/channels.py take_annotations: an annotation for a call already passed is dropped as "
-    "stale; mysql-connector reads the greeting as a 4-byte header then its payload (two recvfrom), the "
-    "decoder emits 'mysql greeting' at the second call for the first call's index, so it never shows"
-)
-
-
 @pytest.mark.parametrize(
     "name",
     [
         "mysql_cli",
         "mysql_pymysql",
-        pytest.param("mysql_connector", marks=pytest.mark.xfail(strict=True, reason=GREETING_SPLIT_BUG)),
+        "mysql_connector",
     ],
 )
 def test_calls_file_shows_the_greeting(captures: dict[str, Replayed], name: str) -> None:
@@ -589,14 +582,6 @@ def test_calls_file_shows_each_request_at_its_connection(captures: dict[str, Rep
     assert shown == sorted(expected[name])
 
 
-PEEK_BUG = (
-    "BUG calls file: the socket block counts wget's recvfrom(MSG_PEEK) bytes as received, then the read()s "
-    "of the same bytes again ('290 B in' in the committed capture for 159 received; Dockit_Socket BytesIn "
-    "is right, 159)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=PEEK_BUG)
 def test_calls_file_counts_peeked_bytes_once(captures: dict[str, Replayed]) -> None:
     capture = get(captures, "http_wget")
     headers = [line for line in capture.calls.splitlines() if f"->127.0.0.1:{capture.port}:" in line]

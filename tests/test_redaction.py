@@ -114,3 +114,20 @@ def test_passwords_inside_sql() -> None:
         == "SET PASSWORD FOR bob = PASSWORD('<redacted>')"
     )
     assert redact_sql("select password from users") == "select password from users"
+
+
+def test_recorded_environment_leaves_out_secrets_by_name() -> None:
+    from dockit_core.ini import safe_environment
+
+    kept = safe_environment(
+        {
+            "MYSQL_PWD": SECRET,
+            "PGPASSWORD": SECRET,
+            "GITHUB_TOKEN": SECRET,
+            "AWS_SECRET_ACCESS_KEY": SECRET,
+            "PWD": "/srv",
+            "OLDPWD": "/",
+            "LANG": "C.UTF-8",
+        }
+    )
+    assert kept == {"PWD": "/srv", "OLDPWD": "/", "LANG": "C.UTF-8"}
