@@ -69,7 +69,14 @@ class LibrarySqlCalls:
         self.records = 0
         self.skipped = 0
         self._emit = channels.emit
-        channels.emit = self._observe
+        self.active = False
+
+    def activate(self) -> None:
+        """Watch the decoders' statements from now on. Called at the first library call of a trace (an
+        ltrace log): a strace log has none, and its statements need not pass through here."""
+        if not self.active:
+            self.active = True
+            self.channels.emit = self._observe
 
     def _observe(self, cim: CimObject) -> None:
         """Every object the decoders emit passes here first: a statement they found is the library

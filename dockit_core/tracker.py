@@ -188,6 +188,8 @@ class Tracker:
                 self.first_time = time
         process = self._process(call.pid, time)
         process.calls += 1
+        if call.library is not None and not self.library_sql.active:
+            self.library_sql.activate()
         handler = self._handlers.get(call.name)
         info = CallInfo()
         self.last_info = info
