@@ -113,12 +113,19 @@ def bench_memory(work: Path, sizes: list[int]) -> list[tuple[str, str, str]]:
 
 
 def bench_live(work: Path, runs: int) -> list[tuple[str, str, str]]:
+    """strace alone, as is and pinned to one CPU: ptrace stops cost far less when the tracer and the
+    program share a core, which they do under dockit because dockit keeps the other core busy."""
     command = ["tar", "cf", "/dev/null", "/usr/share/doc"]
-    strace_alone = median_time(["strace", "--seccomp-bpf", *STRACE_FLAGS, "-o", str(work / "alone.log"), *command],
-                               runs)
+    strace = ["strace", "--seccomp-bpf", *STRACE_FLAGS, "-o", str(work / "alone.log"), *command]
+    strace_alone = median_time(strace, runs)
+    strace_pinned = median_time(["taskset", "-c", "0", *strace], runs) if shutil.which("taskset") else None
     dockit = median_time(DOCKIT + ["-l", str(work / "live"), *command], runs)
-    return [("live run, tar cf /dev/null /usr/share/doc", "same strace flags writing to a file",
-             f"{dockit:.2f} s vs strace alone {strace_alone:.2f} s: **{dockit / strace_alone:.2f}x** (target 1.10x)")]
+    rows = [("live run, tar cf /dev/null /usr/share/doc", "vs the same strace command writing to a file",
+             f"{dockit:.2f} s vs {strace_alone:.2f} s: **{dockit / strace_alone:.2f}x** (target 1.10x)")]
+    if strace_pinned:
+        rows.append(("live run, same", "vs that strace command pinned to one CPU (its fastest)",
+                     f"{dockit:.2f} s vs {strace_pinned:.2f} s: **{dockit / strace_pinned:.2f}x**"))
+    return rows
 
 
 def mysql_capture(work: Path, queries: int) -> Path | None:
