@@ -86,17 +86,19 @@ def record(capture: Capture, out: Path = HERE) -> Path:
             stderr=stderr,
             check=False,
         )
-    if result.returncode != capture.expected_status:
+    return collect_log(out, capture.name, folder, result.returncode, capture.expected_status)
+
+
+def collect_log(out: Path, name: str, folder: Path, status: int, expected_status: int) -> Path:
+    """The one .log (and its .ini) a recording left in `out`, its other outputs removed; a recording
+    that did not exit as expected, or whose log is too large for the repository, stops here."""
+    if status != expected_status:
         sys.stderr.write((folder / "stderr.txt").read_text(errors="replace"))
-        raise SystemExit(
-            f"{capture.name}: exit status {result.returncode}, expected {capture.expected_status}"
-        )
-    logs = glob.glob(str(out / f"{capture.name}.strace.*.log"))
+        raise SystemExit(f"{name}: exit status {status}, expected {expected_status}")
+    logs = glob.glob(str(out / f"{name}.strace.*.log"))
     if len(logs) != 1:
-        raise SystemExit(f"{capture.name}: expected one log, found {logs}")
-    for extra in glob.glob(str(out / f"{capture.name}.strace.*.xml")) + glob.glob(
-        str(out / f"{capture.name}.strace.*.txt")
-    ):
+        raise SystemExit(f"{name}: expected one log, found {logs}")
+    for extra in glob.glob(str(out / f"{name}.strace.*.xml")) + glob.glob(str(out / f"{name}.strace.*.txt")):
         os.unlink(extra)
     log = Path(logs[0])
     if log.stat().st_size > MAX_BYTES:

@@ -46,9 +46,8 @@ from typing import IO
 from urllib.parse import parse_qs, urlsplit
 
 HERE = Path(__file__).resolve().parent
-WORK = Path("/tmp/dockit-captures")
-ENVIRONMENT = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
-MAX_BYTES = 300_000
+sys.path.insert(0, str(HERE))
+from record import ENVIRONMENT, WORK, collect_log  # noqa: E402 - the recorder of the core captures
 
 MYSQL_HOST = "127.0.0.1"
 MYSQL_PORT = 3306
@@ -324,20 +323,7 @@ def record(capture: Capture, out: Path = HERE, settings: Settings = Settings()) 
                 stderr=stderr,
                 check=False,
             ).returncode
-    if status != capture.expected_status:
-        sys.stderr.write((folder / "stderr.txt").read_text(errors="replace"))
-        raise SystemExit(f"{capture.name}: exit status {status}, expected {capture.expected_status}")
-    logs = glob.glob(str(out / f"{capture.name}.strace.*.log"))
-    if len(logs) != 1:
-        raise SystemExit(f"{capture.name}: expected one log, found {logs}")
-    for extra in glob.glob(str(out / f"{capture.name}.strace.*.xml")) + glob.glob(
-        str(out / f"{capture.name}.strace.*.txt")
-    ):
-        os.unlink(extra)
-    log = Path(logs[0])
-    if log.stat().st_size > MAX_BYTES:
-        raise SystemExit(f"{log}: {log.stat().st_size} bytes, more than {MAX_BYTES}")
-    return log
+    return collect_log(out, capture.name, folder, status, capture.expected_status)
 
 
 def _attach(
