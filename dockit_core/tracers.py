@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -214,8 +215,18 @@ class TracerRun:
     _stderr_thread: threading.Thread | None = None
 
     def lines(self) -> Iterator[str]:
-        with open(self.fifo, encoding="utf-8", errors="surrogateescape", newline="\n") as stream:
-            _widen_pipe(stream.fileno())
+        """The trace as the tracer writes it; nothing if the tracer exits before opening the FIFO (a
+        refused attach), where a plain blocking open would wait for a writer forever."""
+        fd = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK)
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP)
+        while not poller.poll(100):
+            if self.process.poll() is not None and not poller.poll(0):
+                os.close(fd)
+                return
+        os.set_blocking(fd, True)
+        with open(fd, encoding="utf-8", errors="surrogateescape", newline="\n") as stream:
+            _widen_pipe(fd)
             yield from stream
 
     def wait(self) -> int:

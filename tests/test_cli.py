@@ -217,6 +217,7 @@ def test_tracer_missing_names_the_package(tmp_path: Path) -> None:
 @pytest.mark.live
 def test_attach_refused_is_one_clear_line(tmp_path: Path) -> None:
     """A process already under a tracer cannot be attached to (even by root): ptrace says EPERM."""
+    import contextlib
     import os
     import signal
     import subprocess
@@ -238,7 +239,8 @@ def test_attach_refused_is_one_clear_line(tmp_path: Path) -> None:
         result = run_dockit("-p", str(pid), "-l", str(tmp_path / "refused"), timeout=60)
     finally:
         if pid is not None:
-            os.kill(pid, signal.SIGKILL)  # the sleep, then its tracer
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)  # the sleep, then its tracer
         tracer.kill()
         tracer.wait()
     assert result.returncode == 2
