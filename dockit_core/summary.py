@@ -147,31 +147,48 @@ def format_time(value: float | None, date: str | None) -> str | None:
 
 class RecordSpool:
     """Decoded records kept on disk, not in memory, until the summary is written: a log with a million
-    queries costs a file, not a million objects. Sessions and table counts stay in memory (few)."""
+    queries costs a file, not a million objects. Sessions and table counts stay in memory (few).
+
+    Records wait in memory in batches of SPILL_BATCH and each full batch is pickled in one go: one
+    pickle per record cost more than the decoding of a small query (every attribute name written again)."""
+
+    SPILL_BATCH = 4096
 
     def __init__(self) -> None:
         self._file = tempfile.TemporaryFile()
+        self._batch: list[CimObject] = []
+        self._spilled = 0  # batches in the file
         self.count = 0
         self.tables: dict[str, list[int]] = {}  # name -> [reads, writes]
         self.counts: dict[str, int] = {}
 
     def add(self, obj: CimObject) -> None:
         self.count += 1
-        self.counts[obj.cim_class] = self.counts.get(obj.cim_class, 0) + 1
-        if obj.cim_class == "Dockit_SqlQuery":
+        cim_class = obj.cim_class
+        counts = self.counts
+        counts[cim_class] = counts.get(cim_class, 0) + 1
+        if cim_class == "Dockit_SqlQuery":
             for child in obj.children:
                 if child.tag == "Table":
                     attrs = dict(child.attrs)
                     entry = self.tables.setdefault(str(attrs.get("Name")), [0, 0])
                     entry[1 if attrs.get("Access") == "write" else 0] += 1
-        pickle.dump(obj, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+        batch = self._batch
+        batch.append(obj)
+        if len(batch) >= self.SPILL_BATCH:
+            pickle.dump(batch, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+            self._spilled += 1
+            self._batch = []
 
     def __iter__(self) -> Iterator[CimObject]:
         self._file.flush()
         self._file.seek(0)
-        for _ in range(self.count):
-            yield pickle.load(self._file)
-        self._file.seek(0, os.SEEK_END)
+        try:
+            for _ in range(self._spilled):
+                yield from pickle.load(self._file)
+        finally:
+            self._file.seek(0, os.SEEK_END)
+        yield from list(self._batch)
 
     def table_objects(self) -> list[CimObject]:
         return [
