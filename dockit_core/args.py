@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from dockit_core.cstring import literal_bytes, parse_quoted, unescape
 
@@ -43,8 +44,10 @@ def first_arg(text: str) -> str:
     return text if comma < 0 else text[:comma]
 
 
+@lru_cache(maxsize=4096)
 def parse_fd(arg: str) -> tuple[int | None, str | None]:
-    """`3</etc/passwd>` -> (3, "/etc/passwd"); `AT_FDCWD` -> (-100, None)."""
+    """`3</etc/passwd>` -> (3, "/etc/passwd"); `AT_FDCWD` -> (-100, None). Cached: a directory walk
+    names the same folder fd in thousands of calls in a row."""
     match = _FD.match(arg)
     if match is None:
         return None, None

@@ -11,6 +11,7 @@ import os.path
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from dockit_core import ltrace_buffers
 from dockit_core.args import (
@@ -34,7 +35,9 @@ from dockit_core.strace_parser import PidAlias
 
 CLONE_CALLS = frozenset({"clone", "clone3", "fork", "vfork"})
 _MSG_LEN = re.compile(r"msg_len=(\d+)")  # sendmmsg/recvmmsg, strace 5+
-_MSG_LEN_OLD = re.compile(r"msg_flags=[^{}]*\}, (\d+)\}")  # strace 4.x: `{{msg_name(0)=..., msg_flags=0}, 43}`
+_MSG_LEN_OLD = re.compile(
+    r"msg_flags=[^{}]*\}, (\d+)\}"
+)  # strace 4.x: `{{msg_name(0)=..., msg_flags=0}, 43}`
 _WAIT_STATUS = re.compile(r"WEXITSTATUS\(s\) == (\d+)|WTERMSIG\(s\) == (\w+)( && WCOREDUMP\(s\))?")
 _READS = frozenset({"read", "pread64", "pread", "recv", "recvfrom"})
 _WRITES = frozenset({"write", "pwrite64", "pwrite", "send", "sendto"})
@@ -79,6 +82,23 @@ _METADATA_AT = frozenset(
         "mknodat",
     }
 )
+_SPECIAL_NAMES = frozenset({"", ".", ".."})
+
+
+@lru_cache(maxsize=1024)
+def _is_normal_folder(path: str) -> bool:
+    """An absolute path that normpath leaves as it is (the kernel's -y decorations always are)."""
+    return path == "/" or (path.startswith("/") and not path.endswith("/") and os.path.normpath(path) == path)
+
+
+def _join_normal(base: str, name: str) -> str:
+    """normpath(join(base, name)) without its cost in the common case: one plain name in a normal
+    folder (a directory walk stats every entry relative to the folder's fd)."""
+    if "/" not in name and name not in _SPECIAL_NAMES and _is_normal_folder(base):
+        return base + "/" + name if base != "/" else "/" + name
+    return os.path.normpath(os.path.join(base, name))
+
+
 _TWO_PATHS = frozenset({"rename", "link", "symlink", "renameat", "renameat2", "linkat", "symlinkat"})
 _FAMILY_KINDS = {
     "AF_INET": "tcp",
@@ -332,7 +352,7 @@ class Tracker:
                 base = entry.node.path
         if not base:
             return path
-        return os.path.normpath(os.path.join(base, path))
+        return _join_normal(base, path)
 
     def _resolve_at(self, process: Process, path: str, dir_arg: str) -> str:
         """A path of an *at() call, relative to its dirfd argument (`AT_FDCWD`, `3</srv/x>`...)."""
@@ -351,7 +371,7 @@ class Tracker:
                 if fd == -100:
                     process.cwd = deco.path
                 if not absolute:
-                    return os.path.normpath(os.path.join(deco.path, path))
+                    return _join_normal(deco.path, path)
         return self._resolve(process, path, fd)
 
     def _open(self, call: Call, process: Process, info: CallInfo) -> None:
@@ -632,7 +652,11 @@ class Tracker:
         name = call.name
         args_text = call.args
         ltrace = call.library is not None or ltrace_buffers.is_ltrace_syscall(call)
-        if ltrace and call.library is None and ltrace_buffers.inside_wrapping_call(call.pid, self.pending_calls()):
+        if (
+            ltrace
+            and call.library is None
+            and ltrace_buffers.inside_wrapping_call(call.pid, self.pending_calls())
+        ):
             return  # ltrace: the library call around this system call shows and counts the same bytes
         node = self._node(process, first_arg(args_text))
         if node is None:
