@@ -99,6 +99,18 @@ def _join_normal(base: str, name: str) -> str:
     return os.path.normpath(os.path.join(base, name))
 
 
+def _quoted_text(text: str, quote: int) -> str | None:
+    """The literal at `text[quote]` as text (surrogateescape), or None: a plain ASCII literal without
+    escapes, the usual path, is taken as it is, without the regex and the round trip through bytes."""
+    end = text.find('"', quote + 1)
+    if end > 0:
+        body = text[quote + 1 : end]
+        if body.isascii() and "\\" not in body:
+            return body
+    parsed = parse_quoted(text, quote)
+    return parsed[0].decode("utf-8", "surrogateescape") if parsed is not None else None
+
+
 _TWO_PATHS = frozenset({"rename", "link", "symlink", "renameat", "renameat2", "linkat", "symlinkat"})
 _FAMILY_KINDS = {
     "AF_INET": "tcp",
@@ -426,9 +438,8 @@ class Tracker:
                     paths = [self._resolve_at(process, dst, args[1])]
         elif at:
             quote = call.args.find('"')
-            parsed = parse_quoted(call.args, quote) if quote > 0 else None
-            if parsed is not None:
-                path = parsed[0].decode("utf-8", "surrogateescape")
+            path = _quoted_text(call.args, quote) if quote > 0 else None
+            if path is not None:
                 dir_arg = call.args[: call.args.rfind(",", 0, quote)]
                 fd, decoration = parse_fd(dir_arg)
                 if path == "" and decoration:  # AT_EMPTY_PATH on an fd
@@ -436,9 +447,9 @@ class Tracker:
                 if path:
                     paths = [self._resolve_in(process, path, fd, decoration)]
         else:
-            parsed = parse_quoted(call.args, 0) if call.args.startswith('"') else None
-            if parsed is not None and parsed[0]:
-                paths = [self._resolve(process, parsed[0].decode("utf-8", "surrogateescape"))]
+            path = _quoted_text(call.args, 0) if call.args.startswith('"') else None
+            if path:
+                paths = [self._resolve(process, path)]
         if not paths:
             return
         info.target = paths[-1]
