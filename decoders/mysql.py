@@ -72,22 +72,32 @@ _SIMPLE = frozenset(
 )
 _LAST_STATEMENT = 0xFFFFFFFF  # MariaDB: "the statement prepared just before" (pipelined execute)
 
-@dataclass(frozen=True)
+
 class _At:
-    """Where a packet started: the chunk's time, process and call."""
+    """Where a packet started: the chunk's time, process and call. (A plain class with slots: one is
+    made per chunk, and a frozen dataclass costs several times more to build.)"""
 
-    time: float | None
-    pid: int
-    call_index: int
+    __slots__ = ("time", "pid", "call_index")
+
+    def __init__(self, time: float | None, pid: int, call_index: int) -> None:
+        self.time = time
+        self.pid = pid
+        self.call_index = call_index
 
 
-@dataclass
 class _Frame:
-    sequence_id: int
-    payload: bytes
-    truncated: bool
-    start: _At
-    end_time: float | None
+    """One packet's payload (a 16 MB continuation already joined) and where it began and ended."""
+
+    __slots__ = ("sequence_id", "payload", "truncated", "start", "end_time")
+
+    def __init__(
+        self, sequence_id: int, payload: bytes, truncated: bool, start: _At, end_time: float | None
+    ) -> None:
+        self.sequence_id = sequence_id
+        self.payload = payload
+        self.truncated = truncated
+        self.start = start
+        self.end_time = end_time
 
 
 class _Stream:
@@ -128,6 +138,8 @@ class _Stream:
 
     def push_plain(self, data: bytes, at: _At, missing: int, boundary: bool = True) -> list[_Frame]:
         """`boundary`: `data` may begin a message, so a stream out of step may take up again there."""
+        if data and not self.buf and self.synced and not self.skip and not missing and not self.parts:
+            return self._whole(data, at)
         out: list[_Frame] = []
         view = memoryview(data)
         if self.skip and view:
@@ -146,6 +158,29 @@ class _Stream:
             self._extract(out, at)
         if missing:
             self._gap(missing, out, at)
+        return out
+
+    def _whole(self, data: bytes, at: _At) -> list[_Frame]:
+        """The common case, nothing held over and nothing lost: packets sliced straight from `data`,
+        only an unfinished tail is copied into the buffer."""
+        out: list[_Frame] = []
+        size = len(data)
+        pos = 0
+        time = at.time
+        while size - pos >= 4:
+            length = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
+            end = pos + 4 + length
+            if end > size:
+                break
+            frame = _Frame(data[pos + 3], bytes(data[pos + 4 : end]), False, at, time)
+            if length == p.MAX_PAYLOAD or self.parts:
+                self._emit(out, frame, length == p.MAX_PAYLOAD)
+            else:
+                out.append(frame)
+            pos = end
+        self.start = at
+        if pos < size:
+            self.buf += data[pos:] if pos else data
         return out
 
     def _extract(self, out: list[_Frame], at: _At) -> None:
@@ -373,8 +408,9 @@ class MySqlDecoder(Decoder):
         self._streams = {d: _Stream(self._acceptor(d)) for d in Direction}
         self._server_dir: Direction | None = None
         self._phase = "start"  # start, login, auth, command, tls
-        self._server_caps: int | None = None
-        self._client_caps: int | None = None
+        self._server_caps_value: int | None = None
+        self._client_caps_value: int | None = None
+        self._caps_memo: dict[int, bool | None] = {}  # flag -> _caps(flag), until the capabilities change
         self._queue: deque[_Request] = deque()
         self._statements: dict[int, _Statement] = {}
         self._last_statement: int | None = None
@@ -429,13 +465,37 @@ class MySqlDecoder(Decoder):
 
         return accept
 
+    @property
+    def _server_caps(self) -> int | None:
+        return self._server_caps_value
+
+    @_server_caps.setter
+    def _server_caps(self, value: int | None) -> None:
+        self._server_caps_value = value
+        self._caps_memo.clear()
+
+    @property
+    def _client_caps(self) -> int | None:
+        return self._client_caps_value
+
+    @_client_caps.setter
+    def _client_caps(self, value: int | None) -> None:
+        self._client_caps_value = value
+        self._caps_memo.clear()
+
     def _caps(self, flag: int) -> bool | None:
         """Whether both ends agreed on a capability; None when the login was not seen."""
-        if self._server_caps is None and self._client_caps is None:
-            return None
-        return bool(
-            (self._server_caps if self._server_caps is not None else -1) & (self._client_caps or -1) & flag
-        )
+        try:
+            return self._caps_memo[flag]
+        except KeyError:
+            pass
+        server, client = self._server_caps_value, self._client_caps_value
+        if server is None and client is None:
+            agreed = None
+        else:
+            agreed = bool((server if server is not None else -1) & (client or -1) & flag)
+        self._caps_memo[flag] = agreed
+        return agreed
 
     # --- feeding --------------------------------------------------------------------------------
 
@@ -720,6 +780,14 @@ class MySqlDecoder(Decoder):
             return  # unsolicited (a timeout ERR) or the rest of a reply we lost
         request = self._queue[0]
         request.end_time = frame.end_time
+        if request.state == "rows":
+            payload = frame.payload
+            if payload and payload[0] < 0xFE and len(request.sample) >= self.max_rows:
+                # A row that is only counted: nothing in it needs parsing.
+                request.rows = (request.rows or 0) + 1
+                if frame.truncated:
+                    request.cut = True
+                return
         try:
             done = self._reply_packet(request, frame)
         except p.MySqlError:
@@ -783,7 +851,7 @@ class MySqlDecoder(Decoder):
         if first == 0xFE:
             if self._deprecate_eof_terminator(payload):
                 return p.parse_ok(payload).status
-            return p.parse_eof(payload).status
+            return p.eof_status(payload)
         return 0
 
     def _deprecate_eof_terminator(self, payload: bytes) -> bool:
@@ -815,13 +883,19 @@ class MySqlDecoder(Decoder):
             if first == 0xFE and p.is_eof(payload):
                 request.status = "ok"
                 return True
-            reader = p.Reader(payload)
-            count = reader.lenenc() or 0
             metadata = True
-            if self._caps(p.MARIADB_CLIENT_CACHE_METADATA) or self._caps(
+            optional = self._caps(p.MARIADB_CLIENT_CACHE_METADATA) or self._caps(
                 p.CLIENT_OPTIONAL_RESULTSET_METADATA
-            ):
-                metadata = reader.int(1) != 0 if reader.remaining else True
+            )
+            if 0 <= first < 0xFB:  # the usual one-byte column count
+                count = first
+                if optional and len(payload) > 1:
+                    metadata = payload[1] != 0
+            else:
+                reader = p.Reader(payload)
+                count = reader.lenenc() or 0
+                if optional:
+                    metadata = reader.int(1) != 0 if reader.remaining else True
             request.status = "ok"
             request.rows = request.rows or 0
             request.columns = []
@@ -852,7 +926,7 @@ class MySqlDecoder(Decoder):
         if state == "after_columns":
             request.state = "rows"
             if first == 0xFE and len(payload) < 9 and not self._deprecate_eof_terminator(payload):
-                status = p.parse_eof(payload).status
+                status = p.eof_status(payload)
                 if status & p.SERVER_STATUS_CURSOR_EXISTS:
                     request.rows = None
                     return True

@@ -542,6 +542,11 @@ def parse_eof(payload: bytes) -> Eof:
     return Eof(warnings=r.int(2), status=r.int(2))
 
 
+def eof_status(payload: bytes) -> int:
+    """`parse_eof(payload).status` without building the Eof: a result set's end is read once per query."""
+    return payload[3] | payload[4] << 8 if len(payload) >= 5 else 0
+
+
 def build_eof(status: int = 2, warnings: int = 0) -> bytes:
     return b"\xfe" + warnings.to_bytes(2, "little") + status.to_bytes(2, "little")
 
@@ -567,6 +572,36 @@ class Column:
 
 def parse_column(payload: bytes, extended_metadata: bool = False) -> Column:
     """A ColumnDefinition41 packet."""
+    # Fast path, one per column of every result set: strings shorter than 251 bytes (one-byte
+    # lengths) and the whole packet present. Anything else goes the careful way below.
+    data = payload if type(payload) is bytes else bytes(payload)
+    size = len(data)
+    pos = 0
+    strings = []
+    for _ in range(7 if extended_metadata else 6):
+        if pos >= size:
+            break
+        length = data[pos]
+        end = pos + 1 + length
+        if length >= 0xFB or end > size:
+            break
+        strings.append(data[pos + 1 : end])
+        pos = end
+    else:
+        if pos + 11 <= size and data[pos] < 0xFB:
+            return Column(
+                name=strings[4].decode("utf-8", "backslashreplace"),
+                type=data[pos + 7],
+                flags=data[pos + 8] | data[pos + 9] << 8,
+                table=strings[2].decode("utf-8", "backslashreplace"),
+                schema=strings[1].decode("utf-8", "backslashreplace"),
+                character_set=data[pos + 1] | data[pos + 2] << 8,
+                decimals=data[pos + 10],
+            )
+    return _parse_column(data, extended_metadata)
+
+
+def _parse_column(payload: bytes, extended_metadata: bool) -> Column:
     r = Reader(payload)
     r.lenenc_bytes()  # catalog, always "def"
     schema = text(r.lenenc_bytes()) or ""
