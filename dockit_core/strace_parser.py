@@ -287,40 +287,50 @@ class StraceParser:
 
     def _fast_call(self, match: re.Match[str], index: int, line: str) -> Call | None:
         """The common line, read by one regex: `[pid] [time] name(args) = result [<duration>]`."""
-        pid_text = match.group(1) or match.group(2)
+        (
+            pid_column,
+            pid_prefix,
+            hours,
+            minutes,
+            seconds,
+            stamp,
+            name,
+            args,
+            result,
+            retval_text,
+            decoration,
+            errno,
+            duration_text,
+        ) = match.groups()
+        pid_text = pid_column or pid_prefix
         if pid_text:
             pid = int(pid_text)
             if self._mixed:
                 self._prefixed(pid, index)
         else:
             pid = self._unprefixed()
-        if match.group(3) is not None:
-            seconds = match.group(5)
-            time: float | None = int(match.group(3)) * 3600 + int(match.group(4)) * 60 + float(seconds)
-        elif match.group(6) is not None:
-            time = self._stamp(match.group(6))
+        if hours is not None:
+            time: float | None = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        elif stamp is not None:
+            time = float(stamp) if self._relative is False else self._stamp(stamp)
         else:
             time = None
-        name = match.group(7)
         if name.endswith("@SYS"):
             name = name[:-4]
         elif name.startswith("SYS_"):
             name = name[4:]
-        retval_text = match.group(10)
         retval = None if retval_text == "?" else to_int(retval_text)
-        duration_text = match.group(13)
-        errno = match.group(12)
         return Call(
             index,
             pid,
             time,
             name,
-            match.group(8),
-            match.group(9),
+            args,
+            result,
             retval,
             errno if retval is not None and retval < 0 else None,
             float(duration_text) if duration_text else None,
-            match.group(11) if retval is not None else None,
+            decoration if retval is not None else None,
             False,
             None,
             True,
