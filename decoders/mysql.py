@@ -38,6 +38,7 @@ Not decoded: TLS (stops at the SSL request), rows fetched through server-side cu
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -70,6 +71,8 @@ _SIMPLE = frozenset(
         p.COM_CONNECT,
     }
 )
+# redact_sql's patterns all need one of these words: most statements skip its two substitutions.
+_MAY_HOLD_SECRET = re.compile("IDENTIFIED|PASSWORD", re.I).search
 _LAST_STATEMENT = 0xFFFFFFFF  # MariaDB: "the statement prepared just before" (pipelined execute)
 
 
@@ -406,6 +409,7 @@ class MySqlDecoder(Decoder):
         super().__init__(channel)
         self.max_rows = max_rows
         self._streams = {d: _Stream(self._acceptor(d)) for d in Direction}
+        self._out, self._in = self._streams[Direction.OUT], self._streams[Direction.IN]
         self._server_dir: Direction | None = None
         self._phase = "start"  # start, login, auth, command, tls
         self._server_caps_value: int | None = None
@@ -502,9 +506,12 @@ class MySqlDecoder(Decoder):
     def feed(self, chunk: Chunk) -> Sequence[Output]:
         if self._phase == "tls":
             return ()
-        stream = self._streams[chunk.direction]
+        direction = chunk.direction
+        stream = self._out if direction is Direction.OUT else self._in  # (an Enum hashes slowly)
         at = _At(chunk.time, chunk.pid, chunk.call_index)
-        frames = stream.push(chunk.data, at, chunk.missing)
+        data = chunk.data
+        missing = chunk.size - len(data)
+        frames = stream.push(data, at, missing if missing > 0 else 0)
         out: list[Output] = []
         for frame in frames:
             if self._phase == "tls":
@@ -672,7 +679,8 @@ class MySqlDecoder(Decoder):
             self._resync_server = True
             for waiting in self._queue:  # their replies, or what is left of them, are lost
                 waiting.cut = True
-        self._flush_stale(out)
+        if self._queue:
+            self._flush_stale(out)
         while len(self._queue) >= MAX_PENDING:  # replies never seen (one direction not traced)
             self._finish(self._queue.popleft(), out)
         self._new_session(frame.start)  # a trace that starts mid-connection still names its session
@@ -701,7 +709,8 @@ class MySqlDecoder(Decoder):
             body = payload[1:]
             if command == p.COM_QUERY and self._caps(p.CLIENT_QUERY_ATTRIBUTES):
                 body = _skip_query_attributes(body)
-            request.text = redact_sql(p.text(body) or "")
+            sql = p.text(body) or ""
+            request.text = redact_sql(sql) if _MAY_HOLD_SECRET(sql) else sql
         elif command == p.COM_INIT_DB:
             request.text = "USE " + (p.text(payload[1:]) or "")
         elif command in (

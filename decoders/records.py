@@ -115,39 +115,44 @@ class SqlQuery(Record):
     written_tables: list[str] = field(default_factory=list)  # subset of `tables` the statement writes
 
     def to_cim(self) -> CimObject:
-        children = [CimChild("Text", text=self.text)]
-        written = set(self.written_tables)
-        children += [
-            CimChild("Table", (("Name", name), ("Access", "write" if name in written else "read")))
-            for name in self.tables
-        ]
-        children += [
-            CimChild("Parameter", (("Index", index), ("Value", value)))
-            for index, value in enumerate(self.parameters)
-        ]
-        children += [CimChild("Column", (("Name", name),)) for name in self.columns]
-        children += [
-            CimChild("Row", text="\t".join("NULL" if v is None else v for v in row))
-            for row in self.sample_rows
-        ]
-        return CimObject.make(
+        # Built directly as tuples (no dict, no empty comprehensions): one is made per query.
+        children = [CimChild("Text", (), self.text)]
+        if self.tables:
+            written = set(self.written_tables)
+            children += [
+                CimChild("Table", (("Name", name), ("Access", "write" if name in written else "read")))
+                for name in self.tables
+            ]
+        if self.parameters:
+            children += [
+                CimChild("Parameter", (("Index", index), ("Value", value)))
+                for index, value in enumerate(self.parameters)
+            ]
+        if self.columns:
+            children += [CimChild("Column", (("Name", name),)) for name in self.columns]
+        if self.sample_rows:
+            children += [
+                CimChild("Row", (), "\t".join("NULL" if v is None else v for v in row))
+                for row in self.sample_rows
+            ]
+        return CimObject(
             "Dockit_SqlQuery",
-            {
-                "Protocol": self.protocol,
-                "Process": self.process,
-                "Session": self.session,
-                "Start": self.start,
-                "Duration": self.duration,
-                "Status": self.status,
-                "ErrorCode": self.error_code,
-                "ErrorMessage": self.error_message,
-                "Rows": self.rows,
-                "AffectedRows": self.affected_rows,
-                "LastInsertId": self.last_insert_id,
-                "Truncated": "true" if self.truncated else None,
-                "Confidence": self.confidence,
-            },
-            children,
+            (
+                ("Protocol", self.protocol),
+                ("Process", self.process),
+                ("Session", self.session),
+                ("Start", self.start),
+                ("Duration", self.duration),
+                ("Status", self.status),
+                ("ErrorCode", self.error_code),
+                ("ErrorMessage", self.error_message),
+                ("Rows", self.rows),
+                ("AffectedRows", self.affected_rows),
+                ("LastInsertId", self.last_insert_id),
+                ("Truncated", "true" if self.truncated else None),
+                ("Confidence", self.confidence),
+            ),
+            tuple(children),
         )
 
 

@@ -28,13 +28,25 @@ class Channel:
     info: ChannelInfo
     local_marker: object  # which end is "local": a socket's local address, or a pipe's role
     pipe_directions: dict[str, Direction] = field(default_factory=dict)  # pipe id -> direction
-    sources: dict[Direction, str] = field(default_factory=dict)  # direction -> "read" or "write"
     decoder: Decoder | None = None
     undecodable: bool = False
     pending: list[Chunk] = field(default_factory=list)
     pending_bytes: int = 0
-    bytes: dict[Direction, int] = field(default_factory=lambda: {Direction.OUT: 0, Direction.IN: 0})
     duplicates: int = 0
+    # Per direction, indexed by `direction is Direction.IN` (0 out, 1 in): an Enum hashes slowly, and
+    # these are touched by every chunk. `sources` and `bytes` give them keyed by Direction.
+    source_by_side: list[str | None] = field(default_factory=lambda: [None, None])  # "read" or "write"
+    bytes_by_side: list[int] = field(default_factory=lambda: [0, 0])
+
+    @property
+    def sources(self) -> dict[Direction, str]:
+        """direction -> "read" or "write": the kind of call whose bytes are kept."""
+        out, in_ = self.source_by_side
+        return {d: s for d, s in ((Direction.OUT, out), (Direction.IN, in_)) if s is not None}
+
+    @property
+    def bytes(self) -> dict[Direction, int]:
+        return {Direction.OUT: self.bytes_by_side[0], Direction.IN: self.bytes_by_side[1]}
 
 
 class ChannelManager:
@@ -154,23 +166,32 @@ class ChannelManager:
         pid: int,
         call_index: int,
     ) -> None:
-        source = channel.sources.get(direction)
+        side = direction is Direction.IN
+        source = channel.source_by_side[side]
+        stats = self.stats
         if source is None:
-            channel.sources[direction] = op
+            channel.source_by_side[side] = op
         elif source != op:
             channel.duplicates += 1
-            self.stats["duplicate_chunks"] += 1
+            stats["duplicate_chunks"] += 1
             return
-        channel.bytes[direction] += size
-        self.stats["chunks"] += 1
-        self.stats["bytes"] += size
+        channel.bytes_by_side[side] += size
+        stats["chunks"] += 1
+        stats["bytes"] += size
         if channel.undecodable or self.registry is None or size <= 0:
             return
         chunk = Chunk(data=data, direction=direction, time=time, pid=pid, size=size, call_index=call_index)
-        if channel.decoder is None:
+        decoder = channel.decoder
+        if decoder is None:
             self._detect(channel, chunk)
             return
-        self._feed(channel, chunk)
+        try:
+            outputs = decoder.feed(chunk)
+        except Exception as error:  # noqa: BLE001 - reported, and that channel's decoding stops
+            self._fail(channel, decoder.name, error)
+            return
+        if outputs:
+            self._collect(outputs)
 
     def _detect(self, channel: Channel, chunk: Chunk) -> None:
         channel.pending.append(chunk)
@@ -213,9 +234,19 @@ class ChannelManager:
         channel.undecodable = True
 
     def _collect(self, outputs: object) -> None:
+        annotations = self.annotations
         for output in outputs or ():  # type: ignore[attr-defined]
-            if isinstance(output, Annotation):
-                self.annotations.setdefault(output.call_index, []).append(output.text)
+            kind = type(output)
+            if kind is Annotation:
+                notes = annotations.get(output.call_index)
+                if notes is None:
+                    annotations[output.call_index] = [output.text]
+                else:
+                    notes.append(output.text)
+            elif kind is CimObject:
+                self.emit(output)
+            elif isinstance(output, Annotation):
+                annotations.setdefault(output.call_index, []).append(output.text)
             elif isinstance(output, (Record, CimObject)):
                 self.emit(as_cim(output))
 
