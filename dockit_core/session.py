@@ -13,7 +13,7 @@ from decoders.registry import Registry
 from dockit_core.blocks_writer import BlocksWriter
 from dockit_core.calls_writer import CallsWriter
 from dockit_core.channels import ChannelManager
-from dockit_core.events import Event
+from dockit_core.events import Call, Event
 from dockit_core.model import Model
 from dockit_core.strace_parser import StraceParser
 from dockit_core.summary import RecordSpool, RunContext, SummaryFilter, summary_objects
@@ -134,6 +134,8 @@ class TraceSession:
             self.calls_writer = writer(paths.calls, options.calls_format, context.date)
         self.observers = list(call_observers or [])
         sink = self._dispatch if (self.calls_writer or self.observers) else None
+        if isinstance(self.calls_writer, BlocksWriter) and not self.observers:
+            sink = self.calls_writer.aggregator  # the only consumer: called directly, once per call
         self.tracker = Tracker(
             self.model,
             self.channels,
@@ -160,11 +162,14 @@ class TraceSession:
     def feed_lines(self, lines, progress: Callable[[int], None] | None = None) -> None:  # type: ignore[no-untyped-def]
         parse = self.parser.parse
         apply = self.tracker.apply
+        apply_call = self.tracker.apply_call
         index = self._index
         for line in lines:
             index += 1
             event = parse(line, index)
-            if event is not None:
+            if type(event) is Call:
+                apply_call(event)
+            elif event is not None:
                 apply(event)
             if progress is not None and not index & 0xFFFF:
                 progress(index)

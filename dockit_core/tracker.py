@@ -218,7 +218,9 @@ class Tracker:
             self.last_time = time
             if self.first_time is None:
                 self.first_time = time
-        process = self._process(call.pid, time)
+        process = self.model.processes.get(call.pid)
+        if process is None:
+            process = self._process(call.pid, time)
         process.calls += 1
         if call.library is not None and not self.library_sql.active:
             self.library_sql.activate()
