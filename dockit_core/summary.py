@@ -4,6 +4,7 @@ decoders found. The XML and TXT writers only render these, so both always say th
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import os
 import pickle
@@ -12,6 +13,7 @@ import shlex
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import IO
 
 from decoders.records import CimChild, CimObject
 from dockit_core.model import Model, Process
@@ -185,7 +187,7 @@ class RecordSpool:
         self._file.seek(0)
         try:
             for _ in range(self._spilled):
-                yield from pickle.load(self._file)
+                yield from _load_without_gc(self._file)
         finally:
             self._file.seek(0, os.SEEK_END)
         yield from list(self._batch)
@@ -195,6 +197,18 @@ class RecordSpool:
             CimObject.make("Dockit_SqlTable", {"Name": name, "Reads": reads, "Writes": writes})
             for name, (reads, writes) in sorted(self.tables.items())
         ]
+
+
+def _load_without_gc(stream: IO[bytes]) -> list[CimObject]:
+    """One batch unpickled with the cyclic GC paused: its tens of thousands of new tuples would
+    otherwise set off collections that walk the whole heap, and records hold no cycles."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return pickle.load(stream)
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def process_object(process: Process, date: str | None) -> CimObject:
