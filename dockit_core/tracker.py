@@ -82,6 +82,7 @@ _METADATA_AT = frozenset(
         "mknodat",
     }
 )
+_ONE_PATH_AT = _METADATA_AT | {"unlinkat", "mkdirat"}
 _SPECIAL_NAMES = frozenset({"", ".", ".."})
 
 
@@ -419,6 +420,9 @@ class Tracker:
         if not call.ok:
             return
         name = call.name
+        if name in _ONE_PATH_AT:
+            self._one_path_at(call, name, process, info)
+            return
         at = name in _METADATA_AT or name in ("unlinkat", "mkdirat")
         args = split_args(call.args) if name in _TWO_PATHS else []
         paths: list[str] = []
@@ -464,6 +468,29 @@ class Tracker:
             self.model.file(paths[-1]).access(process.owner).created = True
         else:
             self.model.file(paths[0]).access(process.owner).metadata += 1
+
+    def _one_path_at(self, call: Call, name: str, process: Process, info: CallInfo) -> None:
+        """newfstatat, readlinkat, unlinkat...: one path relative to a dirfd, the bulk of a directory
+        walk. The general branch of `_path_call`, with nothing else to test."""
+        args = call.args
+        quote = args.find('"')
+        path = _quoted_text(args, quote) if quote > 0 else None
+        if path is None:
+            return
+        fd, decoration = parse_fd(args[: args.rfind(",", 0, quote)])
+        if path == "" and decoration:  # AT_EMPTY_PATH on an fd
+            path = parse_decoration(decoration).path or ""
+        if not path:
+            return
+        target = self._resolve_in(process, path, fd, decoration)
+        info.target = target
+        access = self.model.file(target).access(process.owner)
+        if name == "unlinkat":
+            access.deleted = True
+        elif name == "mkdirat":
+            access.created = True
+        else:
+            access.metadata += 1
 
     # -- descriptors ----------------------------------------------------------------------------------
     def _node(self, process: Process, fd_arg: str) -> FileNode | SocketNode | PipeNode | None:
