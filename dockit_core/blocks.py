@@ -245,7 +245,11 @@ class BlockAggregator:
             return
         target = info.target or _failed_path(call, bare)
         if target is not None:
-            path_key = ("path", os.path.dirname(target) or ".")
+            slash = target.rfind("/") + 1  # os.path.dirname, inlined: once per path call
+            folder = target[:slash]
+            if folder and folder != "/" * len(folder):
+                folder = folder.rstrip("/")
+            path_key = ("path", folder or ".")
             if state.path is None or state.path_key != path_key:
                 self._end_path(state)
                 state.path = Block(pid, "path", target, last_target=target)
