@@ -29,7 +29,8 @@ CATEGORIES = (
     OTHERS,
 )
 
-_SHARED_LIB = re.compile(r"(^|/)(lib[^/]*\.so(\.[\d.]+)*|ld-linux[^/]*|ld\.so\.[^/]+|[^/]+\.so(\.[\d.]+)*)$")
+# The last component of the path, matched where it starts (none of its forms holds a slash).
+_SHARED_LIB = re.compile(r"(?:lib[^/]*\.so(\.[\d.]+)*|ld-linux[^/]*|ld\.so\.[^/]+|[^/]+\.so(\.[\d.]+)*)$")
 _LANGUAGE = re.compile(
     r"(/site-packages/|/dist-packages/|/lib/python\d|\.pyc?$|/perl5?/|\.pm$|/ruby/|\.rb$|/node_modules/|\.jar$|/lib/jvm/)"
 )
@@ -45,7 +46,7 @@ def categorize(path: str) -> str:
         return SYSTEM_CONFIG
     if _LANGUAGE.search(path):
         return LANGUAGE_MODULES
-    if _SHARED_LIB.search(path):
+    if _SHARED_LIB.match(path, path.rfind("/") + 1):
         return SHARED_LIBRARIES
     if path.startswith(("/tmp/", "/var/tmp/", "/run/", "/dev/shm/")):
         return TEMPORARY
