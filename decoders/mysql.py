@@ -73,7 +73,8 @@ _SIMPLE = frozenset(
 )
 # redact_sql's patterns all need one of these words: most statements skip its two substitutions.
 _MAY_HOLD_SECRET = re.compile("IDENTIFIED|PASSWORD", re.I).search
-_LAST_STATEMENT = 0xFFFFFFFF  # MariaDB: "the statement prepared just before" (pipelined execute)
+_LAST_STATEMENT = 0xFFFFFFFF
+_MAX_PAYLOAD = p.MAX_PAYLOAD  # MariaDB: "the statement prepared just before" (pipelined execute)
 
 
 class _At:
@@ -166,6 +167,8 @@ class _Stream:
     def _whole(self, data: bytes, at: _At) -> list[_Frame]:
         """The common case, nothing held over and nothing lost: packets sliced straight from `data`,
         only an unfinished tail is copied into the buffer."""
+        if type(data) is not bytes:
+            data = bytes(data)  # so that slices are bytes
         out: list[_Frame] = []
         size = len(data)
         pos = 0
@@ -175,9 +178,9 @@ class _Stream:
             end = pos + 4 + length
             if end > size:
                 break
-            frame = _Frame(data[pos + 3], bytes(data[pos + 4 : end]), False, at, time)
-            if length == p.MAX_PAYLOAD or self.parts:
-                self._emit(out, frame, length == p.MAX_PAYLOAD)
+            frame = _Frame(data[pos + 3], data[pos + 4 : end], False, at, time)
+            if length == _MAX_PAYLOAD or self.parts:
+                self._emit(out, frame, length == _MAX_PAYLOAD)
             else:
                 out.append(frame)
             pos = end
