@@ -366,7 +366,7 @@ class _Compressed:
         self.inner._lose_sync(out)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Statement:
     sql: str
     truncated: bool
@@ -377,7 +377,7 @@ class _Statement:
     long_data: set[int] = field(default_factory=set)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Request:
     command: int
     payload: bytes
