@@ -154,7 +154,7 @@ class RecordSpool:
     Records wait in memory in batches of SPILL_BATCH and each full batch is pickled in one go: one
     pickle per record cost more than the decoding of a small query (every attribute name written again)."""
 
-    SPILL_BATCH = 4096
+    SPILL_BATCH = 1024
 
     def __init__(self) -> None:
         self._file = tempfile.TemporaryFile()
