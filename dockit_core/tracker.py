@@ -416,14 +416,11 @@ class Tracker:
         info.target = path
 
     def _path_call(self, call: Call, process: Process, info: CallInfo) -> None:
-        """stat, access, unlink, rename, mkdir...: calls that name a path."""
+        """stat, access, unlink, rename, mkdir...: calls that name a path (one-path *at() calls take
+        `_one_path_at`)."""
         if not call.ok:
             return
         name = call.name
-        if name in _ONE_PATH_AT:
-            self._one_path_at(call, name, process, info)
-            return
-        at = name in _METADATA_AT or name in ("unlinkat", "mkdirat")
         args = split_args(call.args) if name in _TWO_PATHS else []
         paths: list[str] = []
         if name in ("rename", "link", "symlink"):
@@ -442,16 +439,6 @@ class Tracker:
                 dst = parse_path(args[2])
                 if dst:
                     paths = [self._resolve_at(process, dst, args[1])]
-        elif at:
-            quote = call.args.find('"')
-            path = _quoted_text(call.args, quote) if quote > 0 else None
-            if path is not None:
-                dir_arg = call.args[: call.args.rfind(",", 0, quote)]
-                fd, decoration = parse_fd(dir_arg)
-                if path == "" and decoration:  # AT_EMPTY_PATH on an fd
-                    path = parse_decoration(decoration).path or ""
-                if path:
-                    paths = [self._resolve_in(process, path, fd, decoration)]
         else:
             path = _quoted_text(call.args, 0) if call.args.startswith('"') else None
             if path:
@@ -469,9 +456,12 @@ class Tracker:
         else:
             self.model.file(paths[0]).access(process.owner).metadata += 1
 
-    def _one_path_at(self, call: Call, name: str, process: Process, info: CallInfo) -> None:
+    def _one_path_at(self, call: Call, process: Process, info: CallInfo) -> None:
         """newfstatat, readlinkat, unlinkat...: one path relative to a dirfd, the bulk of a directory
-        walk. The general branch of `_path_call`, with nothing else to test."""
+        walk, so they have a handler of their own."""
+        if not call.ok:
+            return
+        name = call.name
         args = call.args
         quote = args.find('"')
         path = _quoted_text(args, quote) if quote > 0 else None
@@ -827,6 +817,8 @@ class Tracker:
             }
         ):
             handlers[name] = self._path_call
+        for name in _ONE_PATH_AT:
+            handlers[name] = self._one_path_at
         handlers["close"] = self._close
         handlers["close_range"] = self._close_range
         for name in ("dup", "dup2", "dup3", "fcntl", "fcntl64"):
