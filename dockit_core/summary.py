@@ -15,8 +15,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
-from decoders.records import CimChild, CimObject
-from dockit_core.model import Model, Process
+from decoders.records import AttrValue, CimChild, CimObject
+from dockit_core.model import FileAccess, Model, Process
 from dockit_core.redaction import redact_argv
 
 
@@ -239,6 +239,34 @@ def process_object(process: Process, date: str | None) -> CimObject:
     )
 
 
+def _access_attributes(pid: int, a: FileAccess) -> tuple[tuple[str, AttrValue], ...]:
+    """What one process did to a file, the attributes it has only: once per file of a summary."""
+    attrs: list[tuple[str, AttrValue]] = [] if pid is None else [("Process", pid)]
+    if a.opens:
+        attrs.append(("Opens", a.opens))
+    if a.reads:
+        attrs.append(("Reads", a.reads))
+    if a.read_bytes:
+        attrs.append(("ReadBytes", a.read_bytes))
+    if a.writes:
+        attrs.append(("Writes", a.writes))
+    if a.written_bytes:
+        attrs.append(("WrittenBytes", a.written_bytes))
+    if a.metadata:
+        attrs.append(("Metadata", a.metadata))
+    if a.created:
+        attrs.append(("Created", "true"))
+    if a.deleted:
+        attrs.append(("Deleted", "true"))
+    if a.executed:
+        attrs.append(("Executed", "true"))
+    if a.renamed_to is not None:
+        attrs.append(("RenamedTo", a.renamed_to))
+    if a.renamed_from is not None:
+        attrs.append(("RenamedFrom", a.renamed_from))
+    return tuple(attrs)
+
+
 def model_objects(model: Model, context: RunContext) -> Iterator[CimObject]:
     """Everything the model holds, in a stable order: machine, processes, files, sockets, pipes."""
     yield CimObject.make("CIM_ComputerSystem", {"Name": context.hostname or None})
@@ -254,30 +282,7 @@ def model_objects(model: Model, context: RunContext) -> Iterator[CimObject]:
         if not process.is_thread:
             yield process_object(process, context.date)
     for path, node in sorted(model.files.items()):
-        accesses = [
-            CimChild(
-                "Access",
-                tuple(
-                    (key, value)
-                    for key, value in (
-                        ("Process", pid),
-                        ("Opens", a.opens or None),
-                        ("Reads", a.reads or None),
-                        ("ReadBytes", a.read_bytes or None),
-                        ("Writes", a.writes or None),
-                        ("WrittenBytes", a.written_bytes or None),
-                        ("Metadata", a.metadata or None),
-                        ("Created", "true" if a.created else None),
-                        ("Deleted", "true" if a.deleted else None),
-                        ("Executed", "true" if a.executed else None),
-                        ("RenamedTo", a.renamed_to),
-                        ("RenamedFrom", a.renamed_from),
-                    )
-                    if value is not None
-                ),
-            )
-            for pid, a in node.accesses.items()
-        ]
+        accesses = [CimChild("Access", _access_attributes(pid, a)) for pid, a in node.accesses.items()]
         yield CimObject.make("CIM_DataFile", {"Name": path, "Category": node.category}, accesses)
     for socket in model.sockets:
         yield CimObject.make(
