@@ -75,6 +75,7 @@ FD_RETURNING = frozenset(
     | {"eventfd", "eventfd2", "epoll_create", "epoll_create1", "timerfd_create", "memfd_create"}
     | {"inotify_init", "inotify_init1", "signalfd", "signalfd4", "pidfd_open", "fanotify_init"}
 )
+_DIRFD_STATS = frozenset({"newfstatat", "statx"})  # on an fd with "", else on a path
 # Path calls: where the path is, for a failed call the tracker gave no target.
 _PATH_ARG = {"open": 0, "open64": 0, "creat": 0, "stat": 0, "lstat": 0, "stat64": 0, "lstat64": 0}
 _PATH_ARG |= {"access": 0, "readlink": 0, "statfs": 0, "execve": 0, "chdir": 0, "unlink": 0, "rmdir": 0}
@@ -274,6 +275,8 @@ class BlockAggregator:
         self, call: Call, name: str, process: Process, info: CallInfo, state: _ProcessState
     ) -> tuple[object | None, str, str | None]:
         """The block key of the descriptor a call works on (node identity), its kind and label."""
+        if name in _DIRFD_STATS and '""' not in call.args:
+            return None, "", None  # a path relative to a directory fd (or no fd at all): a path call
         fd: int | None = None
         if name in FD_RETURNING and call.retval is not None and call.retval >= 0:
             fd = call.retval
@@ -287,8 +290,6 @@ class BlockAggregator:
                 fd = parse_fd(args[4])[0] if len(args) > 4 else None
         elif name in FD_FIRST:
             fd, _ = parse_fd(first_arg(call.args))
-            if name in ("newfstatat", "statx") and fd is not None and '""' not in call.args:
-                return None, "", None  # a path relative to a directory fd: a path call
         if fd is None or fd < 0:
             return None, "", None
         entry = process.fds.get(fd)
