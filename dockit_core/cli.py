@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import gzip
 import io
 import os
@@ -437,6 +438,9 @@ def write_dockerfile_if_asked(
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A trace makes many small objects and few cycles: collecting the young generation every 700
+    # allocations only costs time (about 4% of a decoded replay).
+    gc.set_threshold(100_000, 50, 100)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

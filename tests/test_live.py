@@ -136,14 +136,22 @@ def test_command_not_executable_is_126(tmp_path: Path, strace_bin: str) -> None:
     assert "Traceback" not in result.stderr
 
 
+def _terminal_signals() -> None:
+    """SIGINT and SIGQUIT as a terminal's foreground job has them. A test run started in the background
+    by a non-interactive shell inherits them ignored, and the program would inherit that too."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 def start_in_own_group(tmp_path: Path, name: str, *command: str) -> subprocess.Popen[bytes]:
-    """dockit as a terminal starts it: the leader of its own process group."""
+    """dockit as a terminal starts it: the leader of its own process group, default signal handling."""
     return subprocess.Popen(
         [*DOCKIT, "-l", str(tmp_path / name), *command],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        preexec_fn=_terminal_signals,
     )
 
 
