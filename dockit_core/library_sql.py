@@ -29,9 +29,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from decoders.mysql import redact_sql
 from decoders.records import Annotation, CimObject, SqlQuery, as_cim
-from decoders.sql_tables import tables_in
+from decoders.redact import redact_sql
 from dockit_core.channels import ChannelManager
 from dockit_core.events import Call
 from dockit_core.ltrace_buffers import argument, decode_buffer
@@ -118,6 +117,8 @@ class LibrarySqlCalls:
             status = "unknown"
         else:
             status = "ok"
+        from decoders.sql_tables import tables_in  # sqlglot: loaded only when a trace has library SQL
+
         tables, written = tables_in(text, truncated=truncated)
         handle = argument(call.args, 0) or "?"
         record = SqlQuery(
