@@ -51,12 +51,31 @@ _TEXT_SPECIALS = re.compile("[&<>\r]")
 _TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
 
 
+_NAME = re.compile(r"[A-Za-z_][\w.-]*\Z")
+_checked_names: dict[str, str] = {}
+
+
+def xml_name(name: str) -> str:
+    """An element or attribute name as XML allows it: a third-party decoder's odd name (a space, a
+    leading digit) is written with those characters replaced, never as broken XML."""
+    found = _checked_names.get(name)
+    if found is None:
+        found = name if _NAME.match(name) and not name.lower().startswith("xml") else _fix_name(name)
+        _checked_names[name] = found
+    return found
+
+
+def _fix_name(name: str) -> str:
+    fixed = re.sub(r"[^\w.-]", "_", name, flags=re.ASCII) or "_"
+    return fixed if re.match(r"[A-Za-z_]", fixed) and not fixed.lower().startswith("xml") else "_" + fixed
+
+
 def _start_tag(tag: str, attrs: dict[str, str]) -> str:
-    parts = ["<", tag]
+    parts = ["<", xml_name(tag)]
     for name, value in attrs.items():
         if _ATTRIBUTE_SPECIALS.search(value):
             value = value.translate(_ATTRIBUTE_ESCAPES)
-        parts.append(f' {name}="{value}"')
+        parts.append(f' {xml_name(name)}="{value}"')
     return "".join(parts)
 
 
@@ -75,8 +94,8 @@ def element_markup(obj: CimObject, date: str | None) -> str:
             text = xml_safe(child.text)
             if _TEXT_SPECIALS.search(text):
                 text = text.translate(_TEXT_ESCAPES)
-            parts.append(f">{text}</{child.tag}>")
-    parts.append(f"</{obj.cim_class}>")
+            parts.append(f">{text}</{xml_name(child.tag)}>")
+    parts.append(f"</{xml_name(obj.cim_class)}>")
     return "".join(parts)
 
 
