@@ -15,7 +15,7 @@ from dockit_core.calls_writer import CallsWriter
 from dockit_core.channels import ChannelManager
 from dockit_core.events import Call, Event
 from dockit_core.model import Model
-from dockit_core.strace_parser import StraceParser
+from dockit_core.strace_parser import PidAlias, StraceParser
 from dockit_core.summary import RecordSpool, RunContext, SummaryFilter, summary_objects
 from dockit_core.summary_writers import write_txt, write_xml
 from dockit_core.tracker import Tracker
@@ -151,8 +151,9 @@ class TraceSession:
         for observer in self.observers:
             observer(call, process, info, annotations)
 
-    def feed(self, line: str) -> Event | None:
-        """One line; returns its event (None for an unfinished call, chatter or an unparsed line)."""
+    def feed(self, line: str) -> Event | tuple[PidAlias, Event] | PidAlias | None:
+        """One line; returns what the parser made of it (None for an unfinished call, chatter or an
+        unparsed line; a PidAlias, alone or with the line's event, when it names the first process)."""
         self._index += 1
         event = self.parser.parse(line, self._index)
         if event is not None:
