@@ -38,6 +38,25 @@ def split_args(text: str) -> list[str]:
     return args
 
 
+def buffer_arg(text: str) -> tuple[bytes, bool] | None:
+    """The bytes of the second argument when it is a quoted literal (`3<...>, "GET /..."..., 4096`), read
+    where it starts instead of splitting every argument: a socket's buffer is most of its line. None when
+    the second argument is no literal or is cut with the line (then `split_args` has the last word)."""
+    comma = text.find(",")
+    if comma < 0:
+        return None
+    start = comma + 1
+    if text.startswith(" ", start):
+        start += 1
+    if not text.startswith('"', start):
+        return None
+    parsed = parse_quoted(text, start)
+    if parsed is None:
+        return None
+    data, cut, end = parsed
+    return (data, cut) if end == len(text) or text.startswith(",", end) else None
+
+
 def first_arg(text: str) -> str:
     """The first argument without splitting the rest (cheap: fds come first)."""
     comma = text.find(",")

@@ -16,8 +16,8 @@ from dockit_core.channels import ChannelManager
 from dockit_core.events import Call, Event
 from dockit_core.model import Model
 from dockit_core.strace_parser import PidAlias, StraceParser
-from dockit_core.summary import RecordSpool, RunContext, SummaryFilter, summary_objects
-from dockit_core.summary_writers import write_txt, write_xml
+from dockit_core.summary import RecordSpool, RunContext, SummaryFilter, keep_filter, summary_objects
+from dockit_core.summary_writers import renderer, write_txt, write_xml
 from dockit_core.tracker import Tracker
 
 CALLS_EXTENSIONS = {"TXT": ".txt", "CSV": ".csv", "JSON": ".json"}
@@ -122,7 +122,9 @@ class TraceSession:
         self.model = Model()
         if default_pid:
             self.model.root_pid = default_pid
-        self.spool = RecordSpool()
+        self.spool = RecordSpool(
+            renderer(options.summary_format, context.date), keep_filter(options.filters)
+        )
         if registry is None and options.decode:
             registry = Registry.default(options.decoder_references, options.decode_overrides)
         self.registry = registry

@@ -11,7 +11,7 @@ import pickle
 import platform
 import shlex
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -147,18 +147,34 @@ def format_time(value: float | None, date: str | None) -> str | None:
     return f"{int(hours):02d}:{int(minutes):02d}:{seconds:09.6f}"
 
 
+@dataclass(slots=True)
+class Rendered:
+    """A summary object already written out in the summary's format (XML element or TXT block)."""
+
+    cim_class: str
+    text: str
+
+
 class RecordSpool:
     """Decoded records kept on disk, not in memory, until the summary is written: a log with a million
     queries costs a file, not a million objects. Sessions and table counts stay in memory (few).
 
-    Records wait in memory in batches of SPILL_BATCH and each full batch is pickled in one go: one
-    pickle per record cost more than the decoding of a small query (every attribute name written again)."""
+    Each record is rendered in the summary's format as it comes (`render`), and filtered by `-s` then
+    (`keep`): the spool holds text. Texts wait in batches of SPILL_BATCH, each full batch pickled in
+    one go (a list of strings pickles at memory speed; the objects themselves cost more to pickle and
+    unpickle than their decoding)."""
 
     SPILL_BATCH = 1024
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        render: Callable[[CimObject], str],
+        keep: Callable[[CimObject], bool] | None = None,
+    ) -> None:
         self._file = tempfile.TemporaryFile()
-        self._batch: list[CimObject] = []
+        self._render = render
+        self._keep = keep
+        self._batch: list[tuple[str, str]] = []
         self._spilled = 0  # batches in the file
         self.count = 0
         self.tables: dict[str, list[int]] = {}  # name -> [reads, writes]
@@ -175,22 +191,26 @@ class RecordSpool:
                     attrs = dict(child.attrs)
                     entry = self.tables.setdefault(str(attrs.get("Name")), [0, 0])
                     entry[1 if attrs.get("Access") == "write" else 0] += 1
+        if self._keep is not None and not self._keep(obj):
+            return
         batch = self._batch
-        batch.append(obj)
+        batch.append((cim_class, self._render(obj)))
         if len(batch) >= self.SPILL_BATCH:
             pickle.dump(batch, self._file, protocol=pickle.HIGHEST_PROTOCOL)
             self._spilled += 1
             self._batch = []
 
-    def __iter__(self) -> Iterator[CimObject]:
+    def __iter__(self) -> Iterator[Rendered]:
         self._file.flush()
         self._file.seek(0)
         try:
             for _ in range(self._spilled):
-                yield from _load_without_gc(self._file)
+                for cim_class, text in _load_without_gc(self._file):
+                    yield Rendered(cim_class, text)
         finally:
             self._file.seek(0, os.SEEK_END)
-        yield from list(self._batch)
+        for cim_class, text in list(self._batch):
+            yield Rendered(cim_class, text)
 
     def table_objects(self) -> list[CimObject]:
         return [
@@ -199,7 +219,7 @@ class RecordSpool:
         ]
 
 
-def _load_without_gc(stream: IO[bytes]) -> list[CimObject]:
+def _load_without_gc(stream: IO[bytes]) -> list[tuple[str, str]]:
     """One batch unpickled with the cyclic GC paused: its tens of thousands of new tuples would
     otherwise set off collections that walk the whole heap, and records hold no cycles."""
     enabled = gc.isenabled()
@@ -319,17 +339,25 @@ def summary_objects(
     spool: RecordSpool,
     statistics: CimObject | None,
     filters: Iterable[SummaryFilter] = (),
-) -> Iterator[CimObject]:
-    """All objects of the summary, filtered by `-s` when given."""
+) -> Iterator[CimObject | Rendered]:
+    """All objects of the summary, filtered by `-s` when given (the spool's records were filtered as
+    they came: see `keep_filter`)."""
     chosen = list(filters)
-    everything = _chain(
-        model_objects(model, context), iter(spool), spool.table_objects(), [statistics] if statistics else []
-    )
-    for obj in everything:
-        if not chosen or any(f.matches(obj) for f in chosen) or obj.cim_class == "Dockit_Statistics":
-            yield obj
+
+    def kept(objects: Iterable[CimObject]) -> Iterator[CimObject]:
+        for obj in objects:
+            if not chosen or any(f.matches(obj) for f in chosen) or obj.cim_class == "Dockit_Statistics":
+                yield obj
+
+    yield from kept(model_objects(model, context))
+    yield from spool
+    yield from kept(spool.table_objects())
+    yield from kept([statistics] if statistics else [])
 
 
-def _chain(*parts: Iterable[CimObject]) -> Iterator[CimObject]:
-    for part in parts:
-        yield from part
+def keep_filter(filters: Iterable[SummaryFilter]) -> Callable[[CimObject], bool] | None:
+    """The `-s` test for a decoder's record, or None when every record is kept."""
+    chosen = list(filters)
+    if not chosen:
+        return None
+    return lambda obj: any(f.matches(obj) for f in chosen)

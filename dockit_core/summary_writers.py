@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from decoders.records import AttrValue, CimObject
 from dockit_core import __version__
 from dockit_core.atomic import atomic_open
-from dockit_core.summary import format_time
+from dockit_core.summary import Rendered, format_time
 from dockit_core.xmltext import xml_safe
 
 TIME_ATTRIBUTES = frozenset({"Start", "End"})
@@ -99,20 +99,45 @@ def element_markup(obj: CimObject, date: str | None) -> str:
     return "".join(parts)
 
 
-def write_xml(objects: Iterable[CimObject], path: str, date: str | None) -> int:
+def renderer(summary_format: str, date: str | None) -> Callable[[CimObject], str]:
+    """What a summary object becomes in the chosen format, made as soon as a decoder emits it: the
+    spool keeps text, not objects to pickle and unpickle (that cost more than rendering)."""
+    if summary_format == "XML":
+        return lambda obj: element_markup(obj, date)
+    return lambda obj: txt_block(obj, date)
+
+
+def write_xml(objects: Iterable[CimObject | Rendered], path: str, date: str | None) -> int:
     """Write `<Dockit>` with one element per object, one per line; returns how many were written."""
     count = 0
     with atomic_open(path, "w", encoding="utf-8", newline="") as stream:
         write = stream.write
         write(f"<?xml version='1.0' encoding='utf-8'?>\n{_start_tag('Dockit', {'Version': __version__})}>")
         for obj in objects:
-            write("\n" + element_markup(obj, date))
+            write("\n" + (obj.text if type(obj) is Rendered else element_markup(obj, date)))  # type: ignore[union-attr,arg-type]
             count += 1
         write("\n</Dockit>")
     return count
 
 
-def write_txt(objects: Iterable[CimObject], path: str, date: str | None) -> int:
+def txt_block(obj: CimObject, date: str | None) -> str:
+    """One object for a person: its attributes on a line, then one indented line per child."""
+    attrs = "  ".join(
+        f"{name}={attribute_text(name, value, date)}" for name, value in obj.attrs if value is not None
+    )
+    lines = [f"{attrs}\n"]
+    for child in obj.children:
+        child_attrs = " ".join(
+            f"{name}={attribute_text(name, value, date)}" for name, value in child.attrs if value is not None
+        )
+        text = f" {xml_safe(child.text)}" if child.text is not None else ""
+        lines.append(
+            f"    {child.tag}{':' if text or child_attrs else ''}{' ' + child_attrs if child_attrs else ''}{text}\n"
+        )
+    return "".join(lines)
+
+
+def write_txt(objects: Iterable[CimObject | Rendered], path: str, date: str | None) -> int:
     """The same objects for a person: one block per object, grouped by class."""
     count = 0
     last_class = None
@@ -122,21 +147,6 @@ def write_txt(objects: Iterable[CimObject], path: str, date: str | None) -> int:
             if obj.cim_class != last_class:
                 out.write(f"\n== {obj.cim_class} ==\n")
                 last_class = obj.cim_class
-            attrs = "  ".join(
-                f"{name}={attribute_text(name, value, date)}"
-                for name, value in obj.attrs
-                if value is not None
-            )
-            out.write(f"{attrs}\n")
-            for child in obj.children:
-                child_attrs = " ".join(
-                    f"{name}={attribute_text(name, value, date)}"
-                    for name, value in child.attrs
-                    if value is not None
-                )
-                text = f" {xml_safe(child.text)}" if child.text is not None else ""
-                out.write(
-                    f"    {child.tag}{':' if text or child_attrs else ''}{' ' + child_attrs if child_attrs else ''}{text}\n"
-                )
+            out.write(obj.text if type(obj) is Rendered else txt_block(obj, date))  # type: ignore[union-attr,arg-type]
             count += 1
     return count

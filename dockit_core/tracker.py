@@ -15,6 +15,7 @@ from functools import lru_cache
 
 from dockit_core import ltrace_buffers
 from dockit_core.args import (
+    buffer_arg,
     first_arg,
     int_arg,
     iov_bytes,
@@ -718,8 +719,10 @@ class Tracker:
                 self._route(node, process, op, buffer.data, size, call)
             return
         if name in _READS or name in _WRITES:
-            args = split_args(args_text)
-            decoded = literal_bytes(args[1]) if len(args) > 1 else None
+            decoded = buffer_arg(args_text)
+            if decoded is None:
+                args = split_args(args_text)
+                decoded = literal_bytes(args[1]) if len(args) > 1 else None
             data = decoded[0] if decoded else b""
         else:
             data, _cut = iov_bytes(args_text)

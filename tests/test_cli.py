@@ -143,6 +143,27 @@ def test_summary_filter_by_category(tmp_path: Path) -> None:
     assert "/usr/bin/wc" in summary.files
 
 
+def test_summary_filter_on_decoded_records(tmp_path: Path) -> None:
+    """Decoders' records are filtered as they come (the spool keeps them rendered): `-s` on a record's
+    attribute keeps only those, and the table counts still count every query."""
+    result = run_dockit(
+        "-i", str(capture("mysql_pymysql")), "-l", str(tmp_path / "q"), "-s", "Dockit_SqlQuery:Status=error"
+    )
+    assert result.returncode == 0, result.stderr
+    root = etree.parse(str(tmp_path / "q.xml")).getroot()
+    assert {child.tag for child in root} == {"Dockit_SqlQuery", "Dockit_Statistics"}
+    (query,) = root.findall("Dockit_SqlQuery")
+    assert query.findtext("Text") == "SELECT * FROM missing_table"
+    assert query.get("ErrorCode") == "1146"
+    result = run_dockit(
+        "-i", str(capture("mysql_pymysql")), "-l", str(tmp_path / "t"), "-F", "TXT", "-s", "Dockit_SqlTable"
+    )
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "t.summary.txt").read_text()
+    assert "Dockit_SqlQuery" not in text
+    assert "Name=customers  Reads=2  Writes=3" in text
+
+
 def test_summary_filter_is_never_evaluated(tmp_path: Path) -> None:
     """The original passed -s to exec(): here it is data, and code in it is an error."""
     marker = tmp_path / "pwned"
