@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
 
 from decoders.api import ChannelInfo, Decoder, Direction
@@ -56,18 +56,30 @@ def check_decoder_class(cls: object, reference: str) -> type[Decoder]:
 
 
 class Registry:
-    """The decoders known to one run, and the port overrides the user gave."""
+    """The decoders known to one run, and the port overrides the user gave.
+
+    `default()` imports the built-in decoders and the plugins when a channel first needs one, not when
+    dockit starts: most traces of a command such as `ls` have no socket, and importing every decoder
+    cost about a quarter of such a replay."""
 
     def __init__(self, classes: Iterable[type[Decoder]] = (), overrides: dict[int, str] | None = None):
-        self.classes: list[type[Decoder]] = []
+        self._classes: list[type[Decoder]] = []
+        self._load: Callable[[], None] | None = None  # what `default` left to load at first use
         self.problems: list[str] = []
         self._score_failures: set[str] = set()  # reported once per decoder, not once per call
         for cls in classes:
             self.add(cls)
         self.overrides = dict(overrides or {})
 
+    @property
+    def classes(self) -> list[type[Decoder]]:
+        if self._load is not None:
+            load, self._load = self._load, None
+            load()
+        return self._classes
+
     def add(self, cls: type[Decoder]) -> None:
-        self.classes = [c for c in self.classes if c.name != cls.name] + [cls]
+        self._classes = [c for c in self.classes if c.name != cls.name] + [cls]
 
     def by_name(self, name: str) -> type[Decoder] | None:
         return next((c for c in self.classes if c.name == name), None)
@@ -79,18 +91,24 @@ class Registry:
     def default(
         cls, extra: Iterable[str] = (), overrides: dict[int, str] | None = None, plugins: bool = True
     ) -> Registry:
-        """Built-ins, then installed plugins, then the `--decoder` references (later ones win a name)."""
+        """Built-ins, then installed plugins, then the `--decoder` references (later ones win a name).
+        The references are imported at once, so that a wrong one is a usage error before the trace."""
         registry = cls(overrides=overrides)
-        for reference in BUILTIN_DECODERS:
-            registry._add_reference(reference, fatal=False)
-        if plugins:
-            for entry in entry_points(group=ENTRY_POINT_GROUP):
-                try:
-                    registry.add(check_decoder_class(entry.load(), entry.value))
-                except Exception as error:  # noqa: BLE001 - one broken plugin must not stop a run
-                    registry.problems.append(f"decoder plugin {entry.name} ({entry.value}) skipped: {error}")
-        for reference in extra:
-            registry._add_reference(reference, fatal=True)
+        references = [load_reference(reference) for reference in extra]
+
+        def load() -> None:
+            for reference in BUILTIN_DECODERS:
+                registry._add_reference(reference)
+            if plugins:
+                for entry in entry_points(group=ENTRY_POINT_GROUP):
+                    try:
+                        registry.add(check_decoder_class(entry.load(), entry.value))
+                    except Exception as error:  # noqa: BLE001 - one broken plugin must not stop a run
+                        registry.problems.append(f"decoder plugin {entry.name} ({entry.value}) skipped: {error}")
+            for reference_class in references:
+                registry.add(reference_class)
+
+        registry._load = load
         for port, name in registry.overrides.items():
             if registry.by_name(name) is None:
                 raise DecoderLoadError(
@@ -98,12 +116,10 @@ class Registry:
                 )
         return registry
 
-    def _add_reference(self, reference: str, fatal: bool) -> None:
+    def _add_reference(self, reference: str) -> None:
         try:
             self.add(load_reference(reference))
         except DecoderLoadError as error:
-            if fatal:
-                raise
             log.debug("built-in decoder %s unavailable: %s", reference, error)
 
     def choose(self, data: bytes, direction: Direction, channel: ChannelInfo) -> type[Decoder] | None:

@@ -70,12 +70,19 @@ def _fix_name(name: str) -> str:
     return fixed if re.match(r"[A-Za-z_]", fixed) and not fixed.lower().startswith("xml") else "_" + fixed
 
 
+_attribute_opening: dict[str, str] = {}  # "Name" -> ' Name="'
+
+
 def _start_tag(tag: str, attrs: dict[str, str]) -> str:
-    parts = ["<", xml_name(tag)]
+    parts = ["<", _checked_names.get(tag) or xml_name(tag)]
+    openings = _attribute_opening
     for name, value in attrs.items():
         if _ATTRIBUTE_SPECIALS.search(value):
             value = value.translate(_ATTRIBUTE_ESCAPES)
-        parts.append(f' {xml_name(name)}="{value}"')
+        opening = openings.get(name)
+        if opening is None:
+            opening = openings[name] = f' {xml_name(name)}="'
+        parts += (opening, value, '"')
     return "".join(parts)
 
 
@@ -94,8 +101,8 @@ def element_markup(obj: CimObject, date: str | None) -> str:
             text = xml_safe(child.text)
             if _TEXT_SPECIALS.search(text):
                 text = text.translate(_TEXT_ESCAPES)
-            parts.append(f">{text}</{xml_name(child.tag)}>")
-    parts.append(f"</{xml_name(obj.cim_class)}>")
+            parts += (">", text, "</", _checked_names.get(child.tag) or xml_name(child.tag), ">")
+    parts += ("</", _checked_names.get(obj.cim_class) or xml_name(obj.cim_class), ">")
     return "".join(parts)
 
 

@@ -3,6 +3,7 @@ serialization of the same objects says, whatever characters paths, arguments and
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from decoders.records import CimChild, CimObject
+from dockit_core.summary import format_time
 from dockit_core.summary_writers import element_markup, write_xml, xml_name
 from dockit_core.xmltext import xml_safe
 
@@ -58,3 +60,12 @@ def test_odd_names_from_a_plugin_still_give_valid_xml(tmp_path: Path) -> None:
     (element,) = etree.parse(str(path)).getroot()
     assert element.tag == "my_class" and element.get("bad_name") == "v" and element.get("_9") == "1"
     assert element[0].tag == "a_b" and element[0].text == "t"
+
+
+@given(st.floats(min_value=172_801, max_value=4_102_444_800, allow_nan=False) | st.integers(172_801, 4_102_444_800).map(lambda s: s + 0.9999995))
+@settings(max_examples=2000, deadline=None)
+def test_epoch_times_are_written_as_datetime_writes_them(value: float) -> None:
+    """Start times are formatted with a per-second cache: to the microsecond (rounded half to even,
+    carries into the next second included) what `datetime.isoformat` gives."""
+    expected = dt.datetime.fromtimestamp(value, dt.UTC).isoformat(timespec="microseconds")
+    assert format_time(value, None) == expected
