@@ -7,14 +7,14 @@ from functools import lru_cache
 
 from dockit_core.cstring import literal_bytes, parse_quoted, unescape
 
-_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"(?:\.\.\.)?|[\[\]{}()]|,|[^"\[\]{}(),]+', re.S)
+_TOKEN = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+"(?:\.\.\.)?|[\[\]{}()]|,|[^"\[\]{}(),]+', re.S)
 _FD = re.compile(r"\s*(-?\d+|AT_FDCWD)(?:<(.*)>)?\s*$", re.S)
-_IOV_BASE = re.compile(r'iov_base="((?:[^"\\]|\\.)*)"(\.\.\.)?')
+_IOV_BASE = re.compile(r'iov_base="([^"\\]*+(?:\\.[^"\\]*+)*+)"(\.\.\.)?')
 _SOCKADDR_FAMILY = re.compile(r"sa_family=(\w+)")
 _PORT = re.compile(r"sin6?_port=htons\((\d+)\)")
 _ADDR4 = re.compile(r'sin_addr=inet_addr\("([\d.]+)"\)')
 _ADDR6 = re.compile(r'inet_pton\(AF_INET6, "([^"]+)"')
-_SUN_PATH = re.compile(r'sun_path=(@?"(?:[^"\\]|\\.)*")')
+_SUN_PATH = re.compile(r'sun_path=(@?"[^"\\]*+(?:\\.[^"\\]*+)*+")')
 
 
 def split_args(text: str) -> list[str]:

@@ -13,7 +13,7 @@ import re
 _escape_decode = codecs.escape_decode  # type: ignore[attr-defined]
 
 # A quoted literal: escapes are any backslash pair, so an escaped quote never ends the string.
-_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"(\.\.\.)?', re.S)
+_QUOTED = re.compile(r'"([^"\\]*+(?:\\.[^"\\]*+)*+)"(\.\.\.)?', re.S)
 
 
 def unescape(body: str) -> bytes:
