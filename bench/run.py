@@ -31,6 +31,7 @@ from dockit_core.tracers import STRACE_CLASSES, STRING_LIMIT  # noqa: E402
 
 STRACE_FLAGS = ["-f", "-q", "-ttt", "-T", "-yy", "-s", str(STRING_LIMIT), "-e", f"trace={STRACE_CLASSES}"]
 DOCKIT = [sys.executable, "-m", "dockit_core.cli"]
+PACKAGES = ("dockit_core", "decoders", "protocols")
 
 
 def timed(command: list[str], **kwargs: object) -> tuple[float, int]:
@@ -154,8 +155,14 @@ def bench_decode(work: Path, runs: int, queries: int) -> list[tuple[str, str, st
         return [("decoding overhead", "MariaDB not reachable", "not measured")]
     plain = median_time(DOCKIT + ["-i", str(log), "-l", str(work / "m-plain"), "--no-decode"], runs)
     decoded = median_time(DOCKIT + ["-i", str(log), "-l", str(work / "m-decoded")], runs)
+    # The floor: a decoder that claims every channel and does nothing (bench/null_decoder.py).
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "bench"), os.environ.get("PYTHONPATH", "")]))
+    null = median_time(DOCKIT + ["-i", str(log), "-l", str(work / "m-null"), "--decoder", "null_decoder:NullDecoder"],
+                       runs, env=env)
     return [(f"decoding, replay of {queries} MySQL queries", "decoders on vs --no-decode",
-             f"{decoded:.2f} s vs {plain:.2f} s: **{decoded / plain:.2f}x** (target 1.5x)")]
+             f"{decoded:.2f} s vs {plain:.2f} s: **{decoded / plain:.2f}x** (target 1.5x)"),
+            ("same log, a decoder that does nothing", "vs --no-decode (the cost of handing bytes over)",
+             f"{null:.2f} s vs {plain:.2f} s: **{null / plain:.2f}x**")]
 
 
 def main() -> int:
@@ -167,6 +174,9 @@ def main() -> int:
         print("bench: strace is not installed (apt-get install strace)", file=sys.stderr)
         return 2
     runs = 1 if args.quick else 3
+    # Timed as pip installs it: byte-compiled (with PYTHONDONTWRITEBYTECODE set, each run would
+    # compile every module again and the startup would count several times over).
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *(str(ROOT / name) for name in PACKAGES)], check=True)
     chosen = set(args.only or ["replay", "memory", "live", "decode"])
     rows: list[tuple[str, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="dockit-bench-") as folder:
