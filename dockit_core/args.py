@@ -42,10 +42,9 @@ def buffer_arg(text: str) -> tuple[bytes, bool] | None:
     """The bytes of the second argument when it is a quoted literal (`3<...>, "GET /..."..., 4096`), read
     where it starts instead of splitting every argument: a socket's buffer is most of its line. None when
     the second argument is no literal or is cut with the line (then `split_args` has the last word)."""
-    comma = text.find(",")
-    if comma < 0:
+    start = len(first_arg(text)) + 1
+    if start > len(text):
         return None
-    start = comma + 1
     if text.startswith(" ", start):
         start += 1
     if not text.startswith('"', start):
@@ -58,9 +57,17 @@ def buffer_arg(text: str) -> tuple[bytes, bool] | None:
 
 
 def first_arg(text: str) -> str:
-    """The first argument without splitting the rest (cheap: fds come first)."""
+    """The first argument without splitting the rest (cheap: fds come first). An fd's -yy decoration
+    may hold a comma (`5<UNIX-STREAM:[57109->57108,"/run/app.sock"]>`, a server's end of a unix
+    socket): it ends at its closing `>`."""
     comma = text.find(",")
-    return text if comma < 0 else text[:comma]
+    if comma < 0:
+        return text
+    lt = text.find("<", 0, comma)
+    if lt < 0:
+        return text[:comma]
+    end = text.find(">, ", lt)
+    return text if end < 0 else text[: end + 1]
 
 
 @lru_cache(maxsize=4096)

@@ -61,6 +61,7 @@ class ChannelManager:
         self._pipe_channel: dict[str, Channel] = {}
         self._socket_channel: dict[int, tuple[Channel, object]] = {}  # socket node -> (channel, its end)
         self._aliases: dict[str, Channel] = {}
+        self._inode_channel: dict[str, Channel] = {}  # unix socket inode -> the channel its end joined
         self._last_pipe_use: dict[int, tuple[Channel, str, str]] = {}  # pid -> (channel, pipe id, op)
         self.stats = {"chunks": 0, "bytes": 0, "duplicate_chunks": 0, "decoded_channels": 0}
 
@@ -77,7 +78,7 @@ class ChannelManager:
             self._aliases.setdefault(key, channel)
             self._deliver_socket(channel, local_marker, op, data, size, time, pid, call_index)
             return
-        channel = self.channels.get(key) or self._aliases.get(key)
+        channel = self.channels.get(key) or self._aliases.get(key) or self._unix_peer_channel(node)
         if channel is None:
             info = ChannelInfo(
                 channel_id=key,
@@ -91,7 +92,20 @@ class ChannelManager:
             )
             channel = self.channels[key] = Channel(info, local_marker)
         self._socket_channel[node.node_id] = (channel, local_marker)
+        if node.inode:
+            self._inode_channel[node.inode] = channel
+            if node.peer_inode:
+                self._inode_channel.setdefault(node.peer_inode, channel)
         self._deliver_socket(channel, local_marker, op, data, size, time, pid, call_index)
+
+    def _unix_peer_channel(self, node: SocketNode) -> Channel | None:
+        """The channel of the other end of a unix socket, when that end came first under another key:
+        a client's decoration names no peer until the server has accepted (`4<UNIX-STREAM:[56234]>`),
+        while the server's does (`5<UNIX-STREAM:[57267->56234,"/run/app.sock"]>`). Both ends traced
+        must still make one channel, so that each message is decoded once."""
+        if node.kind != "unix" or not node.inode:
+            return None
+        return self._inode_channel.get(node.peer_inode or "") or self._inode_channel.get(node.inode)
 
     def _deliver_socket(
         self,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dockit_core.args import buffer_arg, iov_bytes, split_args
+from dockit_core.args import buffer_arg, first_arg, iov_bytes, split_args
 from dockit_core.cstring import literal_bytes
 
 _NAMED = {9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f", 13: "\\r", 34: '\\"', 92: "\\\\"}
@@ -44,3 +44,12 @@ def test_a_second_argument_that_is_no_whole_literal_is_left_to_the_general_path(
     assert buffer_arg("3, 0x7ffd5c0b8a40, 4096") is None  # ltrace-style raw pointer
     assert buffer_arg('3, "abc') is None  # the line was cut inside the literal
     assert buffer_arg("3") is None
+
+
+def test_the_first_argument_keeps_a_decoration_that_holds_a_comma() -> None:
+    accepted = '5<UNIX-STREAM:[57267->56234,"/run/app.sock"]>'
+    assert first_arg(f'{accepted}, "GET / HTTP/1.0\\r\\n", 18, 0, NULL, 0') == accepted
+    assert buffer_arg(f'{accepted}, "GET / HTTP/1.0\\r\\n", 18, 0, NULL, 0') == (b"GET / HTTP/1.0\r\n", False)
+    assert first_arg(accepted) == accepted  # close(5<...>)
+    assert first_arg('AT_FDCWD</tmp>, "/etc/passwd", O_RDONLY') == "AT_FDCWD</tmp>"
+    assert first_arg("3, 0x7ffd5c0b8a40, 4096") == "3"

@@ -72,13 +72,43 @@ PIPES_PROGRAM = textwrap.dedent(
     """
 )
 
+# A unix-socket server and its client in one process: the client's decoration names no peer until the
+# server accepts (`4<UNIX-STREAM:[56234]>`), the server's holds a comma (`5<UNIX-STREAM:[57267->56234,"/p"]>`).
+UNIX_PROGRAM = textwrap.dedent(
+    """
+    import os, socket, sys, threading
 
-def trace(tmp_path: Path, name: str, program: str) -> etree._Element:
+    path = sys.argv[1]
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen()
+
+    def serve():
+        connection, _ = server.accept()
+        request = connection.recv(1000)
+        path_asked = request.split(b" ")[1]
+        connection.sendall(b"HTTP/1.0 200 OK\\r\\nContent-Length: %d\\r\\n\\r\\n%s" % (len(path_asked), path_asked))
+        connection.close()
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    client = socket.socket(socket.AF_UNIX)
+    client.connect(path)
+    client.sendall(b"GET /over-unix HTTP/1.0\\r\\nHost: app\\r\\n\\r\\n")
+    answer = b""
+    while not answer.endswith(b"/over-unix"):
+        answer += client.recv(1000)
+    thread.join()
+    """
+)
+
+
+def trace(tmp_path: Path, name: str, program: str, *args: str) -> etree._Element:
     script = tmp_path / f"{name}.py"
     script.write_text(program)
     prefix = tmp_path / name
     result = subprocess.run(
-        [sys.executable, "-m", "dockit_core.cli", "-l", str(prefix), sys.executable, str(script)],
+        [sys.executable, "-m", "dockit_core.cli", "-l", str(prefix), sys.executable, str(script), *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -104,3 +134,19 @@ def test_pipe_pair_with_both_ends_traced_comes_out_once(tmp_path: Path) -> None:
     assert exchanges == [("GET", "/one", "200", "child"), ("GET", "/two", "200", "child")]
     processes = {p.get("Handle") for p in root.iter("CIM_Process")}
     assert len(processes) == 2
+
+
+def test_unix_socket_with_both_ends_traced_comes_out_once(tmp_path: Path) -> None:
+    """The server's end is found although its decoration holds a comma (its bytes and close count),
+    and joins the client's channel although the client's decoration never named it."""
+    root = trace(tmp_path, "unix", UNIX_PROGRAM, str(tmp_path / "app.sock"))
+    exchanges = [(e.get("Method"), e.get("Url"), e.get("Status")) for e in root.iter("Dockit_HttpRequest")]
+    assert exchanges == [("GET", "/over-unix", "200")]
+    request = len(b"GET /over-unix HTTP/1.0\r\nHost: app\r\n\r\n")
+    response = len(b"HTTP/1.0 200 OK\r\nContent-Length: 10\r\n\r\n/over-unix")
+    ends = {
+        ("accepted" if s.get("Accepted") else "client"): (int(s.get("BytesIn")), int(s.get("BytesOut")))
+        for s in root.iter("Dockit_Socket")
+        if s.get("Family") == "unix" and not s.get("Listening") and str(tmp_path) in (s.get("Local") or s.get("Remote") or "")
+    }
+    assert ends == {"client": (response, request), "accepted": (request, response)}
