@@ -84,6 +84,9 @@ _PATH_ARG |= {"openat": 1, "openat2": 1, "newfstatat": 1, "fstatat64": 1, "statx
 _PATH_ARG |= {"faccessat2": 1, "readlinkat": 1, "unlinkat": 1, "mkdirat": 1, "execveat": 1}
 
 
+_UNKNOWN = object()  # a shape not computed yet
+
+
 @dataclass(slots=True)
 class Block:
     """Consecutive calls of one process that belong together."""
@@ -109,6 +112,9 @@ class Block:
     last_target: str | None = None  # path blocks: the target of the last call
     one_target: bool = True  # a merged block whose blocks all worked on the same target
     processes: int = 1  # how many like processes (children of one parent) were folded into this block
+    # shape() and fold_shape() as last computed; add and merge forget them
+    _shape: object = field(default=_UNKNOWN, repr=False, compare=False)
+    _fold_shape: object = field(default=_UNKNOWN, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.target and self.kind in ("file", "path"):
@@ -122,22 +128,27 @@ class Block:
 
     def add(self, call: Call, name: str, annotations: list[str]) -> None:
         self.calls += 1
-        self.names[name] = self.names.get(name, 0) + 1
-        if call.time is not None:
+        self._shape = self._fold_shape = _UNKNOWN
+        names = self.names
+        names[name] = names.get(name, 0) + 1
+        time = call.time
+        if time is not None:
             if self.start is None:
-                self.start = call.time
-            self.end = call.time + (call.duration or 0.0)
+                self.start = time
+            self.end = time + (call.duration or 0.0)
+        index = call.index
         if not self.first_line:
-            self.first_line = call.index
-        self.last_line = call.index
-        if call.errno is not None or (call.retval is not None and call.retval < 0):
+            self.first_line = index
+        self.last_line = index
+        retval = call.retval
+        if call.errno is not None or (retval is not None and retval < 0):
             self.errors += 1
-        elif call.retval is not None and call.retval > 0:
+        elif retval is not None and retval > 0:
             if name in READS:
                 if "MSG_PEEK" not in call.args:  # a peek leaves the bytes for the read that follows
-                    self.bytes_in += call.retval
+                    self.bytes_in += retval
             elif name in WRITES:
-                self.bytes_out += call.retval
+                self.bytes_out += retval
         for text in annotations:
             if len(self.decoded) < MAX_DECODED:
                 self.decoded.append(text)
@@ -146,6 +157,12 @@ class Block:
 
     def shape(self) -> tuple[object, ...] | None:
         """What must be equal for two finished blocks in a row to merge; None: never merges."""
+        shape = self._shape
+        if shape is _UNKNOWN:
+            shape = self._shape = self._compute_shape()
+        return shape  # type: ignore[return-value]
+
+    def _compute_shape(self) -> tuple[object, ...] | None:
         if self.kind in ("socket", "pipe", "fd"):
             return None
         if self.kind == "process":  # failed execs of one program along PATH are one block
@@ -155,6 +172,12 @@ class Block:
     def fold_shape(self) -> tuple[object, ...] | None:
         """What must be equal to fold the blocks of two sibling processes: a connection that carried
         data never folds; a pipe or an eventfd with the same calls does."""
+        shape = self._fold_shape
+        if shape is _UNKNOWN:
+            shape = self._fold_shape = self._compute_fold_shape()
+        return shape  # type: ignore[return-value]
+
+    def _compute_fold_shape(self) -> tuple[object, ...] | None:
         shape = self.shape()
         if shape is not None:
             return shape
@@ -164,6 +187,7 @@ class Block:
 
     def merge(self, other: Block) -> None:
         self.calls += other.calls
+        self._shape = self._fold_shape = _UNKNOWN
         for name, count in other.names.items():
             self.names[name] = self.names.get(name, 0) + count
         self.errors += other.errors
@@ -194,7 +218,7 @@ class _ProcessState:
     open: dict[object, Block] = field(default_factory=dict)  # node key -> block
     fds: dict[int, object] = field(default_factory=dict)  # fd -> node key, as this process used it
     path: Block | None = None
-    path_key: tuple[str, str] | None = None
+    path_key: str | None = None  # the folder of the path block
     other: Block | None = None
     finished: Block | None = None  # waiting to see whether the next finished block repeats it
     ppid: int | None = None
@@ -228,12 +252,15 @@ class BlockAggregator:
         state = self._states.get(pid)
         if state is None:
             state = self._states[pid] = _ProcessState(ppid=process.ppid)
-        name = call.name if call.is_syscall or not call.library else f"{call.library}->{call.name}"
         bare = call.name
+        name = bare if call.is_syscall or not call.library else f"{call.library}->{bare}"
         if bare in PROCESS_CALLS:
             self._process_call(state, pid, call, name, info, annotations)
             return
-        key, kind, label = self._descriptor(call, bare, process, info, state)
+        if bare in _DIRFD_STATS and '""' not in call.args:
+            key = None  # a path relative to a directory fd (or no fd at all): a path call
+        else:
+            key, kind, label = self._descriptor(call, bare, process, info, state)
         if key is not None:
             block = state.open.get(key)
             if block is None:
@@ -246,17 +273,14 @@ class BlockAggregator:
             return
         target = info.target or _failed_path(call, bare)
         if target is not None:
-            slash = target.rfind("/") + 1  # os.path.dirname, inlined: once per path call
-            folder = target[:slash]
-            if folder and folder != "/" * len(folder):
-                folder = folder.rstrip("/")
-            path_key = ("path", folder or ".")
-            if state.path is None or state.path_key != path_key:
+            folder = target[: target.rfind("/") + 1]  # os.path.dirname, inlined: once per path call
+            path_key = folder.rstrip("/") or folder or "."  # trailing slashes go, unless all it has
+            path_block = state.path
+            if path_block is None or state.path_key != path_key:
                 self._end_path(state)
-                state.path = Block(pid, "path", target, last_target=target)
+                path_block = state.path = Block(pid, "path", target, last_target=target)
                 state.path_key = path_key
-            elif state.path.last_target != target:
-                path_block = state.path
+            elif path_block.last_target != target:
                 if not path_block.examples and path_block.target:
                     path_block.examples.append(path_block.target)
                 path_block.repeat += 1
@@ -264,7 +288,7 @@ class BlockAggregator:
                 path_block.last_target = target
                 if len(path_block.examples) < MAX_EXAMPLES:
                     path_block.examples.append(target)
-            state.path.add(call, name, annotations)
+            path_block.add(call, name, annotations)
             return
         if state.other is None:
             state.other = Block(pid, "calls", None)
@@ -417,9 +441,12 @@ class BlockAggregator:
             self._flush_window(state)
             window = state.window
         window.append(block)
+        newest = shape  # the newest block's shape: a cycle must end with a repeat of it
         for period in range(2, MAX_CYCLE + 1):
             if len(window) < 2 * period:
                 break
+            if newest is None or window[-1 - period].fold_shape() != newest:
+                continue  # the pair of newest blocks already differs: the test below would fail
             first, second = window[-2 * period : -period], window[-period:]
             if all(
                 a.fold_shape() is not None and a.fold_shape() == b.fold_shape()

@@ -89,6 +89,9 @@ class BlocksWriter:
         self.aggregator(call, process, info, annotations)
 
     def _write(self, block: Block) -> None:
+        if self.format != "CSV" and self.format != "JSON":
+            self.file.stream.write(_txt(block, self.date))
+            return
         record = block_record(block, self.date)
         if self.format == "CSV":
             assert self._csv is not None
@@ -104,8 +107,6 @@ class BlocksWriter:
         elif self.format == "JSON":
             prefix = "" if self.aggregator.blocks_out == 1 else ",\n"
             self.file.stream.write(prefix + json.dumps(_json_safe(record), ensure_ascii=False))
-        else:
-            self.file.stream.write(_txt(block, record))
 
     def flush_blocks(self) -> None:
         """End every open block (the trace is over); idempotent."""
@@ -133,14 +134,21 @@ def _json_safe(value: object) -> object:
     return value
 
 
-def _txt(block: Block, record: dict[str, object]) -> str:
-    start = record["start"] or "-"
+def _txt(block: Block, date: str | None) -> str:
+    """A block for a person: the fields of `block_record` that TXT shows, and only those (once per block:
+    the end time, the rounded duration and the copied counts of a record are not needed here)."""
+    start = format_time(block.start, date) or "-"
     duration = f"{block.duration:.6f}s" if block.duration is not None else "-"
-    line = f"{block.pid:>6} {start} {duration:>11}  {record['summary']}"
-    if block.kind not in ("calls", "process") and (len(block.names) > 1 or block.repeat > 1):
-        line += "  [" + ", ".join(f"{n} {c}" for n, c in block.names.items()) + "]"
+    line = f"{block.pid:>6} {start} {duration:>11}  {describe(block)}"
+    names = block.names
+    if block.kind not in ("calls", "process") and (len(names) > 1 or block.repeat > 1):
+        line += "  [" + ", ".join(f"{n} {c}" for n, c in names.items()) + "]"
     lines = [line]
     if block.repeat > 1 and block.examples and not block.one_target:
         lines.append(" " * 8 + "e.g. " + ", ".join(block.examples))
-    lines.extend(" " * 8 + "# " + text.replace("\n", " ") for text in record["decoded"])  # type: ignore[union-attr]
+    decoded = block.decoded
+    if decoded or block.decoded_more:
+        lines.extend(" " * 8 + "# " + text.replace("\n", " ") for text in decoded)
+        if block.decoded_more:
+            lines.append(" " * 8 + "# " + f"... {block.decoded_more} more")
     return "\n".join(lines) + "\n"
