@@ -38,6 +38,25 @@ _LANGUAGE = re.compile(
 
 def categorize(path: str) -> str:
     """The category of an absolute (or best-effort) path."""
+    slash = path.rfind("/") + 1
+    folder = path[:slash]  # up to the last slash: every test but a few is answered by it alone
+    if folder == "/":
+        return _categorize(path)  # `/proc`, `/sys`, `/lib...`: the name decides a prefix test
+    facts = _FOLDERS.get(folder)
+    if facts is None:
+        facts = _folder_facts(folder)
+    early, python_folder, late = facts
+    if early is not None:
+        return early
+    name = path[slash:]
+    if (python_folder and _PYTHON_NAME.match(name)) or _LANGUAGE.search(name):
+        return LANGUAGE_MODULES
+    if _SHARED_LIB.match(name):
+        return SHARED_LIBRARIES
+    return late
+
+
+def _categorize(path: str) -> str:
     if path.startswith(("/proc/", "/sys/")) or path in ("/proc", "/sys"):
         return KERNEL_FILES
     if path.startswith("/dev/"):
@@ -48,6 +67,10 @@ def categorize(path: str) -> str:
         return LANGUAGE_MODULES
     if _SHARED_LIB.match(path, path.rfind("/") + 1):
         return SHARED_LIBRARIES
+    return _late(path)
+
+
+def _late(path: str) -> str:
     if path.startswith(("/tmp/", "/var/tmp/", "/run/", "/dev/shm/")):
         return TEMPORARY
     if path.startswith(("/usr/bin/", "/usr/sbin/", "/bin/", "/sbin/", "/usr/local/bin/", "/usr/libexec/")):
@@ -57,3 +80,30 @@ def categorize(path: str) -> str:
     if path.startswith(("/usr/", "/var/", "/lib", "/boot/")):
         return SYSTEM_DATA
     return OTHERS
+
+
+# What a folder (a path up to and including its last slash, other than "/") says of every file in it:
+# (its category whatever the name, or None; whether a name `pythonN...` makes it a language module; the
+# category when the name is neither a language module nor a shared library). A path is its folder and a
+# name without a slash: each prefix tested ends with a slash (or is "/lib", longer than no such folder),
+# so it is in the path exactly when it is in the folder; each language pattern but `\.py$` and the like
+# (which the name alone decides) and `/lib/python\d` (which may run into the name) ends with a slash.
+_FOLDERS: dict[str, tuple[str | None, bool, str]] = {}
+_PYTHON_NAME = re.compile(r"python\d")
+
+
+def _folder_facts(folder: str) -> tuple[str | None, bool, str]:
+    early = None
+    if folder.startswith(("/proc/", "/sys/")):
+        early = KERNEL_FILES
+    elif folder.startswith("/dev/"):
+        early = DEVICES
+    elif folder.startswith("/etc/"):
+        early = SYSTEM_CONFIG
+    elif _LANGUAGE.search(folder):
+        early = LANGUAGE_MODULES
+    facts = (early, folder.endswith("/lib/"), _late(folder))
+    if len(_FOLDERS) >= 4096:
+        _FOLDERS.clear()
+    _FOLDERS[folder] = facts
+    return facts

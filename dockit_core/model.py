@@ -181,7 +181,7 @@ class Model:
     def file(self, path: str) -> FileNode:
         found = self.files.get(path)
         if found is None:
-            found = self.files[path] = FileNode(path)
+            found = self.files[path] = FileNode(path, categorize(path))
         return found
 
     def new_socket(self, **fields: object) -> SocketNode:

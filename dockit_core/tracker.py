@@ -162,6 +162,7 @@ class Tracker:
         self.library_sql = LibrarySqlCalls(channels)
         self.library_tls = LibraryTlsCalls(channels, self._node)
         self._handlers: dict[str, Callable[[Call, Process, CallInfo], None]] = self._build_handlers()
+        self._dirfds: dict[str, tuple[int | None, str | None, str | None, bool]] = {}  # see _one_path_at
 
     # -- events --------------------------------------------------------------------------------------
     def apply(self, event: Event) -> None:
@@ -459,29 +460,71 @@ class Tracker:
 
     def _one_path_at(self, call: Call, process: Process, info: CallInfo) -> None:
         """newfstatat, readlinkat, unlinkat...: one path relative to a dirfd, the bulk of a directory
-        walk, so they have a handler of their own."""
-        if not call.ok:
+        walk, so they have a handler of their own, and what their dirfd argument says (fd, decoration,
+        the folder it names) is read once per distinct argument text."""
+        retval = call.retval
+        if retval is None or retval < 0 or call.errno is not None:  # not call.ok
             return
-        name = call.name
         args = call.args
         quote = args.find('"')
-        path = _quoted_text(args, quote) if quote > 0 else None
-        if path is None:
+        if quote <= 0:
             return
-        fd, decoration = parse_fd(args[: args.rfind(",", 0, quote)])
-        if path == "" and decoration:  # AT_EMPTY_PATH on an fd
-            path = parse_decoration(decoration).path or ""
-        if not path:
-            return
-        target = self._resolve_in(process, path, fd, decoration)
+        end = args.find('"', quote + 1)
+        path: str | None = args[quote + 1 : end] if end > 0 else None
+        if path is None or not path.isascii() or "\\" in path:
+            path = _quoted_text(args, quote)
+            if path is None:
+                return
+        head = args[: args.rfind(",", 0, quote)]
+        dirfd = self._dirfds.get(head)
+        if dirfd is None:
+            dirfd = self._dirfd(head)
+        fd, decoration, folder, normal = dirfd
+        if folder is not None and path and path[0] != "/":
+            # _resolve_in's decorated relative case: the folder the decoration names, then the name
+            if fd == -100:
+                process.cwd = folder
+            if normal and "/" not in path and path not in _SPECIAL_NAMES:
+                target = folder + "/" + path if folder != "/" else "/" + path
+            else:
+                target = os.path.normpath(os.path.join(folder, path))
+        else:
+            if path == "" and decoration:  # AT_EMPTY_PATH on an fd
+                path = parse_decoration(decoration).path or ""
+            if not path:
+                return
+            target = self._resolve_in(process, path, fd, decoration)
         info.target = target
-        access = self.model.file(target).access(process.owner)
+        node = self.model.files.get(target)
+        if node is None:
+            node = self.model.file(target)
+        owner = process.tgid if process.tgid is not None else process.pid  # process.owner
+        access = node.accesses.get(owner)
+        if access is None:
+            access = node.access(owner)
+        name = call.name
         if name == "unlinkat":
             access.deleted = True
         elif name == "mkdirat":
             access.created = True
         else:
             access.metadata += 1
+
+    def _dirfd(self, head: str) -> tuple[int | None, str | None, str | None, bool]:
+        """The dirfd argument of a one-path *at() call: (fd, decoration, the folder the decoration
+        names when it names a file, else None, whether that folder is normal); kept for the calls that
+        follow (a few thousand at most)."""
+        fd, decoration = parse_fd(head)
+        folder = None
+        if decoration:
+            deco = parse_decoration(decoration)
+            if deco.kind == "file" and deco.path:
+                folder = deco.path
+        if len(self._dirfds) >= 4096:
+            self._dirfds.clear()
+        normal = folder is not None and _is_normal_folder(folder)
+        found = self._dirfds[head] = (fd, decoration, folder, normal)
+        return found
 
     # -- descriptors ----------------------------------------------------------------------------------
     def _node(self, process: Process, fd_arg: str) -> FileNode | SocketNode | PipeNode | None:
