@@ -150,7 +150,19 @@ class StraceParser:
     def parse(self, line: str, index: int) -> Event | tuple[PidAlias, Event] | PidAlias | None:
         """One line in, at most one event out (an unfinished call waits for its resumption); the line
         that reveals the real pid of the unprefixed first process also yields a `PidAlias` first."""
-        event = self._parse(line, index)
+        if self._fragment is None and self._dangling is None and not self._mixed:
+            # The usual state, and most often the usual line: `_parse`'s first steps, inlined.
+            self.stats.lines += 1
+            line = line.rstrip("\r\n")
+            fast = _COMPLETE_CALL.match(line)
+            if fast is None:
+                event = self._parse_other(line, index)
+            else:
+                event = self._fast_call(fast, index, line)
+                if not self._mixed:
+                    return event
+        else:
+            event = self._parse(line, index)
         if self._dangling is not None and event is not None and self._dangling[0] != index:
             event = (self._stale_dangling(), event)  # it never got its `) = N`
         if not self._mixed:
@@ -208,6 +220,10 @@ class StraceParser:
         fast = _COMPLETE_CALL.match(line)
         if fast is not None:
             return self._fast_call(fast, index, line)
+        return self._parse_other(line, index)
+
+    def _parse_other(self, line: str, index: int) -> Event | None:
+        """A line the common pattern did not match (`_parse` took the line's end off)."""
         cut = line.find("strace: Process ", 1)
         if cut > 0 and _ATTACH.match(line, cut):
             # strace writing to stderr put its own message inside a call line, which goes on in the
@@ -319,7 +335,13 @@ class StraceParser:
             name = name[:-4]
         elif name.startswith("SYS_"):
             name = name[4:]
-        retval = None if retval_text == "?" else to_int(retval_text)
+        if retval_text == "?":
+            retval = None
+        else:
+            try:
+                retval = int(retval_text, 0)
+            except ValueError:
+                retval = to_int(retval_text)
         return Call(
             index,
             pid,
