@@ -451,6 +451,10 @@ class MySqlDecoder(Decoder):
                 if sample and all(b in (9, 10, 13) or 32 <= b < 127 or b >= 128 for b in sample):
                     return 70 if len(data) - 4 == length else 50
                 return 0
+            # Any other command is a byte and a length: evidence enough on MySQL's port only (a
+            # PostgreSQL server's `R\0\0\0\x08...` reads as a 82-byte COM_SHUTDOWN).
+            if not any(port in cls.ports for port in channel.ports):
+                return 0
             return 30 if len(data) - 4 == length else 10
         return 0
 

@@ -19,6 +19,7 @@ from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 import decoders.registry as registry_module
 from decoders.api import ChannelInfo, Chunk, Decoder, Direction
@@ -233,3 +234,29 @@ def test_cli_decoder_usage_errors(tmp_path: Path, args: list[str], message: str)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and result.stderr.startswith(message), result.stderr
     assert list(tmp_path.iterdir()) == []  # refused before anything ran or was written
+
+
+@pytest.mark.live
+def test_postgresql_traffic_is_claimed_by_no_builtin_decoder(tmp_path: Path) -> None:
+    """A real psql session (its server's `R\\0\\0\\0\\x08` once read as a MySQL command): no built-in decoder
+    may claim a protocol it does not speak, so no SQL record and no decoded channel come out."""
+    if shutil.which("strace") is None or shutil.which("psql") is None:
+        pytest.skip("strace or psql is not installed")
+    try:
+        socket.create_connection(("127.0.0.1", 5432), timeout=2).close()
+    except OSError:
+        pytest.skip("no PostgreSQL server on 127.0.0.1:5432")
+    prefix = tmp_path / "psql"
+    command = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c", "SELECT 41 + 1"]
+    result = subprocess.run(
+        [sys.executable, "-m", "dockit_core.cli", "-l", str(prefix), *command],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "42" in result.stdout
+    (summary,) = tmp_path.glob("psql.strace.*.xml")
+    root = etree.parse(str(summary)).getroot()
+    sockets = [s for s in root.iter("Dockit_Socket") if s.get("Remote") == "127.0.0.1:5432"]
+    assert sockets and int(sockets[0].get("BytesIn")) > 0
+    assert root.find("Dockit_Statistics").get("DecodedChannels") == "0"
+    assert root.find("Dockit_SqlQuery") is None and root.find("Dockit_DatabaseSession") is None
