@@ -214,6 +214,17 @@ def test_proftpd_attach(replayed) -> None:
     assert summary.processes[10622].ppid == 26299
     ftp = [s for s in summary.sockets if s.get("Local", "").endswith(":21") and s.get("Remote")]
     assert ftp and int(ftp[0]["BytesOut"]) > 0
+    # sssd's NSS pipe (/var/lib/sss/pipes/nss) speaks its own protocol: no decoder may claim it.
+    assert summary.statistics["DecodedChannels"] == "0"
+    assert summary.root.find("Dockit_DatabaseSession") is None
+
+
+def test_sssd_nss_socket_is_not_mysql(replayed) -> None:
+    """ps -ef asks sssd for user names; its request bytes once passed for a MySQL command."""
+    summary = replayed("dockit_ps_ef.strace.log")
+    assert [s["Remote"] for s in summary.sockets if s.get("Remote")] == ["/var/lib/sss/pipes/nss"]
+    assert summary.statistics["DecodedChannels"] == "0"
+    assert summary.root.find("Dockit_DatabaseSession") is None
 
 
 def test_make_process_tree(replayed) -> None:
