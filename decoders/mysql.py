@@ -39,12 +39,12 @@ Not decoded: TLS (stops at the SSL request), rows fetched through server-side cu
 from __future__ import annotations
 
 import re
-import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from decoders.api import ChannelInfo, Chunk, Decoder, Direction
+from decoders.mysql_stream import At, Frame, PacketStream
 from decoders.records import Annotation, AttrValue, DatabaseSession, Output, SqlQuery
 from decoders.redact import redact_sql
 from decoders.sql_tables import tables_in
@@ -73,297 +73,7 @@ _SIMPLE = frozenset(
 )
 # redact_sql's patterns all need one of these words: most statements skip its two substitutions.
 _MAY_HOLD_SECRET = re.compile("IDENTIFIED|PASSWORD", re.I).search
-_LAST_STATEMENT = 0xFFFFFFFF
-_MAX_PAYLOAD = p.MAX_PAYLOAD  # MariaDB: "the statement prepared just before" (pipelined execute)
-
-
-class _At:
-    """Where a packet started: the chunk's time, process and call. (A plain class with slots: one is
-    made per chunk, and a frozen dataclass costs several times more to build.)"""
-
-    __slots__ = ("time", "pid", "call_index")
-
-    def __init__(self, time: float | None, pid: int, call_index: int) -> None:
-        self.time = time
-        self.pid = pid
-        self.call_index = call_index
-
-
-class _Frame:
-    """One packet's payload (a 16 MB continuation already joined) and where it began and ended."""
-
-    __slots__ = ("sequence_id", "payload", "truncated", "start", "end_time")
-
-    def __init__(
-        self, sequence_id: int, payload: bytes, truncated: bool, start: _At, end_time: float | None
-    ) -> None:
-        self.sequence_id = sequence_id
-        self.payload = payload
-        self.truncated = truncated
-        self.start = start
-        self.end_time = end_time
-
-
-class _Stream:
-    """Packets out of one direction's bytes: reassembly, 16 MB continuation, cut buffers, resync."""
-
-    def __init__(self, accept_start: Callable[[bytes], bool]) -> None:
-        self.buf = bytearray()
-        self.synced = True
-        self.lost = False  # set when sync was lost; the decoder reads and clears it
-        self.accept_start = accept_start
-        self.start = _At(None, 0, 0)
-        self.skip = 0  # bytes of a damaged packet still to discard
-        self.damaged: _Frame | None = None
-        self.damaged_continued = False  # the damaged packet is 0xFFFFFF long: its payload goes on
-        self.parts: list[bytes] = []  # payloads of a 0xFFFFFF continuation
-        self.parts_truncated = False
-        self.parts_start: _At | None = None
-        self.parts_sequence_id = 0  # a continued payload has the first packet's sequence id
-        self.compressed: _Compressed | None = None
-
-    def push(self, data: bytes, at: _At, missing: int) -> list[_Frame]:
-        if self.compressed is not None:
-            return self.compressed.push(data, at, missing)
-        return self.push_plain(data, at, missing)
-
-    def compress(self, accept_start: Callable[[bytes], bool]) -> None:
-        """CLIENT_COMPRESS took effect: from here on, bytes arrive in compressed packets."""
-        self.compressed = _Compressed(self, accept_start)
-        self.compressed.buf += self.buf
-        self.buf.clear()
-
-    def reset(self) -> None:
-        """Start afresh at the next byte (the compressed layer found its step again)."""
-        self.buf.clear()
-        self.skip = 0
-        self.damaged = None
-        self.synced = True
-
-    def push_plain(self, data: bytes, at: _At, missing: int, boundary: bool = True) -> list[_Frame]:
-        """`boundary`: `data` may begin a message, so a stream out of step may take up again there."""
-        if data and not self.buf and self.synced and not self.skip and not missing and not self.parts:
-            return self._whole(data, at)
-        out: list[_Frame] = []
-        view = memoryview(data)
-        if self.skip and view:
-            n = min(self.skip, len(view))
-            view = view[n:]
-            self.skip -= n
-            if not self.skip:
-                self._finish_damaged(out, at)
-        if view and boundary and not self.synced and not self.skip and self.accept_start(bytes(view[:5])):
-            self.synced = True
-            self.buf.clear()
-        if view and self.synced and not self.skip:
-            if not self.buf:
-                self.start = at
-            self.buf += view
-            self._extract(out, at)
-        if missing:
-            self._gap(missing, out, at)
-        return out
-
-    def _whole(self, data: bytes, at: _At) -> list[_Frame]:
-        """The common case, nothing held over and nothing lost: packets sliced straight from `data`,
-        only an unfinished tail is copied into the buffer."""
-        if type(data) is not bytes:
-            data = bytes(data)  # so that slices are bytes
-        out: list[_Frame] = []
-        size = len(data)
-        pos = 0
-        time = at.time
-        while size - pos >= 4:
-            length = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
-            end = pos + 4 + length
-            if end > size:
-                break
-            frame = _Frame(data[pos + 3], data[pos + 4 : end], False, at, time)
-            if length == _MAX_PAYLOAD or self.parts:
-                self._emit(out, frame, length == _MAX_PAYLOAD)
-            else:
-                out.append(frame)
-            pos = end
-        self.start = at
-        if pos < size:
-            self.buf += data[pos:] if pos else data
-        return out
-
-    def _extract(self, out: list[_Frame], at: _At) -> None:
-        buf = self.buf
-        pos = 0
-        while len(buf) - pos >= 4:
-            length = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
-            if len(buf) - pos < 4 + length:
-                break
-            frame = _Frame(buf[pos + 3], bytes(buf[pos + 4 : pos + 4 + length]), False, self.start, at.time)
-            self._emit(out, frame, length == p.MAX_PAYLOAD)
-            pos += 4 + length
-            self.start = at
-        if pos:
-            del buf[:pos]
-
-    def _emit(self, out: list[_Frame], frame: _Frame, continued: bool) -> None:
-        if continued or self.parts:
-            if self.parts_start is None:
-                self.parts_start = frame.start
-                self.parts_sequence_id = frame.sequence_id
-            if not self.parts_truncated:
-                self.parts.append(frame.payload)
-            self.parts_truncated |= frame.truncated
-            if continued:
-                return
-            frame = _Frame(
-                self.parts_sequence_id,
-                b"".join(self.parts),
-                self.parts_truncated,
-                self.parts_start,
-                frame.end_time,
-            )
-            self.parts, self.parts_truncated, self.parts_start = [], False, None
-        out.append(frame)
-
-    def _finish_damaged(self, out: list[_Frame], at: _At) -> None:
-        if self.damaged is not None:
-            self.damaged.end_time = at.time
-            self._emit(out, self.damaged, self.damaged_continued)
-            self.damaged = None
-        self.start = at
-
-    def _gap(self, missing: int, out: list[_Frame], at: _At) -> None:
-        """`missing` bytes that followed this chunk's data were lost by the tracer."""
-        if self.skip:
-            if missing < self.skip:
-                self.skip -= missing
-                return
-            missing -= self.skip
-            self.skip = 0
-            self._finish_damaged(out, at)
-            if missing:
-                self._lose_sync(out)
-            return
-        if not self.synced:
-            return
-        if len(self.buf) < 4:
-            self._lose_sync(out)
-            return
-        buf = self.buf
-        length = buf[0] | buf[1] << 8 | buf[2] << 16
-        need = 4 + length - len(buf)
-        self.damaged = _Frame(buf[3], bytes(buf[4:]), True, self.start, at.time)
-        self.damaged_continued = length == p.MAX_PAYLOAD
-        buf.clear()
-        if missing < need:
-            self.skip = need - missing
-            return
-        self._finish_damaged(out, at)
-        if missing > need:
-            self._lose_sync(out)
-
-    def _lose_sync(self, out: list[_Frame]) -> None:
-        if self.damaged is not None:  # what was seen of it is all there will be
-            self._emit(out, self.damaged, False)
-            self.damaged = None
-        self.skip = 0
-        if self.parts:
-            self.parts_truncated = True
-            self._emit(out, _Frame(0, b"", True, self.start, None), False)
-        self.buf.clear()
-        self.synced = False
-        self.lost = True
-
-
-class _Compressed:
-    """CLIENT_COMPRESS: 7-byte headers (compressed length, sequence id, length before compression,
-    0 when stored as is) around zlib data that carries ordinary packets to the inner stream."""
-
-    def __init__(self, inner: _Stream, accept_start: Callable[[bytes], bool]) -> None:
-        self.inner = inner
-        self.accept_start = accept_start
-        self.buf = bytearray()
-        self.synced = True
-        self.skip = 0
-
-    def push(self, data: bytes, at: _At, missing: int) -> list[_Frame]:
-        out: list[_Frame] = []
-        view = memoryview(data)
-        if self.skip and view:
-            n = min(self.skip, len(view))
-            view = view[n:]
-            self.skip -= n
-        if view and not self.synced and not self.skip and self.accept_start(bytes(view[:7])):
-            self.synced = True
-            self.buf.clear()
-            self.inner.reset()
-        if view and self.synced and not self.skip:
-            self.buf += view
-            self._extract(out, at)
-        if missing:
-            self._gap(missing, out, at)
-        return out
-
-    def _extract(self, out: list[_Frame], at: _At) -> None:
-        buf = self.buf
-        pos = 0
-        while len(buf) - pos >= 7:
-            length = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
-            if len(buf) - pos < 7 + length:
-                break
-            plain = buf[pos + 4] | buf[pos + 5] << 8 | buf[pos + 6] << 16
-            first = buf[pos + 3] <= 1  # sequence ids restart with each command: 0 asks, 1 answers
-            body = bytes(buf[pos + 7 : pos + 7 + length])
-            pos += 7 + length
-            data, lost = self._inflate(body, plain)
-            if lost < 0:
-                del buf[:pos]
-                self._lose_sync(out)
-                return
-            out += self.inner.push_plain(data, at, lost, first)
-        if pos:
-            del buf[:pos]
-
-    @staticmethod
-    def _inflate(body: bytes, plain: int) -> tuple[bytes, int]:
-        """(the bytes `body` carries as far as it goes, how many more it should have); -1: garbage."""
-        if not plain:
-            return body, 0
-        try:
-            data = zlib.decompressobj().decompress(body, plain)
-        except zlib.error:
-            return b"", -1
-        return data, max(0, plain - len(data))
-
-    def _gap(self, missing: int, out: list[_Frame], at: _At) -> None:
-        if self.skip:
-            self.skip -= missing
-            if self.skip < 0:
-                self.skip = 0
-                self._lose_sync(out)
-            return
-        if not self.synced:
-            return
-        if len(self.buf) < 7:
-            self._lose_sync(out)
-            return
-        buf = self.buf
-        length = buf[0] | buf[1] << 8 | buf[2] << 16
-        plain = buf[4] | buf[5] << 8 | buf[6] << 16
-        need = 7 + length - len(buf)
-        first = buf[3] <= 1
-        data, lost = self._inflate(bytes(buf[7:]), plain)
-        buf.clear()
-        if lost < 0 or not plain:
-            lost = (plain or length) - len(data)
-        out += self.inner.push_plain(data, at, max(lost, 0), first)
-        if missing < need:
-            self.skip = need - missing
-        elif missing > need:
-            self._lose_sync(out)
-
-    def _lose_sync(self, out: list[_Frame]) -> None:
-        self.buf.clear()
-        self.synced = False
-        self.inner._lose_sync(out)
+_LAST_STATEMENT = 0xFFFFFFFF  # MariaDB: "the statement prepared just before" (pipelined execute)
 
 
 @dataclass(slots=True)
@@ -382,7 +92,7 @@ class _Request:
     command: int
     payload: bytes
     truncated: bool
-    at: _At
+    at: At
     text: str | None = None
     statement_id: int | None = None
     state: str = "first"
@@ -411,7 +121,7 @@ class MySqlDecoder(Decoder):
     def __init__(self, channel: ChannelInfo, max_rows: int = 0) -> None:
         super().__init__(channel)
         self.max_rows = max_rows
-        self._streams = {d: _Stream(self._acceptor(d)) for d in Direction}
+        self._streams = {d: PacketStream(self._acceptor(d)) for d in Direction}
         self._out, self._in = self._streams[Direction.OUT], self._streams[Direction.IN]
         self._server_dir: Direction | None = None
         self._phase = "start"  # start, login, auth, command, tls
@@ -515,7 +225,7 @@ class MySqlDecoder(Decoder):
             return ()
         direction = chunk.direction
         stream = self._out if direction is Direction.OUT else self._in  # (an Enum hashes slowly)
-        at = _At(chunk.time, chunk.pid, chunk.call_index)
+        at = At(chunk.time, chunk.pid, chunk.call_index)
         data = chunk.data
         missing = chunk.size - len(data)
         frames = stream.push(data, at, missing if missing > 0 else 0)
@@ -552,7 +262,7 @@ class MySqlDecoder(Decoder):
         self._phase = "closed"
         return out
 
-    def _decide_roles(self, direction: Direction, frame: _Frame) -> None:
+    def _decide_roles(self, direction: Direction, frame: Frame) -> None:
         first = frame.payload[:1]
         if frame.sequence_id == 0 and first == b"\x0a":
             self._server_dir = direction
@@ -566,7 +276,7 @@ class MySqlDecoder(Decoder):
 
     # --- connection phase -----------------------------------------------------------------------
 
-    def _new_session(self, at: _At) -> DatabaseSession:
+    def _new_session(self, at: At) -> DatabaseSession:
         if self._session is None:
             self._session = DatabaseSession(
                 session_id=self.channel.channel_id,
@@ -583,7 +293,7 @@ class MySqlDecoder(Decoder):
             self._session_sent = True
             out.append(self._session)
 
-    def _on_greeting(self, frame: _Frame, out: list[Output]) -> None:
+    def _on_greeting(self, frame: Frame, out: list[Output]) -> None:
         session = self._new_session(frame.start)
         try:
             greeting = p.parse_greeting(frame.payload)
@@ -606,7 +316,7 @@ class MySqlDecoder(Decoder):
             note += f" connection {connection_id}"
         out.append(Annotation(frame.start.call_index, note))
 
-    def _on_login(self, frame: _Frame, out: list[Output]) -> None:
+    def _on_login(self, frame: Frame, out: list[Output]) -> None:
         session = self._new_session(frame.start)
         session.process = frame.start.pid or session.process
         payload = frame.payload
@@ -646,7 +356,7 @@ class MySqlDecoder(Decoder):
             )
         )
 
-    def _on_auth_reply(self, frame: _Frame, out: list[Output]) -> None:
+    def _on_auth_reply(self, frame: Frame, out: list[Output]) -> None:
         first = frame.payload[:1]
         if first == b"\x00":
             self._phase = "command"
@@ -666,7 +376,7 @@ class MySqlDecoder(Decoder):
 
     # --- command phase --------------------------------------------------------------------------
 
-    def _on_client(self, frame: _Frame, out: list[Output]) -> None:
+    def _on_client(self, frame: Frame, out: list[Output]) -> None:
         if self._phase == "start":
             self._phase = "command"
         if self._phase == "login":
@@ -777,7 +487,7 @@ class MySqlDecoder(Decoder):
 
     # --- replies --------------------------------------------------------------------------------
 
-    def _on_server(self, frame: _Frame, out: list[Output]) -> None:
+    def _on_server(self, frame: Frame, out: list[Output]) -> None:
         if self._phase == "start":
             if frame.sequence_id == 0 and frame.payload[:1] == b"\x0a":
                 self._on_greeting(frame, out)
@@ -816,7 +526,7 @@ class MySqlDecoder(Decoder):
             self._finish(request, out)
             self._advance(out)
 
-    def _reply_packet(self, request: _Request, frame: _Frame) -> bool:
+    def _reply_packet(self, request: _Request, frame: Frame) -> bool:
         """Take one reply packet for `request`; True when its reply is complete."""
         payload = frame.payload
         first = payload[0] if payload else -1
