@@ -219,5 +219,17 @@ class Relay:
             del self.recordings[:count]
         return taken
 
+    def last(self, timeout: float = 10.0) -> Recording:
+        """The latest connection's recording, once it has ended (a test that made one connection)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                recording = self.recordings[-1] if self.recordings else None
+            if recording is not None and recording.done.wait(0.05):
+                return recording
+            gc.collect()
+            if time.monotonic() > deadline:
+                raise TimeoutError("no relayed connection ended")
+
     def close(self) -> None:
         self.listener.close()

@@ -1,5 +1,5 @@
 """MySqlDecoder on real exchanges with the MariaDB server on 127.0.0.1:3306, recorded through a relay
-(tests/mysql_relay.py) while PyMySQL, mysql-connector-python (server-side prepared statements), the
+(tests/relay.py) while PyMySQL, mysql-connector-python (server-side prepared statements), the
 mariadb CLI and a raw client (CLIENT_DEPRECATE_EOF) talk to it. Expected values come from what each
 test sent and what the drivers report (rowcount, lastrowid, exceptions), never from the decoder.
 Each recording is fed whole, one byte at a time, and in random splits."""
@@ -21,7 +21,7 @@ from decoders.api import ChannelInfo, Chunk, Direction
 from decoders.mysql import MySqlDecoder
 from decoders.records import Annotation, DatabaseSession, Output, SqlQuery
 from protocols import mysql as p
-from tests.mysql_relay import Recording, Relay
+from tests.relay import C2S, S2C, Recording, Relay
 
 pytestmark = pytest.mark.mysql
 
@@ -51,8 +51,15 @@ CHANNEL = ChannelInfo(
 
 def chunks_of(recording: Recording, pid: int = 4242) -> list[Chunk]:
     return [
-        Chunk(data=data, direction=Direction(d), time=t, pid=pid, size=len(data), call_index=i)
-        for i, (t, d, data) in enumerate(recording.chunks)
+        Chunk(
+            data=data,
+            direction=Direction.OUT if d == C2S else Direction.IN,
+            time=t,
+            pid=pid,
+            size=len(data),
+            call_index=i,
+        )
+        for i, (d, t, data) in enumerate(recording.pieces)
     ]
 
 
@@ -135,7 +142,7 @@ def env():
         cur.execute(f"CREATE DATABASE {db}")
         cur.execute("SELECT VERSION()")
         version = cur.fetchone()[0]
-    relay = Relay()
+    relay = Relay(("127.0.0.1", 3306))
     yield {"relay": relay, "db": db, "version": version, "admin": admin}
     relay.close()
     with admin.cursor() as cur:
@@ -400,11 +407,11 @@ def test_pymysql_text_protocol(pymysql_run, env, mode: str) -> None:
     # Each query is annotated at the call that carried it.
     notes = [o for o in out if isinstance(o, Annotation)]
     index = next(
-        i for i, (_, d, data) in enumerate(recording.chunks) if d == "out" and f["select"].encode() in data
+        i for i, (d, _, data) in enumerate(recording.pieces) if d == C2S and f["select"].encode() in data
     )
     assert Annotation(index, f"mysql query: {f['select']}") in notes
     if mode == "whole":
-        start = next(t for t, d, data in recording.chunks if d == "out" and f["select"].encode() in data)
+        start = next(t for d, t, data in recording.pieces if d == C2S and f["select"].encode() in data)
         assert select.start == start
 
 
@@ -634,7 +641,7 @@ def test_server_side_view(pymysql_run) -> None:
 
 def _commands(recording: Recording) -> list[bytes]:
     """The client's command payloads, in order, walked with the packet header only."""
-    stream = b"".join(data for _, d, data in recording.chunks if d == "out")
+    stream = b"".join(data for d, _, data in recording.pieces if d == C2S)
     payloads, pos = [], 0
     while pos + 4 <= len(stream):
         header = p.PacketHeader.parse(stream[pos : pos + 4])
@@ -988,7 +995,7 @@ def test_replies_never_seen_are_reported_without_one() -> None:
 def test_builders_match_the_real_server_bytes(pymysql_run) -> None:
     """protocols.mysql builds, byte for byte, the OK and ERR packets the server sent."""
     recording, f = pymysql_run
-    replies = [data for _, d, data in recording.chunks if d == "in"]
+    replies = [data for d, _, data in recording.pieces if d == S2C]
     assert p.packets(p.build_ok(status=2), 2) in replies  # the OK that ends the login (autocommit on)
     err = p.packets(p.build_err(f["bad_code"], "42S02", f["bad_message"]), 1)
     assert err in replies
