@@ -117,7 +117,7 @@ class Block:
     _fold_shape: object = field(default=_UNKNOWN, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.target and self.kind in ("file", "path"):
+        if self.folder is None and self.target and self.kind in ("file", "path"):
             self.folder = os.path.dirname(self.target) or "."
 
     @property
@@ -278,7 +278,7 @@ class BlockAggregator:
             path_block = state.path
             if path_block is None or state.path_key != path_key:
                 self._end_path(state)
-                path_block = state.path = Block(pid, "path", target, last_target=target)
+                path_block = state.path = Block(pid, "path", target, folder=path_key, last_target=target)
                 state.path_key = path_key
             elif path_block.last_target != target:
                 if not path_block.examples and path_block.target:

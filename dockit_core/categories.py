@@ -49,9 +49,14 @@ def categorize(path: str) -> str:
     if early is not None:
         return early
     name = path[slash:]
-    if (python_folder and _PYTHON_NAME.match(name)) or _LANGUAGE.search(name):
+    if python_folder and _PYTHON_NAME.match(name):
         return LANGUAGE_MODULES
-    if _SHARED_LIB.match(name):
+    if "." in name:  # what the name alone can match (`\.py$`... `lib*.so`...) holds a dot, but `ld-linux*`
+        if _LANGUAGE.search(name):
+            return LANGUAGE_MODULES
+        if _SHARED_LIB.match(name):
+            return SHARED_LIBRARIES
+    elif name.startswith("ld-linux") and _SHARED_LIB.match(name):
         return SHARED_LIBRARIES
     return late
 

@@ -236,7 +236,7 @@ class Tracker:
                     self.unattributed_data_calls += 1
             else:
                 handler(call, process, info)
-        annotations = self.channels.take_annotations(call.index)
+        annotations = self.channels.take_annotations(call.index) if self.channels.annotations else []
         if self.call_sink is not None:
             self.call_sink(call, process, info, annotations)
 
@@ -605,6 +605,9 @@ class Tracker:
     def _dup(self, call: Call, process: Process, info: CallInfo) -> None:
         if not call.ok or call.retval is None:
             return
+        name = call.name
+        if (name == "fcntl" or name == "fcntl64") and "F_SETFD" not in call.args and "F_DUPFD" not in call.args:
+            return  # F_GETFL, F_SETFL, F_GETFD...: nothing to learn, and no need to split the arguments
         args = split_args(call.args)
         if not args:
             return
