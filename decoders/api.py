@@ -81,11 +81,22 @@ class Chunk:
         return max(0, self.size - len(self.data))
 
 
+@dataclass(frozen=True, kw_only=True)
+class DecoderOptions:
+    """What the user asked of every decoder on the command line."""
+
+    rows: int = 0  # `--rows N`: rows of each result set kept in the summary (0: none, they may be personal data)
+
+
 class Decoder(ABC):
-    """One stateful decoder per channel. Subclasses set `name` and implement `score` and `feed`."""
+    """One stateful decoder per channel. Subclasses set `name` and implement `score` and `feed`.
+
+    `options` holds the user's `DecoderOptions`; the pipeline sets it on each new decoder before the
+    first `feed` (a decoder built by hand, as in a test, has the defaults)."""
 
     name: ClassVar[str]  # the protocol's short name, as in `--decode 3306=mysql`
     ports: ClassVar[frozenset[int]] = frozenset()  # well-known ports: a hint, never proof
+    options: DecoderOptions = DecoderOptions()
 
     def __init__(self, channel: ChannelInfo) -> None:
         self.channel = channel

@@ -13,8 +13,8 @@ What comes out:
   binary protocol), a COM_STMT_PREPARE that failed, and COM_INIT_DB, which is reported as the text
   `USE <db>` (the SQL equivalent of what was sent: the command carries only the name).
   Passwords in `IDENTIFIED BY '...'`, `PASSWORD('...')` and the like are replaced by `<redacted>`.
-  Result sets give the row count and column names; the first `max_rows` rows (constructor argument,
-  default 0: row values may be personal data) as text.
+  Result sets give the row count and column names; the first `max_rows` rows (`--rows`, or the
+  constructor argument; default 0: row values may be personal data) as text.
 - `Annotation` at the call that carried each request (and the greeting and login).
 
 Replies are matched to requests first in, first out, so pipelined requests (MariaDB's
@@ -118,9 +118,9 @@ class MySqlDecoder(Decoder):
     name = "mysql"
     ports = frozenset({3306})
 
-    def __init__(self, channel: ChannelInfo, max_rows: int = 0) -> None:
+    def __init__(self, channel: ChannelInfo, max_rows: int | None = None) -> None:
         super().__init__(channel)
-        self.max_rows = max_rows
+        self._max_rows = max_rows
         self._streams = {d: PacketStream(self._acceptor(d)) for d in Direction}
         self._out, self._in = self._streams[Direction.OUT], self._streams[Direction.IN]
         self._server_dir: Direction | None = None
@@ -185,6 +185,11 @@ class MySqlDecoder(Decoder):
             return len(head) >= 7 and head[3] == 0 and head[:3] != b"\0\0\0"  # sequence ids restart
 
         return accept
+
+    @property
+    def max_rows(self) -> int:
+        """Rows of a result set kept: the constructor's `max_rows`, else the user's `--rows`."""
+        return self._max_rows if self._max_rows is not None else self.options.rows
 
     @property
     def _server_caps(self) -> int | None:

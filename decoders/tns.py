@@ -19,7 +19,8 @@ State machine, per channel:
   text; fetch (5) and re-execute (4, 78) name a cursor, tied to its SQL by the cursor id the server
   returned in its end-of-call message. The server's payloads until the next request form the reply:
   its end-of-call message gives the ORA- code (1403 "no data found" ends a fetch: success), the rows
-  processed, the cursor; its describe info gives column names; row-data messages give sample rows.
+  processed, the cursor; its describe info gives column names; row-data messages give the first
+  rows (`--rows`, or the constructor's `max_rows`; none by default: they may be personal data).
   One `SqlQuery` per execution, sent when the next call that is not a fetch of its cursor begins (or
   at close). Replies past 1 MiB keep their head and their last 64 KiB.
 - fallback: a request whose layout is not understood but holds a length byte followed by text that
@@ -43,7 +44,6 @@ from protocols import tns
 MAX_BUFFER = 8 * 1024 * 1024  # bytes kept per direction while a packet is incomplete
 MAX_TURN = 1024 * 1024  # request or reply bytes kept whole for analysis
 TAIL_KEEP = 64 * 1024  # beyond MAX_TURN, only the last bytes are kept (where the end-of-call status is)
-MAX_SAMPLE_ROWS = 10
 RESYNC_WINDOW = 64 * 1024  # how far to look for a header after lost bytes
 ANO_MAGIC = b"\xde\xad\xbe\xef"
 _DML = ("insert", "update", "delete", "merge")
@@ -239,8 +239,9 @@ class TnsDecoder(Decoder):
     name = "oracle"
     ports = frozenset({1521, 1522})
 
-    def __init__(self, channel: ChannelInfo) -> None:
+    def __init__(self, channel: ChannelInfo, max_rows: int | None = None) -> None:
         super().__init__(channel)
+        self._max_rows = max_rows  # rows kept per statement: None means the user's `--rows`
         self.framers = {Direction.OUT: _Framer(), Direction.IN: _Framer()}
         self.client: Direction | None = None
         self.session: DatabaseSession | None = None
@@ -604,10 +605,11 @@ class TnsDecoder(Decoder):
                 if count:
                     statement.column_count = count
                     statement.columns = names[:count]
-            if statement.column_count and len(statement.rows) < MAX_SAMPLE_ROWS:
+            keep = self._max_rows if self._max_rows is not None else self.options.rows
+            if statement.column_count and len(statement.rows) < keep:
                 previous = statement.rows[-1] if statement.rows else None
                 statement.rows += tns.scan_rows(
-                    segment, statement.column_count, previous, MAX_SAMPLE_ROWS - len(statement.rows)
+                    segment, statement.column_count, previous, keep - len(statement.rows)
                 )
             status = tns.find_call_status(segment, whole=not cut, layout=self.layout)
             if status is not None:

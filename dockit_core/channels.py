@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from decoders.api import ChannelInfo, Chunk, Decoder, Direction
+from decoders.api import ChannelInfo, Chunk, Decoder, DecoderOptions, Direction
 from decoders.records import Annotation, CimObject, Output, Record, as_cim
 from decoders.registry import Registry
 from dockit_core.model import PipeNode, SocketNode
@@ -52,9 +52,15 @@ class Channel:
 class ChannelManager:
     """Routes bytes to decoders and collects what they return."""
 
-    def __init__(self, registry: Registry | None, emit: Callable[[CimObject], None]) -> None:
+    def __init__(
+        self,
+        registry: Registry | None,
+        emit: Callable[[CimObject], None],
+        decoder_options: DecoderOptions | None = None,
+    ) -> None:
         self.registry = registry
         self.emit = emit
+        self.decoder_options = decoder_options or DecoderOptions()
         self.channels: dict[str, Channel] = {}
         self.annotations: dict[int, list[str]] = {}
         self.problems: list[str] = []
@@ -224,6 +230,7 @@ class ChannelManager:
         except Exception as error:  # noqa: BLE001 - a broken decoder must not stop the trace
             self._fail(channel, chosen.name, error)
             return
+        channel.decoder.options = self.decoder_options
         self.stats["decoded_channels"] += 1
         pending, channel.pending = channel.pending, []
         for queued in pending:

@@ -124,6 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PORT=NAME",
         help="decode traffic on PORT with the decoder NAME, e.g. 3307=mysql",
     )
+    parser.add_argument(
+        "--rows",
+        type=row_count,
+        default=0,
+        metavar="N",
+        help="keep the first N rows of each SQL result set in the summary (default 0: row values may be "
+        "personal data)",
+    )
     parser.add_argument("--no-decode", action="store_true", help="do not decode socket and pipe payloads")
     parser.add_argument("--version", action="version", version=f"dockit {__version__}")
     parser.add_argument(
@@ -149,6 +157,13 @@ def parse_overrides(values: list[str]) -> dict[int, str]:
     return overrides
 
 
+def row_count(text: str) -> int:
+    """`--rows N`: a count, 0 or more."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of rows (0 or more)")
+    return int(text)
+
+
 def make_options(args: argparse.Namespace) -> Options:
     try:
         filters = [SummaryFilter.parse(text) for text in args.summary]
@@ -161,6 +176,7 @@ def make_options(args: argparse.Namespace) -> Options:
         decode=not args.no_decode,
         decoder_references=list(args.decoder),
         decode_overrides=parse_overrides(args.decode),
+        rows=args.rows,
         warnings=args.warning,
         verbose=args.verbose,
         dockerfile=args.dockerfile,

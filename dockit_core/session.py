@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from decoders.api import DecoderOptions
 from decoders.records import CimObject
 from decoders.registry import Registry
 from dockit_core.blocks_writer import BlocksWriter
@@ -31,6 +32,7 @@ class Options:
     decode: bool = True
     decoder_references: list[str] = field(default_factory=list)
     decode_overrides: dict[int, str] = field(default_factory=dict)
+    rows: int = 0  # rows of each SQL result set kept in the summary (--rows)
     warnings: int = 0
     verbose: int = 0
     dockerfile: bool = False
@@ -128,7 +130,7 @@ class TraceSession:
         if registry is None and options.decode:
             registry = Registry.default(options.decoder_references, options.decode_overrides)
         self.registry = registry
-        self.channels = ChannelManager(registry, self.spool.add)
+        self.channels = ChannelManager(registry, self.spool.add, DecoderOptions(rows=options.rows))
         self.parser = StraceParser(default_pid)
         self.calls_writer: CallsWriter | BlocksWriter | None = None
         if options.write_calls:

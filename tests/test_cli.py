@@ -43,6 +43,11 @@ def test_help_lists_every_option() -> None:
         "-i LOGFILE, --input",
         "-l PREFIX, --log",
         "-t {strace,ltrace}, --tracer",
+        "--decoder MODULE:CLASS",
+        "--decode PORT=NAME",
+        "--rows N",
+        "--no-decode",
+        "--each-call",
         "--version",
     ):
         assert option in result.stdout, option
@@ -162,6 +167,26 @@ def test_summary_filter_on_decoded_records(tmp_path: Path) -> None:
     text = (tmp_path / "t.summary.txt").read_text()
     assert "Dockit_SqlQuery" not in text
     assert "Name=customers  Reads=2  Writes=3" in text
+
+
+def test_rows_option_keeps_the_first_rows_of_each_result_set(tmp_path: Path) -> None:
+    """No row values by default (they may be personal data); `--rows N` keeps the first N, in order."""
+    paris = "SELECT id, name, city FROM customers WHERE city = 'Paris' ORDER BY id"
+
+    def rows_of(*extra: str) -> list[str]:
+        prefix = tmp_path / f"rows{len(extra)}"
+        result = run_dockit("-i", str(capture("mysql_pymysql")), "-l", str(prefix), *extra)
+        assert result.returncode == 0, result.stderr
+        root = etree.parse(f"{prefix}.xml").getroot()
+        (query,) = [q for q in root.iter("Dockit_SqlQuery") if q.findtext("Text") == paris]
+        assert query.get("Rows") == "2"
+        return [row.text for row in query.iter("Row")]
+
+    assert rows_of() == []
+    assert rows_of("--rows", "1") == ["1\tAda\tParis"]
+    assert rows_of("--rows", "10") == ["1\tAda\tParis", "2\tBruno\tParis"]
+    result = run_dockit("-i", str(capture("mysql_pymysql")), "-l", str(tmp_path / "bad"), "--rows", "many")
+    assert result.returncode == 2 and "--rows" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_summary_filter_is_never_evaluated(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ def _need(path: Path) -> None:
 
 
 def run(chunks, channel=None):
-    decoder = TnsDecoder(channel or pipe_channel())
+    decoder = TnsDecoder(channel or pipe_channel(), max_rows=10)
     out = []
     for chunk in chunks:
         out += decoder.feed(chunk)
