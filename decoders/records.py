@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from decoders.redact import redact_row
+
 AttrValue = str | int | float | bool | None
 
 
@@ -132,7 +134,7 @@ class SqlQuery(Record):
             children += [CimChild("Column", (("Name", name),)) for name in self.columns]
         if self.sample_rows:
             children += [
-                CimChild("Row", (), "\t".join("NULL" if v is None else v for v in row))
+                CimChild("Row", (), "\t".join("NULL" if v is None else v for v in redact_row(self.columns, row)))
                 for row in self.sample_rows
             ]
         # None values are left out here rather than by each writer: a third fewer tuples to spool.

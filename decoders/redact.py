@@ -47,3 +47,26 @@ def redact_sql(sql: str) -> str:
     """SQL with the literals that carry passwords replaced by '<redacted>'."""
     sql = _SQL_SECRET.sub(lambda m: m.group(1) + "'<redacted>'", sql)
     return _SQL_BARE_SECRET.sub(lambda m: m.group(1) + "'<redacted>'", sql)
+
+
+# Result-set columns whose values are secrets: a `--rows` sample of `SELECT user, authentication_string
+# FROM mysql.user` must not print the hashes. Matched as a word of the name (`user_password`, `api_key`).
+_SECRET_COLUMN = re.compile(
+    r"(?:^|[^a-z])(?:pass|passwd|password|pwd|secret|token|authentication_string|auth_string|api_?key"
+    r"|private_key|credentials?|password_hash|salt)(?:$|[^a-z])"
+)
+
+
+def is_secret_column(name: str) -> bool:
+    lowered = name.lower()
+    return bool(_SECRET_COLUMN.search(lowered)) or "password" in lowered or "secret" in lowered
+
+
+def redact_row(columns: list[str], row: list[str | None]) -> list[str | None]:
+    """A sampled row with the values of secret columns (by name) replaced."""
+    if not any(is_secret_column(name) for name in columns):
+        return row
+    return [
+        REDACTED if value is not None and i < len(columns) and is_secret_column(columns[i]) else value
+        for i, value in enumerate(row)
+    ]

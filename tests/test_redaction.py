@@ -131,3 +131,42 @@ def test_recorded_environment_leaves_out_secrets_by_name() -> None:
         }
     )
     assert kept == {"PWD": "/srv", "OLDPWD": "/", "LANG": "C.UTF-8"}
+
+
+@pytest.mark.live
+@pytest.mark.skipif(
+    shutil.which("strace") is None or shutil.which("mariadb") is None, reason="needs strace and mariadb"
+)
+def test_sampled_rows_never_show_password_hashes(tmp_path: Path) -> None:
+    """`--rows` prints row values: the values of columns named like secrets (authentication_string,
+    password...) are redacted, the others kept. Real server, real hash."""
+    import secrets as random_names
+
+    pymysql = pytest.importorskip("pymysql")
+    try:
+        admin = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
+    except pymysql.err.OperationalError:
+        pytest.skip("no MariaDB/MySQL server on 127.0.0.1:3306")
+    user = f"dockit_rows_{random_names.token_hex(3)}"
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE USER '{user}'@'localhost' IDENTIFIED BY %s", (SECRET,))
+        cursor.execute("SELECT authentication_string FROM mysql.user WHERE User = %s", (user,))
+        (hash_text,) = cursor.fetchone()
+    try:
+        assert hash_text.startswith("*")  # mysql_native_password: the hash of SECRET
+        sql = f"SELECT User, authentication_string, Password AS password FROM mysql.user WHERE User = '{user}'"
+        command = [sys.executable, "-m", "dockit_core.cli", "-l", str(tmp_path / "m"), "--rows", "5",
+                   "mariadb", "-h", "127.0.0.1", "-u", "root", "-e", sql]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert hash_text in result.stdout  # the program itself printed it: it crossed the socket
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP USER '{user}'@'localhost'")
+        admin.close()
+    (summary,) = tmp_path.glob("m.strace.*.xml")
+    text = summary.read_text()
+    assert f"<Row>{user}\t&lt;redacted&gt;\t&lt;redacted&gt;</Row>" in text
+    for path in tmp_path.iterdir():
+        if path.is_file() and not path.name.endswith(".log"):
+            assert hash_text not in path.read_text(errors="replace"), f"{path.name} shows the hash"
