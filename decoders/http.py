@@ -41,7 +41,7 @@ import h11
 
 from decoders.api import ChannelInfo, Chunk, Decoder, Direction
 from decoders.records import Annotation, HttpExchange, Output
-from decoders.redact import redact_header
+from decoders.redact import redact_header, redact_url
 from protocols.http import (
     MAX_START_LINE,
     PartialHead,
@@ -617,7 +617,8 @@ class HttpDecoder(Decoder):
         msg.registered = True
         if stream.requests:
             self.exchanges.append(_Exchange(request=msg))
-            self.outputs.append(Annotation(msg.call_index, f"http {msg.method} {msg.target or ''}".rstrip()))
+            target = redact_url(msg.target or "")
+            self.outputs.append(Annotation(msg.call_index, f"http {msg.method} {target}".rstrip()))
             return
         while self.unanswered < len(self.exchanges):
             exchange = self.exchanges[self.unanswered]
@@ -665,7 +666,7 @@ class HttpDecoder(Decoder):
             side=self.side,
             process=first.pid,
             method=request.method if request else None,
-            url=request.target if request else None,
+            url=redact_url(request.target) if request and request.target is not None else None,
             host=request.header("host") if request else None,
             status=response.status if response else None,
             reason=response.reason if response else None,

@@ -33,6 +33,20 @@ def redact_header(name: str, value: str) -> str:
     return REDACTED if is_secret_header(name) else value
 
 
+# Query-string parameters that carry secrets: `?access_token=...`, `&api_key=...`, AWS signed URLs.
+_SECRET_QUERY_PARAMETER = re.compile(
+    r"(?i)([?&;](?:[\w.-]*(?:token|secret|passw(?:or)?d|api[_-]?key|signature|credential)[\w.-]*"
+    r"|key|pass|pwd|sig|auth|session|sessionid)=)[^&#\s\"'\\]*"
+)
+
+
+def redact_url(text: str) -> str:
+    """A URL or request target (or text holding some) with its secret query values replaced."""
+    if "=" not in text:
+        return text
+    return _SECRET_QUERY_PARAMETER.sub(lambda m: m.group(1) + REDACTED, text)
+
+
 # Passwords inside SQL: `IDENTIFIED BY 'x'` (MySQL, quoted), `PASSWORD('x')`, `SET PASSWORD FOR u = 'x'`,
 # and Oracle's bare `IDENTIFIED BY tiger`.
 _SQL_SECRET = re.compile(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 
-from decoders.redact import REDACTED, SECRET_HEADERS
+from decoders.redact import REDACTED, SECRET_HEADERS, redact_url
 
 # Clients whose -pSECRET is a password (not a port or a parent flag as in `mkdir -p`).
 _PASSWORD_DASH_P = frozenset(
@@ -84,7 +84,9 @@ def redact_argv(argv: list[str]) -> list[str]:
 
 
 def redact_text(text: str) -> str:
-    """Credential header values (Authorization, Cookie...) and URL passwords inside free text."""
+    """Credential header values (Authorization, Cookie...), URL passwords and secret query parameters
+    (`?access_token=`) inside free text."""
+    text = redact_url(text)
     if ":" not in text:
         return text
     text = _SECRET_HEADER_LINE.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)

@@ -74,28 +74,32 @@ def test_traced_curl_keeps_credentials_out_of_every_output(tmp_path: Path) -> No
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         port = server.server_address[1]
-        command = [
-            sys.executable,
-            "-m",
-            "dockit_core.cli",
-            "-l",
-            str(tmp_path / "c"),
-            "curl",
-            "-s",
-            "-u",
-            f"bob:{SECRET}",
-            "-H",
-            f"X-Api-Key: {SECRET}",
-            "-b",
-            f"c={SECRET}",
-            f"http://127.0.0.1:{port}/x",
-        ]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
-        assert result.returncode == 0, result.stderr
+        for prefix, calls_options in (("c", []), ("e", ["--each-call", "-f", "JSON"])):
+            command = [
+                sys.executable,
+                "-m",
+                "dockit_core.cli",
+                "-l",
+                str(tmp_path / prefix),
+                *calls_options,
+                "curl",
+                "-s",
+                "-u",
+                f"bob:{SECRET}",
+                "-H",
+                f"X-Api-Key: {SECRET}",
+                "-b",
+                f"c={SECRET}",
+                f"http://127.0.0.1:{port}/x?access_token={SECRET}&page=2",
+            ]
+            result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+            assert result.returncode == 0, result.stderr
     finally:
         server.shutdown()
     outputs = {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()}
-    assert any(name.endswith(".xml") for name in outputs)
+    assert sum(name.endswith(".xml") for name in outputs) == 2 and any(name.endswith(".json") for name in outputs)
+    (summary,) = tmp_path.glob("c.strace.*.xml")
+    assert b'Url="/x?access_token=&lt;redacted&gt;&amp;page=2"' in summary.read_bytes()
     for name, content in outputs.items():
         if name.endswith(".log"):
             assert SECRET.encode() in content  # the raw trace is the user's own, and keeps everything
