@@ -323,9 +323,20 @@ def model_objects(model: Model, context: RunContext) -> Iterator[CimObject]:
     for process in model.processes.values():
         if not process.is_thread:
             yield process_object(process, context.date)
+    # Most files have one Access like many others (a directory walk: the same process, one stat): the
+    # children are immutable, so one is made per distinct attributes (ints and strs: equal means alike).
+    access_children: dict[tuple[tuple[str, AttrValue], ...], CimChild] = {}
     for path, node in sorted(model.files.items()):
-        accesses = [CimChild("Access", _access_attributes(pid, a)) for pid, a in node.accesses.items()]
-        yield CimObject.make("CIM_DataFile", {"Name": path, "Category": node.category}, accesses)
+        accesses = []
+        for pid, access in node.accesses.items():
+            attrs = _access_attributes(pid, access)
+            child = access_children.get(attrs)
+            if child is None:
+                if len(access_children) >= 4096:
+                    access_children.clear()
+                child = access_children[attrs] = CimChild("Access", attrs)
+            accesses.append(child)
+        yield CimObject("CIM_DataFile", (("Name", path), ("Category", node.category)), tuple(accesses))
     for socket in model.sockets:
         yield CimObject.make(
             "Dockit_Socket",

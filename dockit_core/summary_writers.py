@@ -117,6 +117,9 @@ def _tag_with_attributes(tag: str, attrs: Iterable[tuple[str, AttrValue]], date:
     return "".join(parts)
 
 
+_last_child: list[object] = [None, None, ""]  # the last child written, its date and its markup
+
+
 def element_markup(obj: CimObject, date: str | None) -> str:
     """One object as lxml would serialize it (`<Tag a="1"><Child/>...</Tag>`), written by hand:
     building lxml elements cost more than the rest of the summary for a directory walk's 50k files."""
@@ -124,15 +127,21 @@ def element_markup(obj: CimObject, date: str | None) -> str:
     if not obj.children:
         return markup + "/>"
     parts = [markup, ">"]
+    last = _last_child
     for child in obj.children:
-        parts.append(_tag_with_attributes(child.tag, child.attrs, date))
+        if child is last[0] and date == last[1]:
+            parts.append(last[2])  # the same (immutable) child as the last one: a file's usual Access
+            continue
+        child_markup = _tag_with_attributes(child.tag, child.attrs, date)
         if child.text is None:
-            parts.append("/>")
+            child_markup += "/>"
         else:
             text = xml_safe(child.text)
             if _TEXT_SPECIALS.search(text):
                 text = text.translate(_TEXT_ESCAPES)
-            parts += (">", text, "</", _checked_names.get(child.tag) or xml_name(child.tag), ">")
+            child_markup += f">{text}</{_checked_names.get(child.tag) or xml_name(child.tag)}>"
+        last[:] = (child, date, child_markup)
+        parts.append(child_markup)
     parts += ("</", _checked_names.get(obj.cim_class) or xml_name(obj.cim_class), ">")
     return "".join(parts)
 
