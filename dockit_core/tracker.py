@@ -764,7 +764,9 @@ class Tracker:
             else:
                 self._route(node, process, op, buffer.data, size, call)
             return
-        if name in _READS or name in _WRITES:
+        if self.channels.registry is None:
+            data = b""  # --no-decode: the bytes are counted, never read, so not unescaped either
+        elif name in _READS or name in _WRITES:
             decoded = buffer_arg(args_text)
             if decoded is None:
                 args = split_args(args_text)
