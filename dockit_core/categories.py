@@ -51,12 +51,12 @@ def categorize(path: str) -> str:
     name = path[slash:]
     if python_folder and _PYTHON_NAME.match(name):
         return LANGUAGE_MODULES
-    if "." in name:  # what the name alone can match (`\.py$`... `lib*.so`...) holds a dot, but `ld-linux*`
-        if _LANGUAGE.search(name):
-            return LANGUAGE_MODULES
-        if _SHARED_LIB.match(name):
-            return SHARED_LIBRARIES
-    elif name.startswith("ld-linux") and _SHARED_LIB.match(name):
+    # The patterns are tried only on names that can match them: in a name, the language patterns can
+    # only match an ending (`$` matches before a final newline too); every library form holds ".so"
+    # but `ld-linux*`.
+    if name.endswith(_LANGUAGE_ENDINGS) and _LANGUAGE.search(name):
+        return LANGUAGE_MODULES
+    if (".so" in name or name.startswith("ld-linux")) and _SHARED_LIB.match(name):
         return SHARED_LIBRARIES
     return late
 
@@ -95,6 +95,7 @@ def _late(path: str) -> str:
 # (which the name alone decides) and `/lib/python\d` (which may run into the name) ends with a slash.
 _FOLDERS: dict[str, tuple[str | None, bool, str]] = {}
 _PYTHON_NAME = re.compile(r"python\d")
+_LANGUAGE_ENDINGS = (".py", ".pyc", ".pm", ".rb", ".jar", "\n")
 
 
 def _folder_facts(folder: str) -> tuple[str | None, bool, str]:
