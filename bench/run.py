@@ -173,7 +173,7 @@ def main() -> int:
     if shutil.which("strace") is None:
         print("bench: strace is not installed (apt-get install strace)", file=sys.stderr)
         return 2
-    runs = 1 if args.quick else 3
+    runs = 1 if args.quick else 5  # this machine's speed drifts by a third from run to run
     # Timed as pip installs it: byte-compiled (with PYTHONDONTWRITEBYTECODE set, each run would
     # compile every module again and the startup would count several times over).
     subprocess.run([sys.executable, "-m", "compileall", "-q", *(str(ROOT / name) for name in PACKAGES)], check=True)
