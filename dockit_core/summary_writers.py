@@ -24,23 +24,6 @@ def attribute_text(name: str, value: AttrValue, date: str | None) -> str:
     return xml_safe(str(value))
 
 
-def attributes(attrs: Iterable[tuple[str, AttrValue]], date: str | None) -> dict[str, str]:
-    """The attributes of one element, in order, as `attribute_text` writes them (with shortcuts for
-    the common exact str and int values: a summary of a directory walk has tens of thousands)."""
-    result = {}
-    for name, value in attrs:
-        if value is None:
-            continue
-        kind = type(value)
-        if kind is str:
-            result[name] = xml_safe(value)  # type: ignore[arg-type]
-        elif kind is int:
-            result[name] = str(value)
-        else:
-            result[name] = attribute_text(name, value, date)
-    return result
-
-
 # What libxml2 (lxml's serializer) escapes, and how: in attribute values, and in text. Every value went
 # through xml_safe, so no character XML cannot hold is left.
 _ATTRIBUTE_SPECIALS = re.compile('[&<>"\n\r\t]')
@@ -73,26 +56,14 @@ def _fix_name(name: str) -> str:
 _attribute_opening: dict[str, str] = {}  # "Name" -> ' Name="'
 
 
-def _start_tag(tag: str, attrs: dict[str, str]) -> str:
-    parts = ["<", _checked_names.get(tag) or xml_name(tag)]
-    openings = _attribute_opening
-    for name, value in attrs.items():
-        if _ATTRIBUTE_SPECIALS.search(value):
-            value = value.translate(_ATTRIBUTE_ESCAPES)
-        opening = openings.get(name)
-        if opening is None:
-            opening = openings[name] = f' {xml_name(name)}="'
-        parts += (opening, value, '"')
-    return "".join(parts)
-
-
 # A value with none of these needs neither xml_safe nor escaping: one search instead of two.
 _ATTRIBUTE_PLAIN_BREAKERS = re.compile('[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff&<>"\n\r\t]')
 
 
 def _tag_with_attributes(tag: str, attrs: Iterable[tuple[str, AttrValue]], date: str | None) -> str:
-    """`_start_tag(tag, attributes(attrs, date))` in one pass: an int is written as it is (digits have
-    nothing to escape), a plain str too; anything else takes the same two steps."""
+    """`<tag a="..."` with the attributes as `attribute_text` writes them, escaped as libxml2 does, in one
+    pass: an int is written as it is (digits have nothing to escape), a plain str too; anything else is
+    made XML-safe, then escaped."""
     values = {}
     for name, value in attrs:
         if value is None:
@@ -159,7 +130,7 @@ def write_xml(objects: Iterable[CimObject | Rendered], path: str, date: str | No
     count = 0
     with atomic_open(path, "w", encoding="utf-8", newline="") as stream:
         write = stream.write
-        write(f"<?xml version='1.0' encoding='utf-8'?>\n{_start_tag('Dockit', {'Version': __version__})}>")
+        write(f"<?xml version='1.0' encoding='utf-8'?>\n{_tag_with_attributes('Dockit', (('Version', __version__),), None)}>")
         for obj in objects:
             write("\n" + (obj.text if type(obj) is Rendered else element_markup(obj, date)))  # type: ignore[union-attr,arg-type]
             count += 1
