@@ -108,7 +108,8 @@ class ChannelManager:
         """The channel of the other end of a unix socket, when that end came first under another key:
         a client's decoration names no peer until the server has accepted (`4<UNIX-STREAM:[56234]>`),
         while the server's does (`5<UNIX-STREAM:[57267->56234,"/run/app.sock"]>`). Both ends traced
-        must still make one channel, so that each message is decoded once."""
+        must still make one channel, so that each message is decoded once. (Socket inodes come from the
+        kernel's ever-increasing inode counter, so an inode met again within a trace is the same socket.)"""
         if node.kind != "unix" or not node.inode:
             return None
         return self._inode_channel.get(node.peer_inode or "") or self._inode_channel.get(node.inode)
