@@ -43,7 +43,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from decoders.api import ChannelInfo, Chunk, Decoder, Direction
+from decoders.api import ChannelInfo, Chunk, Decoder, DecoderOptions, Direction
 from decoders.mysql_stream import At, Frame, PacketStream
 from decoders.records import Annotation, AttrValue, DatabaseSession, Output, SqlQuery
 from decoders.redact import redact_sql
@@ -120,7 +120,8 @@ class MySqlDecoder(Decoder):
 
     def __init__(self, channel: ChannelInfo, max_rows: int | None = None) -> None:
         super().__init__(channel)
-        self._max_rows = max_rows
+        if max_rows is not None:  # a decoder used on its own (a test): what `--rows` would say
+            self.options = DecoderOptions(rows=max_rows)
         self._streams = {d: PacketStream(self._acceptor(d)) for d in Direction}
         self._out, self._in = self._streams[Direction.OUT], self._streams[Direction.IN]
         self._server_dir: Direction | None = None
@@ -185,11 +186,6 @@ class MySqlDecoder(Decoder):
             return len(head) >= 7 and head[3] == 0 and head[:3] != b"\0\0\0"  # sequence ids restart
 
         return accept
-
-    @property
-    def max_rows(self) -> int:
-        """Rows of a result set kept: the constructor's `max_rows`, else the user's `--rows`."""
-        return self._max_rows if self._max_rows is not None else self.options.rows
 
     @property
     def _server_caps(self) -> int | None:
@@ -513,7 +509,7 @@ class MySqlDecoder(Decoder):
         request.end_time = frame.end_time
         if request.state == "rows":
             payload = frame.payload
-            if payload and payload[0] < 0xFE and len(request.sample) >= self.max_rows:
+            if payload and payload[0] < 0xFE and len(request.sample) >= self.options.rows:
                 # A row that is only counted: nothing in it needs parsing.
                 request.rows = (request.rows or 0) + 1
                 if frame.truncated:
@@ -672,7 +668,7 @@ class MySqlDecoder(Decoder):
             self._ok_or_err(request, payload, first)
             return True
         request.rows = (request.rows or 0) + 1
-        if len(request.sample) < self.max_rows:
+        if len(request.sample) < self.options.rows:
             binary = request.command in (p.COM_STMT_EXECUTE, p.COM_STMT_FETCH)
             try:
                 row = p.parse_binary_row(payload, request.columns) if binary else p.parse_text_row(payload)

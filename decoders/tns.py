@@ -36,7 +36,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from decoders.api import ChannelInfo, Chunk, Decoder, Direction
+from decoders.api import ChannelInfo, Chunk, Decoder, DecoderOptions, Direction
 from decoders.records import Annotation, DatabaseSession, Output, SqlQuery
 from decoders.redact import redact_sql
 from protocols import tns
@@ -241,7 +241,8 @@ class TnsDecoder(Decoder):
 
     def __init__(self, channel: ChannelInfo, max_rows: int | None = None) -> None:
         super().__init__(channel)
-        self._max_rows = max_rows  # rows kept per statement: None means the user's `--rows`
+        if max_rows is not None:  # a decoder used on its own (a test): what `--rows` would say
+            self.options = DecoderOptions(rows=max_rows)
         self.framers = {Direction.OUT: _Framer(), Direction.IN: _Framer()}
         self.client: Direction | None = None
         self.session: DatabaseSession | None = None
@@ -605,7 +606,7 @@ class TnsDecoder(Decoder):
                 if count:
                     statement.column_count = count
                     statement.columns = names[:count]
-            keep = self._max_rows if self._max_rows is not None else self.options.rows
+            keep = self.options.rows
             if statement.column_count and len(statement.rows) < keep:
                 previous = statement.rows[-1] if statement.rows else None
                 statement.rows += tns.scan_rows(
