@@ -38,11 +38,12 @@ def split_args(text: str) -> list[str]:
     return args
 
 
-def buffer_arg(text: str) -> tuple[bytes, bool] | None:
+def buffer_arg(text: str, first: str | None = None) -> tuple[bytes, bool] | None:
     """The bytes of the second argument when it is a quoted literal (`3<...>, "GET /..."..., 4096`), read
     where it starts instead of splitting every argument: a socket's buffer is most of its line. None when
-    the second argument is no literal or is cut with the line (then `split_args` has the last word)."""
-    start = len(first_arg(text)) + 1
+    the second argument is no literal or is cut with the line (then `split_args` has the last word).
+    `first`: `first_arg(text)`, when the caller has it already."""
+    start = len(first if first is not None else first_arg(text)) + 1
     if start > len(text):
         return None
     if text.startswith(" ", start):

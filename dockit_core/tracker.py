@@ -735,7 +735,8 @@ class Tracker:
             and ltrace_buffers.inside_wrapping_call(call.pid, self.pending_calls())
         ):
             return  # ltrace: the library call around this system call shows and counts the same bytes
-        node = self._node(process, first_arg(args_text))
+        fd_arg = first_arg(args_text)
+        node = self._node(process, fd_arg)
         if node is None:
             return
         info.target = _label(node)
@@ -767,7 +768,7 @@ class Tracker:
         if self.channels.registry is None:
             data = b""  # --no-decode: the bytes are counted, never read, so not unescaped either
         elif name in _READS or name in _WRITES:
-            decoded = buffer_arg(args_text)
+            decoded = buffer_arg(args_text, fd_arg)
             if decoded is None:
                 args = split_args(args_text)
                 decoded = literal_bytes(args[1]) if len(args) > 1 else None
