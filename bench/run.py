@@ -66,6 +66,23 @@ def bare_loop_seconds(path: Path, runs: int) -> float:
     return statistics.median(once() for _ in range(runs))
 
 
+def regex_loop_seconds(path: Path, runs: int) -> float:
+    """The bare loop plus the one regex match the parser starts each line with, and nothing else: the
+    least any Python parser of these lines costs."""
+    from dockit_core.strace_parser import _COMPLETE_CALL
+
+    match = _COMPLETE_CALL.match
+
+    def once() -> float:
+        start = time.perf_counter()
+        with open(path, encoding="utf-8", errors="surrogateescape", newline="\n") as stream:
+            for line in stream:
+                match(line, 0, len(line) - 1)
+        return time.perf_counter() - start
+
+    return statistics.median(once() for _ in range(runs))
+
+
 def record_tar_log(work: Path) -> Path:
     log = work / "tar.strace.log"
     subprocess.run(["strace", *STRACE_FLAGS, "-o", str(log), "tar", "cf", "/dev/null", "/usr/share"], check=True,
@@ -78,9 +95,15 @@ def bench_replay(work: Path, runs: int) -> list[tuple[str, str, str]]:
     lines = sum(1 for _ in open(log, encoding="utf-8", errors="surrogateescape"))
     bare = bare_loop_seconds(log, runs)
     replay = median_time(DOCKIT + ["-i", str(log), "-l", str(work / "tar-out"), "--no-decode"], runs)
+    regex = regex_loop_seconds(log, runs)
+    startup = median_time([sys.executable, "-c", "import dockit_core.cli"], runs, cwd=ROOT)
     return [
         ("replay, tar cf /dev/null /usr/share", f"{lines} lines, {log.stat().st_size / 1e6:.0f} MB",
          f"{replay:.2f} s vs bare loop {bare:.3f} s: **{replay / bare:.0f}x** (target 3x)"),
+        ("floor: the bare loop and one regex match a line", "same log, no event built",
+         f"{regex:.3f} s: **{regex / bare:.0f}x** the bare loop"),
+        ("floor: starting Python and importing dockit", "no log read",
+         f"{startup:.3f} s: **{startup / bare:.1f}x** the bare loop"),
     ]
 
 
