@@ -14,7 +14,9 @@ What comes out:
   `USE <db>` (the SQL equivalent of what was sent: the command carries only the name).
   Passwords in `IDENTIFIED BY '...'`, `PASSWORD('...')` and the like are replaced by `<redacted>`.
   Result sets give the row count and column names; the first `max_rows` rows (`--rows`, or the
-  constructor argument; default 0: row values may be personal data) as text.
+  constructor argument; default 0: row values may be personal data) as text. A column named after an
+  expression that holds a password is redacted like the SQL, and so is an auth hash in a sampled value
+  (`*` and 40 hex digits, `$A$005$...`, a JSON `"authentication_string"`), whatever its column's name.
 - `Annotation` at the call that carried each request (and the greeting and login).
 
 Replies are matched to requests first in, first out, so pipelined requests (MariaDB's
@@ -24,8 +26,8 @@ direction not traced), at most MAX_PENDING requests wait; older ones are reporte
 "unknown", as are requests still waiting at close.
 
 A buffer cut by the tracer (`Chunk.missing`): the packet is decoded as far as it goes and the record
-marked truncated; the lost bytes are skipped exactly when they end inside that packet, else the stream
-is out of step: the client stream re-synchronises on the next chunk that starts like a command, the
+marked truncated; the lost bytes are skipped exactly when they end inside that packet (a 2 MB row cut
+at strace's 1 MB: the row count still holds), else the stream is out of step (row count unknown): the client stream re-synchronises on the next chunk that starts like a command, the
 server stream on the first chunk after the client's next request.
 
 Compressed connections (CLIENT_COMPRESS, e.g. `mariadb --compress`, MySQLdb's compress=True): after
@@ -46,7 +48,7 @@ from dataclasses import dataclass, field
 from decoders.api import ChannelInfo, Chunk, Decoder, DecoderOptions, Direction
 from decoders.mysql_stream import At, Frame, PacketStream
 from decoders.records import Annotation, AttrValue, DatabaseSession, Output, SqlQuery
-from decoders.redact import redact_sql
+from decoders.redact import REDACTED, redact_sql
 from decoders.sql_tables import tables_in
 from protocols import mysql as p
 
@@ -73,6 +75,14 @@ _SIMPLE = frozenset(
 )
 # redact_sql's patterns all need one of these words: most statements skip its two substitutions.
 _MAY_HOLD_SECRET = re.compile("IDENTIFIED|PASSWORD", re.I).search
+# Auth hashes in sampled values whatever their column is called (`concat('x', authentication_string)`,
+# the JSON of MariaDB's mysql.global_priv): mysql_native_password's `*` and 40 hex digits, MySQL 8's
+# caching_sha2 `$A$005$...` (to the value's end: its salt is raw bytes), a secret-named JSON key's value.
+_HASH_IN_VALUE = re.compile(
+    r"\*[0-9A-F]{40}(?![0-9A-F])|\$A\$[0-9A-F]{3}\$(?s:.*)"
+    r'|(?P<key>"(?:authentication_string|password|auth_string)"\s*:\s*)"(?:[^"\\]|\\.)*"',
+    re.I,
+)
 _LAST_STATEMENT = 0xFFFFFFFF  # MariaDB: "the statement prepared just before" (pipelined execute)
 
 
@@ -107,7 +117,8 @@ class _Request:
     affected_rows: int | None = None
     last_insert_id: int | None = None
     end_time: float | None = None
-    cut: bool = False
+    cut: bool = False  # the stream lost step inside this reply: what follows in it is unknown
+    partial: bool = False  # a reply packet was cut but its lost bytes were skipped: the count holds
     prepared: _Statement | None = None
     slots: list[str] = field(default_factory=list)  # PREPARE reply parts still expected, last first
 
@@ -513,7 +524,7 @@ class MySqlDecoder(Decoder):
                 # A row that is only counted: nothing in it needs parsing.
                 request.rows = (request.rows or 0) + 1
                 if frame.truncated:
-                    request.cut = True
+                    request.partial = True
                 return
         try:
             done = self._reply_packet(request, frame)
@@ -521,7 +532,7 @@ class MySqlDecoder(Decoder):
             done = False  # a packet cut or malformed: the rest of this reply cannot be followed
             request.cut = True
         if frame.truncated:
-            request.cut = True
+            request.partial = True
         if done:
             self._queue.popleft()
             self._finish(request, out)
@@ -644,7 +655,10 @@ class MySqlDecoder(Decoder):
             if request.left <= 0:
                 request.state = "after_columns"
                 if not request.result_columns and not request.cut:
-                    request.result_columns = [c.name for c in request.columns]
+                    # A column is named after its expression: `SELECT PASSWORD('x')` names one PASSWORD('x').
+                    request.result_columns = [
+                        redact_sql(c.name) if _MAY_HOLD_SECRET(c.name) else c.name for c in request.columns
+                    ]
                 if request.command == p.COM_STMT_EXECUTE:
                     statement = self._statement(request)
                     if statement is not None:
@@ -674,7 +688,7 @@ class MySqlDecoder(Decoder):
                 row = p.parse_binary_row(payload, request.columns) if binary else p.parse_text_row(payload)
             except p.MySqlError:
                 row = ["?"]
-            request.sample.append(row)
+            request.sample.append([_redact_value(v) if v else v for v in row])
         return False
 
     def _prepare_packet(self, request: _Request, payload: bytes, first: int) -> bool:
@@ -724,7 +738,7 @@ class MySqlDecoder(Decoder):
         command = request.command
         parameters: list[str | None] = []
         text = request.text
-        truncated = request.truncated or request.cut
+        truncated = request.truncated or request.cut or request.partial
         if command == p.COM_STMT_EXECUTE:
             statement = self._statement(request)
             if statement is None:
@@ -783,6 +797,13 @@ class MySqlDecoder(Decoder):
             statement.param_types = execute.types
         statement.long_data.clear()
         return execute.parameters, len(execute.parameters) == statement.num_params
+
+
+def _redact_value(value: str) -> str:
+    """A sampled value with any auth hash in it replaced (a password never travels in a result)."""
+    if "*" not in value and "$" not in value and '":' not in value:
+        return value
+    return _HASH_IN_VALUE.sub(lambda m: f'{m["key"]}"{REDACTED}"' if m["key"] else REDACTED, value)
 
 
 def _skip_query_attributes(body: bytes) -> bytes:
