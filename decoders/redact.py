@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote_plus
 
 REDACTED = "<redacted>"
 
@@ -14,6 +15,12 @@ SECRET_HEADERS = frozenset(
         "set-cookie",
         "set-cookie2",
         "x-api-key",
+        "api-key",
+        "apikey",
+        "x-goog-api-key",
+        "x-functions-key",
+        "ocp-apim-subscription-key",
+        "private-token",
         "x-auth-token",
         "x-csrf-token",
         "x-xsrf-token",
@@ -23,28 +30,57 @@ SECRET_HEADERS = frozenset(
     }
 )
 
+# Words that make any header name a secret one (`X-Vault-Token`, `X-Client-Secret`, `X-Myapp-Api-Key`).
+_SECRET_HEADER_WORD = re.compile(r"token|secret|passw(?:or)?d|api[-_]?key|auth|credential|signature|session")
+
 
 def is_secret_header(name: str) -> bool:
     lowered = name.strip().lower()
-    return lowered in SECRET_HEADERS or "token" in lowered or "secret" in lowered or "password" in lowered
+    return lowered in SECRET_HEADERS or bool(_SECRET_HEADER_WORD.search(lowered))
 
 
 def redact_header(name: str, value: str) -> str:
-    return REDACTED if is_secret_header(name) else value
+    """A header's value as outputs may show it: a credential header's is hidden whole, and a URL in any
+    other (`Referer`, `Location`, `Link`...) loses its password and secret query parameters."""
+    return REDACTED if is_secret_header(name) else redact_url(value)
 
 
-# Query-string parameters that carry secrets: `?access_token=...`, `&api_key=...`, AWS signed URLs.
-_SECRET_QUERY_PARAMETER = re.compile(
-    r"(?i)([?&;](?:[\w.-]*(?:token|secret|passw(?:or)?d|api[_-]?key|signature|credential)[\w.-]*"
-    r"|key|pass|pwd|sig|auth|session|sessionid)=)[^&#\s\"'\\]*"
+# Query-string parameters that carry secrets: `?access_token=...`, `&api_key=...`, AWS signed URLs. A
+# name is matched once percent-decoded and split at brackets and dots, so `user%5Bpassword%5D=` (Rails
+# and PHP forms, `requests` encoding `user[password]`) and `access%5Ftoken=` are secret too.
+_QUERY_PARAMETER = re.compile(r"([?&;])([^=&#?;\s\"'\\]{1,256})=([^&#\s\"'\\]*)")
+_SECRET_NAME_PART = re.compile(
+    r"(?i)[\w-]*(?:token|secret|passw(?:or)?d|api[_-]?key|signature|credential|private[_-]?key"
+    r"|access[_-]?key)[\w-]*|key|pass|pwd|sig|auth|session|session[_-]?id|jwt"
 )
+_NAME_SEPARATORS = re.compile(r"[\[\].]")
+# `scheme://user:password@host`: the password goes, the user stays.
+_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^/\s:@\"'\\]*):[^@/\s\"'\\]*@")
+
+
+def _secret_parameter(name: str) -> bool:
+    if "%" in name or "+" in name:
+        name = unquote_plus(name)
+    return any(_SECRET_NAME_PART.fullmatch(part) for part in _NAME_SEPARATORS.split(name) if part)
+
+
+def _redact_parameter(match: re.Match[str]) -> str:
+    if not _secret_parameter(match.group(2)):
+        value = match.group(3)
+        if "?" in value or ";" in value:  # `?b=c?password=x`: a parameter may hide in a value
+            return f"{match.group(1)}{match.group(2)}={_QUERY_PARAMETER.sub(_redact_parameter, value)}"
+        return match.group(0)
+    return f"{match.group(1)}{match.group(2)}={REDACTED}"
 
 
 def redact_url(text: str) -> str:
-    """A URL or request target (or text holding some) with its secret query values replaced."""
+    """A URL or request target (or text holding some) with its password and secret query values
+    replaced."""
+    if "@" in text and "://" in text:
+        text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:{REDACTED}@", text)
     if "=" not in text:
         return text
-    return _SECRET_QUERY_PARAMETER.sub(lambda m: m.group(1) + REDACTED, text)
+    return _QUERY_PARAMETER.sub(_redact_parameter, text)
 
 
 # Passwords inside SQL: `IDENTIFIED BY 'x'` (MySQL, quoted), `PASSWORD('x')`, `SET PASSWORD FOR u = 'x'`,

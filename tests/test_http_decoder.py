@@ -982,3 +982,25 @@ def test_live_traced_server(tmp_path):
         assert int(exchange["RequestBytes"]) == entry["read"]
         assert int(exchange["ResponseBytes"]) == entry["written"]
         assert exchange["Server"] == f"127.0.0.1:{port_file.read_text()}"
+
+
+def test_secret_query_parameters_and_url_passwords_in_targets_and_header_values() -> None:
+    from decoders.redact import redact_header, redact_url
+
+    # names as clients really encode them: requests sends params={"user[password]": x} as user%5Bpassword%5D
+    assert redact_url("/s?user%5Bpassword%5D=S1&page=2") == "/s?user%5Bpassword%5D=<redacted>&page=2"
+    assert redact_url("/s?user[password]=S1&ids[]=3") == "/s?user[password]=<redacted>&ids[]=3"
+    assert redact_url("/s?access%5Ftoken=S1") == "/s?access%5Ftoken=<redacted>"
+    assert redact_url("/s?next=/a?refresh_token=S1") == "/s?next=/a?refresh_token=<redacted>"
+    assert redact_url("http://proxy.user:S1@h:8080/x") == "http://proxy.user:<redacted>@h:8080/x"
+    assert redact_url("/s?monkey=1&passage=2&author=3") == "/s?monkey=1&passage=2&author=3"
+    # any header holding a URL (Referer, Location, Link) loses its secrets; credential headers their value
+    assert (
+        redact_header("Referer", "http://h/p?code=1&access_token=S1")
+        == "http://h/p?code=1&access_token=<redacted>"
+    )
+    assert redact_header("Location", "https://u:S1@h/") == "https://u:<redacted>@h/"
+    assert [redact_header(name, "S1") for name in ("X-Goog-Api-Key", "X-Myapp-Session", "Api-Key")] == [
+        "<redacted>"
+    ] * 3
+    assert redact_header("Cache-Control", "max-age=0") == "max-age=0"
