@@ -13,13 +13,17 @@ import sys
 import time
 import zlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from decoders.registry import DecoderLoadError, Registry
 from dockit_core import __version__, tracers
-from dockit_core.events import Call
-from dockit_core.ini import context_from_ini, environment_from_ini, read_ini, safe_environment, write_ini
-from dockit_core.session import Options, OutputPaths, Report, TraceSession, print_report
-from dockit_core.summary import RunContext, SummaryFilter, SummaryFilterError
+from dockit_core.options import Options, OutputPaths
+from dockit_core.summary_filter import SummaryFilter, SummaryFilterError
+
+# The pipeline's modules (parser, tracker, decoders, summary) are imported where they are used: a live
+# run starts the tracer first and loads them while the program already runs.
+if TYPE_CHECKING:
+    from decoders.registry import Registry
+    from dockit_core.session import Report, TraceSession
 
 EPILOG = """\
 outputs (PREFIX is -l, or the replayed log's name without .log):
@@ -185,6 +189,8 @@ def make_options(args: argparse.Namespace) -> Options:
 
 
 def make_registry(options: Options) -> Registry | None:
+    from decoders.registry import DecoderLoadError, Registry
+
     if not options.decode:
         return None
     try:
@@ -225,6 +231,9 @@ def default_pid(path: str, ini: dict[str, str]) -> int:
 
 
 def replay(args: argparse.Namespace, options: Options) -> int:
+    from dockit_core.ini import context_from_ini, environment_from_ini, read_ini
+    from dockit_core.session import TraceSession, print_report
+
     stream = open_log(args.input)
     ini = read_ini(log_stem(args.input) + ".ini")
     context = context_from_ini(ini)
@@ -296,11 +305,58 @@ def trace(args: argparse.Namespace, options: Options) -> int:
         if not os.path.exists(f"/proc/{attach_pid}"):
             raise tracers.TracerError(f"no process {attach_pid}", 2)
         command = _cmdline(attach_pid)
+    # A decoder named on the command line must load before the program runs, so that a mistake in it
+    # costs nothing; the built-in ones are looked up when a channel needs them.
+    early_registry = options.decode and (options.decoder_references or options.decode_overrides)
+    registry = make_registry(options) if early_registry else None
+    # Signals that come while the pipeline loads are noted, and handled once it has (see _follow).
+    with tracers.SignalGuard() as loading:
+        run = tracers.start(
+            tracer,
+            command=command if attach_pid is None else None,
+            pid=attach_pid,
+            echo_stderr=(lambda line: sys.stderr.write(line + "\n")) if options.verbose else None,
+        )
+        try:
+            # The program already runs under the tracer, and the FIFO keeps what it writes meanwhile.
+            import dockit_core.session  # noqa: F401 - the parser, the tracker, the decoders' seam, the summary
+        except BaseException:
+            run.process.kill()
+            raise
+    try:
+        return _follow(run, args, options, command, registry, loading.received)
+    except BaseException:
+        if run.process.poll() is None:
+            run.process.kill()
+        raise
+
+
+def _follow(
+    run: tracers.TracerRun,
+    args: argparse.Namespace,
+    options: Options,
+    command: list[str],
+    registry: Registry | None,
+    early_signals: list[int],
+) -> int:
+    """Read the started tracer's lines into a session until the program ends, then write the outputs."""
+    from dockit_core.events import Call
+    from dockit_core.ini import safe_environment, write_ini
+    from dockit_core.session import TraceSession, print_report
+    from dockit_core.summary import RunContext
+
+    tracer = args.tracer
+    attach_pid = args.pid
+    if options.verbose:
+        import shlex
+
+        sys.stderr.write(f"dockit: {shlex.join(run.command)}\n")
     context = RunContext.local(tracer, command)
     if attach_pid is not None:
         context.cwd = _cwd(attach_pid) or context.cwd
     environment = safe_environment() if attach_pid is None else safe_environment(_environ(attach_pid))
-    registry = make_registry(options)
+    if registry is None:
+        registry = make_registry(options)
     base = args.log or "dockit"
     paths = OutputPaths(f"{base}.{tracer}.pending{os.getpid()}", options.calls_format, options.summary_format)
     session = TraceSession(options, context, paths, default_pid=attach_pid or 0, registry=registry)
@@ -313,16 +369,6 @@ def trace(args: argparse.Namespace, options: Options) -> int:
             cwd=context.cwd,
         )
     log = tracers_log(paths.log)
-    run = tracers.start(
-        tracer,
-        command=command if attach_pid is None else None,
-        pid=attach_pid,
-        echo_stderr=(lambda line: sys.stderr.write(line + "\n")) if options.verbose else None,
-    )
-    if options.verbose:
-        import shlex
-
-        sys.stderr.write(f"dockit: {shlex.join(run.command)}\n")
 
     def detach(signum: int) -> None:
         if attach_pid is not None:
@@ -338,6 +384,8 @@ def trace(args: argparse.Namespace, options: Options) -> int:
 
     top_pid = attach_pid
     with tracers.SignalGuard(detach):
+        for signum in early_signals:
+            detach(signum)
         try:
             for line in _lines_until_exit(run):
                 event = session.feed(line)

@@ -16,55 +16,11 @@ from dockit_core.calls_writer import CallsWriter
 from dockit_core.channels import ChannelManager
 from dockit_core.events import Call, Event
 from dockit_core.model import Model
+from dockit_core.options import CALLS_EXTENSIONS, Options, OutputPaths  # noqa: F401 - also imported from here
 from dockit_core.strace_parser import PidAlias, StraceParser
-from dockit_core.summary import RecordSpool, RunContext, SummaryFilter, keep_filter, summary_objects
+from dockit_core.summary import RecordSpool, RunContext, keep_filter, summary_objects
 from dockit_core.summary_writers import renderer, write_txt, write_xml
 from dockit_core.tracker import Tracker
-
-CALLS_EXTENSIONS = {"TXT": ".txt", "CSV": ".csv", "JSON": ".json"}
-
-
-@dataclass
-class Options:
-    calls_format: str = "TXT"
-    summary_format: str = "XML"
-    filters: list[SummaryFilter] = field(default_factory=list)
-    decode: bool = True
-    decoder_references: list[str] = field(default_factory=list)
-    decode_overrides: dict[int, str] = field(default_factory=dict)
-    rows: int = 0  # rows of each SQL result set kept in the summary (--rows)
-    warnings: int = 0
-    verbose: int = 0
-    dockerfile: bool = False
-    write_calls: bool = True
-    each_call: bool = False  # the calls file with one record per call instead of blocks
-
-
-@dataclass
-class OutputPaths:
-    prefix: str
-    calls_format: str = "TXT"
-    summary_format: str = "XML"
-
-    @property
-    def summary(self) -> str:
-        return self.prefix + (".xml" if self.summary_format == "XML" else ".summary.txt")
-
-    @property
-    def calls(self) -> str:
-        return self.prefix + CALLS_EXTENSIONS[self.calls_format]
-
-    @property
-    def log(self) -> str:
-        return self.prefix + ".log"
-
-    @property
-    def ini(self) -> str:
-        return self.prefix + ".ini"
-
-    @property
-    def docker_dir(self) -> str:
-        return self.prefix + ".docker"
 
 
 @dataclass

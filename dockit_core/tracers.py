@@ -211,13 +211,16 @@ class TracerRun:
     fifo_dir: str
     fifo: str
     command: list[str]
+    fd: int  # the FIFO's read end, open before the tracer starts
     stderr_lines: list[str] = field(default_factory=list)
     _stderr_thread: threading.Thread | None = None
+    _fd_taken: bool = False  # lines() owns the read end (and closes it)
 
     def lines(self) -> Iterator[str]:
         """The trace as the tracer writes it; nothing if the tracer exits before opening the FIFO (a
         refused attach), where a plain blocking open would wait for a writer forever."""
-        fd = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK)
+        fd = self.fd
+        self._fd_taken = True
         poller = select.poll()
         poller.register(fd, select.POLLIN | select.POLLHUP)
         while not poller.poll(100):
@@ -226,11 +229,13 @@ class TracerRun:
                 return
         os.set_blocking(fd, True)
         with open(fd, encoding="utf-8", errors="surrogateescape", newline="\n") as stream:
-            _widen_pipe(fd)
             yield from stream
 
     def wait(self) -> int:
         status = self.process.wait()
+        if not self._fd_taken:  # the trace was never read (dockit failed before its first line)
+            self._fd_taken = True
+            os.close(self.fd)
         if self._stderr_thread is not None:
             self._stderr_thread.join(timeout=5)
         shutil.rmtree(self.fifo_dir, ignore_errors=True)
@@ -265,9 +270,18 @@ def start(
         args = ltrace_command(fifo, prototypes, pids=pids, command=command)
     else:
         args = strace_command(fifo, pids=pids, command=command)
+    # The read end is open before the tracer starts: the tracer's open for writing does not wait for
+    # dockit, so the program runs while dockit loads its pipeline, and the FIFO holds what it writes.
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    _widen_pipe(fd)
     stderr = subprocess.PIPE if pid is not None else None
-    process = subprocess.Popen(args, stderr=stderr, start_new_session=False)
-    run = TracerRun(process, fifo_dir, fifo, args)
+    try:
+        process = subprocess.Popen(args, stderr=stderr, start_new_session=False)
+    except BaseException:
+        os.close(fd)
+        shutil.rmtree(fifo_dir, ignore_errors=True)
+        raise
+    run = TracerRun(process, fifo_dir, fifo, args, fd)
     if stderr is not None:
 
         def pump() -> None:

@@ -295,3 +295,30 @@ def test_attach_refused_is_one_clear_line(tmp_path: Path) -> None:
     assert line.count("\n") == 0 and str(pid) in line and "not permitted" in line
     assert f"already traced by process {tracer.pid}" in line
     assert not list(tmp_path.iterdir())
+
+
+def test_the_command_line_loads_no_pipeline_module_before_the_tracer_starts() -> None:
+    """A live run starts the tracer first and loads the parser, tracker, decoders and summary while the
+    program already runs: importing the command line must not pull them in."""
+    import subprocess
+
+    code = (
+        "import sys, dockit_core.cli; "
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith(('dockit_core', 'decoders', 'protocols')))))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()
+    assert "dockit_core.cli" in loaded
+    heavy = {"dockit_core.session", "dockit_core.tracker", "dockit_core.strace_parser", "dockit_core.summary",
+             "decoders.registry", "decoders.api"}
+    assert not heavy & set(loaded), loaded
+
+
+def test_a_program_that_writes_before_dockit_has_loaded_loses_no_line(tmp_path: Path) -> None:
+    """The tracer writes into the FIFO while dockit loads: the first calls (the execve) are still there."""
+    result = run_dockit("-l", str(tmp_path / "early"), "sh", "-c", "exit 4", cwd=tmp_path)
+    assert result.returncode == 4, result.stderr
+    log = next(tmp_path.glob("early.strace.*.log")).read_text()
+    assert log.splitlines()[0].split(None, 2)[2].startswith("execve(")
+    summary = Summary.load(next(tmp_path.glob("early.strace.*.xml")))
+    (shell,) = [p for p in summary.processes.values() if p.argv == ["sh", "-c", "exit 4"]]
+    assert shell.exit_status == 4
