@@ -49,6 +49,7 @@ from protocols.http import (
     parse_partial_head,
     request_line_at,
     status_line_at,
+    url_text,
 )
 
 PIECE = 16384  # most bytes handed to h11 at once: bounds what its trailing data can hold
@@ -95,6 +96,9 @@ class _Exchange:
 
 def _text(raw: bytes | bytearray) -> str:
     return bytes(raw).decode("latin-1")
+
+
+_ASCII_ONLY = bytes(range(128)) + b"_" * 128  # a translate table: bytes above 0x7f become `_`
 
 
 class _Stream:
@@ -237,11 +241,25 @@ class _Stream:
             return False
         start = self.fed - self.base
         piece = bytes(self.buf[start : start + PIECE])
+        if self.requests and self.msg is not None and not self.msg.head_done:
+            piece = self.ascii_target(piece)
         self.fed += len(piece)
         assert self.conn is not None
         self.conn.receive_data(piece)
         self.drain()
         return True
+
+    def ascii_target(self, piece: bytes) -> bytes:
+        """`piece` with the request line's bytes above 0x7f replaced by `_`: h11 refuses a target that is
+        not ASCII (a raw UTF-8 URL, as curl sends one), and `take_head` reads the real one from `buf`."""
+        assert self.msg is not None
+        line = request_line_at(self.buf, self.msg.start - self.base)
+        if line is None:
+            return piece
+        line_end = self.base + line.end() - self.fed  # where the line ends in `piece`
+        if line_end <= 0 or piece[:line_end].isascii():
+            return piece
+        return piece[:line_end].translate(_ASCII_ONLY) + piece[line_end:]
 
     def drain(self) -> None:
         """Take h11's events until it needs more bytes or the message ended."""
@@ -283,7 +301,8 @@ class _Stream:
         msg.http_version = _text(event.http_version)
         if isinstance(event, h11.Request):
             msg.method = _text(event.method)
-            msg.target = _text(event.target)
+            line = request_line_at(self.buf, msg.start - self.base)
+            msg.target = url_text(line.group(2) if line else event.target)
         else:
             msg.status = event.status_code
             msg.reason = _text(event.reason) or None

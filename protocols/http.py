@@ -58,8 +58,11 @@ KNOWN_METHODS = frozenset(
     }
 )
 
-# A whole request line: token, target, version, line end. `[!-~]+` is a run of visible ASCII.
-REQUEST_LINE = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}) ([!-~]{1,65536}) HTTP/(1\.[01])\r?\n")
+# A whole request line: token, target, version, line end. The target is visible ASCII or bytes above
+# 0x7f: curl and raw clients send a URL typed with `é` or `日本` as its UTF-8 bytes, not percent-encoded.
+REQUEST_LINE = re.compile(
+    rb"([!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}) ([!-~\x80-\xff]{1,65536}) HTTP/(1\.[01])\r?\n"
+)
 # The beginning of a status line: enough to know a response starts here.
 STATUS_START = re.compile(rb"HTTP/(1\.[01]) ([1-9][0-9]{2})(?:[ \r\n]|$)")
 STATUS_LINE = re.compile(rb"HTTP/(1\.[01]) ([1-9][0-9]{2})(?: ([^\r\n]*))?(\r?\n)?")
@@ -105,6 +108,14 @@ def _text(raw: bytes) -> str:
     return raw.decode("latin-1")
 
 
+def url_text(raw: bytes | bytearray) -> str:
+    """A request target as text: UTF-8 when it is (a URL with `é` sent raw), else byte for byte."""
+    try:
+        return bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return _text(bytes(raw))
+
+
 def parse_partial_head(data: bytes | bytearray, requests: bool) -> PartialHead | None:
     """Read a head as far as it goes: the start line (even cut) and every header line that ended.
 
@@ -122,7 +133,7 @@ def parse_partial_head(data: bytes | bytearray, requests: bool) -> PartialHead |
         if line_end < 0 and parts[0].decode("ascii") not in KNOWN_METHODS:
             return None
         head.method = _text(parts[0])
-        head.target = _text(parts[1]) or None
+        head.target = url_text(parts[1]) or None
         if len(parts) >= 3 and parts[2].startswith(b"HTTP/"):
             head.http_version = _text(parts[2][5:]) or None
     else:

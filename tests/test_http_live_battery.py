@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from lxml import etree
@@ -212,6 +213,40 @@ def test_pipelined_requests_traced_on_both_sides_are_counted_once(
     seen = [(r.get("Method"), r.get("Url"), r.get("Status")) for r in requests_of(root)]
     assert seen == [("GET", "/p1", "200"), ("POST", "/p2", "201"), ("HEAD", "/p3", "200")]
     assert [int(r.get("RequestBytes")) for r in requests_of(root)] == [29, 54, 49]
+
+
+def test_utf8_bytes_in_request_targets(port: int, tmp_path: Path) -> None:
+    """curl sends a URL typed with `日本` as raw UTF-8 bytes (it percent-encodes only some parts,
+    depending on its version); a raw client sends them everywhere, with a POST body after."""
+    base = f"http://127.0.0.1:{port}"
+    root = dockit(
+        tmp_path,
+        "curl8",
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-o",
+        "/dev/null",
+        f"{base}/café?q=日本",
+        f"{base}/x",
+    )
+    seen = [(r.get("Method"), unquote(r.get("Url")), r.get("Status")) for r in requests_of(root)]
+    assert seen == [("GET", "/café?q=日本", "200"), ("GET", "/x", "200")]
+
+    first = "POST /café/日本?q=ü HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc".encode()
+    second = b"GET /second HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    client = (
+        f"import socket; s = socket.create_connection(('127.0.0.1', {port})); s.sendall({first!r}); "
+        f"s.recv(65536); s.sendall({second!r})\nwhile s.recv(65536): pass"
+    )
+    root = dockit(tmp_path, "raw8", sys.executable, "-c", client)
+    seen = [
+        (r.get("Method"), r.get("Url"), r.get("Status"), int(r.get("RequestBytes")))
+        for r in requests_of(root)
+    ]
+    assert seen == [("POST", "/café/日本?q=ü", "201", len(first)), ("GET", "/second", "200", len(second))]
+    assert not [r for r in requests_of(root) if r.get("Complete") or r.get("Truncated")]
 
 
 @pytest.mark.xfail(
