@@ -8,7 +8,8 @@ from functools import lru_cache
 from dockit_core.cstring import literal_bytes, parse_quoted, unescape
 
 _TOKEN = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+"(?:\.\.\.)?|[\[\]{}()]|,|[^"\[\]{}(),]+', re.S)
-_FD = re.compile(r"\s*(-?\d+|AT_FDCWD)(?:<(.*)>)?\s*$", re.S)
+# strace 6 marks a descriptor whose file was unlinked (O_TMPFILE too) after the brackets: `3</tmp/x>(deleted)`.
+_FD = re.compile(r"\s*(-?\d+|AT_FDCWD)(?:<(.*)>(?:\(deleted\))?)?\s*$", re.S)
 _IOV_BASE = re.compile(r'iov_base="([^"\\]*+(?:\\.[^"\\]*+)*+)"(\.\.\.)?')
 _SOCKADDR_FAMILY = re.compile(r"sa_family=(\w+)")
 _PORT = re.compile(r"sin6?_port=htons\((\d+)\)")
@@ -68,6 +69,9 @@ def first_arg(text: str) -> str:
     if lt < 0:
         return text[:comma]
     end = text.find(">, ", lt)
+    deleted = text.find(">(deleted), ", lt, end + 12 if end >= 0 else len(text))  # an unlinked file's fd
+    if deleted >= 0:
+        return text[: deleted + 10]
     return text if end < 0 else text[: end + 1]
 
 

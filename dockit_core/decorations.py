@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from dockit_core.cstring import unescape
+from dockit_core.cstring import literal_bytes, unescape
 
 _SOCKET = re.compile(
     r"(TCP|TCPv6|UDP|UDPv6|UDPLITE|UDPLITEv6|UNIX|UNIX-STREAM|UNIX-DGRAM|UNIX-SEQPACKET|NETLINK|"
@@ -79,7 +79,7 @@ def parse_decoration(text: str) -> Decoration:
                 socket_kind=kind,
                 inode=inode or None,
                 peer_inode=peer or None,
-                local=path.strip('"') or None,
+                local=_unix_path(path),
             )
         ends = _ENDPOINTS.match(inner)
         if ends:
@@ -90,3 +90,14 @@ def parse_decoration(text: str) -> Decoration:
             return Decoration("socket", socket_kind=kind, local=inner)
         return Decoration("socket", socket_kind=kind, label=inner or None)
     return Decoration("other", label=text)
+
+
+def _unix_path(text: str) -> str | None:
+    """`"/run/x.sock"` -> /run/x.sock; an abstract name `@"name"` -> @name, as a sun_path= is read."""
+    abstract = text.startswith("@")
+    body = text[1:] if abstract else text
+    if not body:
+        return None
+    decoded = literal_bytes(body) if body.startswith('"') else None
+    name = decoded[0].decode("utf-8", "surrogateescape") if decoded else body.strip('"')
+    return "@" + name if abstract else name or None

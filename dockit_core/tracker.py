@@ -85,6 +85,14 @@ _METADATA_AT = frozenset(
 )
 _ONE_PATH_AT = _METADATA_AT | {"unlinkat", "mkdirat"}
 _SPECIAL_NAMES = frozenset({"", ".", ".."})
+# Calls that move bytes between two descriptors in the kernel: (source argument, target argument).
+_TRANSFER_ARGS = {
+    "sendfile": (1, 0),
+    "sendfile64": (1, 0),
+    "copy_file_range": (0, 2),
+    "splice": (0, 2),
+    "tee": (0, 1),
+}
 
 
 @lru_cache(maxsize=1024)
@@ -557,7 +565,7 @@ class Tracker:
             if (
                 not isinstance(node, SocketNode)
                 or (deco.inode and node.inode and deco.inode != node.inode)
-                or (deco.local and node.local and deco.local != node.local and node.kind != "unix")
+                or (deco.local and node.local and node.kind != "unix" and not _same_end(node.local, deco.local))
             ):
                 node = self.model.new_socket(kind=deco.socket_kind or "unknown", inode=deco.inode)
                 entry = FdEntry("socket", node, entry.cloexec if entry else False)
@@ -788,7 +796,9 @@ class Tracker:
         size: int,
         call: Call,
         deliver: bool = True,
+        fd_arg: str | None = None,
     ) -> None:
+        """`fd_arg`: the argument naming the descriptor, when it is not the call's first."""
         if isinstance(node, SocketNode):
             if op == "read":
                 node.bytes_in += size
@@ -804,7 +814,7 @@ class Tracker:
             node.bytes = max(node.bytes_read, node.bytes_written)
             (node.readers if op == "read" else node.writers).add(process.owner)
             if deliver:
-                fd, _ = parse_fd(first_arg(call.args))
+                fd, _ = parse_fd(fd_arg if fd_arg is not None else first_arg(call.args))
                 self.channels.pipe_data(node, fd or 0, process.owner, op, data, size, call.time, call.index)
 
     def _mmsg(self, call: Call, process: Process, info: CallInfo) -> None:
@@ -822,22 +832,28 @@ class Tracker:
         op = "read" if call.name == "recvmmsg" else "write"
         self._route(node, process, op, data if len(data) == size else b"", size, call)
 
-    def _sendfile(self, call: Call, process: Process, info: CallInfo) -> None:
+    def _transfer(self, call: Call, process: Process, info: CallInfo) -> None:
+        """sendfile, copy_file_range, splice, tee: bytes moved from one descriptor to another inside the
+        kernel (coreutils' cp and cat use copy_file_range), counted on both; the bytes are never shown."""
+        source_at, target_at = _TRANSFER_ARGS[call.name]
         args = split_args(call.args)
-        if len(args) < 2:
+        if len(args) <= max(source_at, target_at):
             return
-        out_node, in_node = self._node(process, args[0]), self._node(process, args[1])
+        in_node, out_node = self._node(process, args[source_at]), self._node(process, args[target_at])
         size = call.retval if call.retval is not None and call.retval > 0 else 0
         if isinstance(in_node, FileNode):
             access = in_node.access(process.owner)
             access.reads += 1
             access.read_bytes += size
+        elif isinstance(in_node, (SocketNode, PipeNode)) and size and call.name != "tee":  # tee leaves them
+            # a decoder learns that bytes went by unseen
+            self._route(in_node, process, "read", b"", size, call, fd_arg=args[source_at])
         if isinstance(out_node, FileNode):
             access = out_node.access(process.owner)
             access.writes += 1
             access.written_bytes += size
         elif isinstance(out_node, (SocketNode, PipeNode)) and size:
-            self._route(out_node, process, "write", b"", size, call)
+            self._route(out_node, process, "write", b"", size, call, fd_arg=args[target_at])
         info.target = _label(out_node)
 
     def _build_handlers(self) -> dict[str, Callable[[Call, Process, CallInfo], None]]:
@@ -882,7 +898,8 @@ class Tracker:
         handlers["pipe"] = handlers["pipe2"] = handlers["socketpair"] = self._pipe
         for name in _READS | _WRITES | _VECTOR_READS | _VECTOR_WRITES:
             handlers[name] = self._data
-        handlers["sendfile"] = handlers["sendfile64"] = self._sendfile
+        for name in _TRANSFER_ARGS:
+            handlers[name] = self._transfer
         handlers["sendmmsg"] = handlers["recvmmsg"] = self._mmsg
         for name in LibrarySqlCalls.NAMES:
             handlers[name] = self.library_sql.call
@@ -910,3 +927,13 @@ def _label(node: object) -> str | None:
     if isinstance(node, PipeNode):
         return f"pipe:[{node.pipe_id}]"
     return None
+
+
+def _same_end(known: str, shown: str) -> bool:
+    """Whether a socket's address as bound and as -yy shows it later can be the same end: a bind to
+    port 0 gets its port from the kernel, a bind to a wildcard address serves on a real one."""
+    if known == shown:
+        return True
+    host, _, port = known.rpartition(":")
+    shown_host, _, shown_port = shown.rpartition(":")
+    return port in ("0", shown_port) and (host == shown_host or host in ("0.0.0.0", "[::]"))

@@ -1,0 +1,63 @@
+"""Live runs: what -yy shows of a socket changes during its life (an inode, then the port the kernel
+chose for a bind to port 0), and a unix socket may have an abstract name. One socket must stay one
+object in the summary, named as the program named it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Summary, run_dockit
+
+pytestmark = pytest.mark.live
+
+PROGRAM = """
+import socket
+server = socket.socket()
+server.bind(("127.0.0.1", 0))          # the kernel chooses the port
+server.listen()
+port = server.getsockname()[1]
+client = socket.create_connection(("127.0.0.1", port))
+accepted, _ = server.accept()
+client.sendall(b"hello")
+assert accepted.recv(10) == b"hello"
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+udp.bind(("127.0.0.1", 0))
+sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sender.sendto(b"ping", udp.getsockname())
+assert udp.recv(10) == b"ping"
+listener = socket.socket(socket.AF_UNIX)
+listener.bind("\\0dockit-abstract-test")   # an abstract name: no file
+listener.listen()
+peer = socket.socket(socket.AF_UNIX)
+peer.connect("\\0dockit-abstract-test")
+end, _ = listener.accept()
+peer.sendall(b"abc")
+assert end.recv(10) == b"abc"
+print(port, udp.getsockname()[1])
+"""
+
+
+def test_a_socket_bound_to_port_zero_is_one_socket_with_its_real_port(tmp_path: Path, strace_bin: str) -> None:
+    result = run_dockit("-l", str(tmp_path / "ends"), "/usr/bin/python3", "-S", "-c", PROGRAM, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    tcp_port, udp_port = result.stdout.split()
+    summary = Summary.load(next(tmp_path.glob("ends.strace.*.xml")))
+    assert not [s for s in summary.sockets if (s.get("Local") or "").endswith(":0")], summary.sockets
+    (listening,) = summary.sockets_with(Family="tcp", Listening="true")
+    assert listening["Local"] == f"127.0.0.1:{tcp_port}"
+    (udp,) = summary.sockets_with(Family="udp", Local=f"127.0.0.1:{udp_port}")
+    assert udp["BytesIn"] == "4"
+    assert len(summary.sockets_with(Family="tcp")) == 3, "the listener, the client, the accepted end"
+
+
+def test_an_abstract_unix_socket_is_named_as_the_program_named_it(tmp_path: Path, strace_bin: str) -> None:
+    result = run_dockit("-l", str(tmp_path / "abs"), "/usr/bin/python3", "-S", "-c", PROGRAM, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = Summary.load(next(tmp_path.glob("abs.strace.*.xml")))
+    names = {s.get("Local") for s in summary.sockets if s["Family"] == "unix"} | {
+        s.get("Remote") for s in summary.sockets if s["Family"] == "unix"
+    }
+    assert "@dockit-abstract-test" in names
+    assert not [n for n in names if n and '"' in n], names
