@@ -12,7 +12,9 @@ What comes out:
 - `SqlQuery` for COM_QUERY, each COM_STMT_EXECUTE (the prepared text, parameters decoded from the
   binary protocol), a COM_STMT_PREPARE that failed, and COM_INIT_DB, which is reported as the text
   `USE <db>` (the SQL equivalent of what was sent: the command carries only the name).
-  Passwords in `IDENTIFIED BY '...'`, `PASSWORD('...')` and the like are replaced by `<redacted>`.
+  Passwords in `IDENTIFIED BY '...'`, `PASSWORD('...')` and the like are replaced by `<redacted>`, and
+  so are the parameters given to them (`PASSWORD(?)`) or compared with, assigned or inserted into a
+  column named like a secret (`WHERE password = ?`, `INSERT INTO u (name, pwd) VALUES (?, ?)`).
   Result sets give the row count and column names; the first `max_rows` rows (`--rows`, or the
   constructor argument; default 0: row values may be personal data) as text. A column named after an
   expression that holds a password is redacted like the SQL, and so is an auth hash in a sampled value
@@ -49,7 +51,7 @@ from decoders.api import ChannelInfo, Chunk, Decoder, DecoderOptions, Direction
 from decoders.mysql_stream import At, Frame, PacketStream
 from decoders.records import Annotation, AttrValue, DatabaseSession, Output, SqlQuery
 from decoders.redact import REDACTED, redact_sql
-from decoders.sql_tables import tables_in
+from decoders.sql_tables import secret_placeholders, tables_in
 from protocols import mysql as p
 
 ANNOTATION_MAX = 500
@@ -82,6 +84,12 @@ _HASH_IN_VALUE = re.compile(
     r"\*[0-9A-F]{40}(?![0-9A-F])|\$A\$[0-9A-F]{3}\$(?s:.*)"
     r'|(?P<key>"(?:authentication_string|password|auth_string)"\s*:\s*)"(?:[^"\\]|\\.)*"',
     re.I,
+)
+# MariaDB's `IDENTIFIED VIA plugin USING 'hash or password'` (and `OR plugin USING '...'` after it),
+# which decoders.redact's shared patterns do not know.
+_VIA_USING = re.compile(
+    r"""(\b(?:VIA|OR)\s+[\w'"`]+\s+USING\s+)('(?:[^'\\]|\\.|'')*(?:'|$)|"(?:[^"\\]|\\.|"")*(?:"|$))""",
+    re.I | re.S,
 )
 _LAST_STATEMENT = 0xFFFFFFFF  # MariaDB: "the statement prepared just before" (pipelined execute)
 
@@ -439,7 +447,7 @@ class MySqlDecoder(Decoder):
             if command == p.COM_QUERY and self._caps(p.CLIENT_QUERY_ATTRIBUTES):
                 body = _skip_query_attributes(body)
             sql = p.text(body) or ""
-            request.text = redact_sql(sql) if _MAY_HOLD_SECRET(sql) else sql
+            request.text = _redact_sql(sql) if _MAY_HOLD_SECRET(sql) else sql
         elif command == p.COM_INIT_DB:
             request.text = "USE " + (p.text(payload[1:]) or "")
         elif command in (
@@ -657,7 +665,7 @@ class MySqlDecoder(Decoder):
                 if not request.result_columns and not request.cut:
                     # A column is named after its expression: `SELECT PASSWORD('x')` names one PASSWORD('x').
                     request.result_columns = [
-                        redact_sql(c.name) if _MAY_HOLD_SECRET(c.name) else c.name for c in request.columns
+                        _redact_sql(c.name) if _MAY_HOLD_SECRET(c.name) else c.name for c in request.columns
                     ]
                 if request.command == p.COM_STMT_EXECUTE:
                     statement = self._statement(request)
@@ -748,6 +756,9 @@ class MySqlDecoder(Decoder):
                 truncated = truncated or statement.truncated
                 parameters, ok = self._parameters(request, statement)
                 truncated = truncated or not ok
+                for index in secret_placeholders(statement.sql):
+                    if index < len(parameters) and parameters[index] is not None:
+                        parameters[index] = REDACTED
         elif command == p.COM_STMT_PREPARE:
             if request.status != "error":
                 return
@@ -797,6 +808,12 @@ class MySqlDecoder(Decoder):
             statement.param_types = execute.types
         statement.long_data.clear()
         return execute.parameters, len(execute.parameters) == statement.num_params
+
+
+def _redact_sql(sql: str) -> str:
+    """SQL with its passwords and auth hashes replaced by '<redacted>'."""
+    sql = redact_sql(sql)
+    return _VIA_USING.sub(lambda m: m.group(1) + "'<redacted>'", sql) if "USING" in sql.upper() else sql
 
 
 def _redact_value(value: str) -> str:

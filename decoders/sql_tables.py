@@ -69,3 +69,72 @@ def _ordered(sql: str, names: list[str]) -> list[str]:
         return match.start() if match else len(sql)
 
     return sorted(unique, key=position)
+
+
+# --- placeholders that carry secrets --------------------------------------------------------------
+
+# What a prepared statement's text is made of, for finding its `?` placeholders: strings, quoted names
+# and comments are skipped whole; parentheses and commas place a `?` inside an INSERT's VALUES tuple.
+_PLACEHOLDER_SCAN = re.compile(
+    r"'(?:[^'\\]|\\.|'')*(?:'|$)|\"(?:[^\"\\]|\\.|\"\")*(?:\"|$)|`(?:[^`]|``)*`?"
+    r"|/\*.*?(?:\*/|$)|(?:--[ \t]|#)[^\n]*|\bVALUES?\b|[?(),]",
+    re.S | re.I,
+)
+# A `?` that is a password by what comes before it: `PASSWORD(?)`, `IDENTIFIED BY ?`, `SET PASSWORD = ?`.
+_SECRET_BEFORE = re.compile(
+    r"(?:\b(?:OLD_)?PASSWORD\s*\(|\bIDENTIFIED\s+(?:BY|(?:VIA|WITH)\s+\S+\s+(?:USING|AS|BY))"
+    r"|\bPASSWORD\s*(?:FOR\s+\S+\s*)?=)\s*$",
+    re.I,
+)
+# A `?` compared with or assigned to a column: `password = ?`, `t.api_token <> ?`, `pwd LIKE ?`.
+_COLUMN_BEFORE = re.compile(r"`?([\w$]+)`?\s*(?:=|<=>|<>|!=|\bLIKE)\s*$", re.I)
+_INSERT_COLUMNS = re.compile(
+    r"^\s*(?:INSERT|REPLACE)\b[^(]*?\(((?:[^()'\"]|`[^`]*`)*)\)\s*(?=VALUES?\b|SELECT\b)", re.I | re.S
+)
+
+
+@lru_cache(maxsize=1024)
+def secret_placeholders(sql: str) -> frozenset[int]:
+    """The indexes (from 0) of the `?` placeholders in a prepared statement whose values are secrets: a
+    password given to PASSWORD(), IDENTIFIED BY or SET PASSWORD, or a value compared with, assigned to,
+    or inserted into a column named like a secret (`password`, `password_hash`, `api_token`...)."""
+    from decoders.redact import is_secret_column
+
+    if "?" not in sql:
+        return frozenset()
+    insert = _INSERT_COLUMNS.match(sql)
+    columns = [c.strip().strip("`").rsplit(".", 1)[-1] for c in insert.group(1).split(",")] if insert else []
+    secret: set[int] = set()
+    index = 0
+    depth = 0
+    in_values = False
+    position = 0  # the place of the current value in a VALUES tuple
+    for match in _PLACEHOLDER_SCAN.finditer(sql):
+        token = match.group(0)
+        if token == "?":
+            before = sql[max(0, match.start() - 200) : match.start()]
+            column = _COLUMN_BEFORE.search(before)
+            if (
+                _SECRET_BEFORE.search(before)
+                or (column is not None and is_secret_column(column.group(1)))
+                or (
+                    in_values
+                    and depth == 1
+                    and position < len(columns)
+                    and is_secret_column(columns[position])
+                )
+            ):
+                secret.add(index)
+            index += 1
+        elif token == "(":
+            depth += 1
+            if depth == 1:
+                position = 0
+        elif token == ")":
+            depth = max(0, depth - 1)
+        elif token == ",":
+            if depth == 1:
+                position += 1
+        elif token[0] in "vV":
+            in_values = bool(columns) and depth == 0
+    return frozenset(secret)

@@ -73,17 +73,32 @@ def query(root: etree._Element, text: str) -> etree._Element:
 
 
 def test_cut_row_keeps_the_row_count(tmp_path, admin) -> None:
-    """`select repeat('x', 2000000)`: the 2 MB row is cut by strace -s 1048576, but the lost bytes end
-    inside that packet, so the stream keeps step: the result is one row (truncated), and the next
-    query's reply is decoded as usual."""
-    if shutil.which("mariadb") is None:
-        pytest.skip("the mariadb client is not installed")
-    root, _ = trace(tmp_path, "mariadb", "-h", "127.0.0.1", "-u", "root", "test",
-                    "-e", "select repeat('x', 2000000) as big, 7 as n; select 'after'")  # fmt: skip
-    big = query(root, "select repeat('x', 2000000) as big, 7 as n")
+    """`SELECT REPEAT('x', 3000000)` through PyMySQL, which reads a packet's payload with reads no longer
+    than what is left of it. The client waits before reading, so the reply sits whole in the socket and
+    a read returns more than strace's -s 1048576 prints: the lost bytes end inside the row's packet, the
+    stream keeps step, and the result is still one row (marked truncated); the next query's reply is
+    decoded as usual."""
+    script = tmp_path / "client.py"
+    script.write_text(
+        "import time, pymysql\n"
+        "c = pymysql.connect(host='127.0.0.1', user='root', password='', database='test')\n"
+        "c._execute_command(3, \"SELECT REPEAT('x', 3000000) AS big, 7 AS n\")  # COM_QUERY\n"
+        "time.sleep(0.3)\n"
+        "c._read_query_result()\n"
+        "assert len(c._result.rows[0][0]) == 3000000\n"
+        "c.cursor().execute(\"SELECT 'after'\")\n"
+        "c.close()\n"
+    )
+    root, _ = trace(tmp_path, sys.executable, str(script))
+    [log] = tmp_path.glob("run*.log")
+    cut = [
+        line for line in log.read_text(errors="replace").splitlines() if "3306]>" in line and '"...,' in line
+    ]
+    assert cut, "strace cut no read of the 3 MB row (the client's wait was not long enough)"
+    big = query(root, "SELECT REPEAT('x', 3000000) AS big, 7 AS n")
     assert (big.get("Status"), big.get("Rows"), big.get("Truncated")) == ("ok", "1", "true")
     assert [c.get("Name") for c in big.findall("Column")] == ["big", "n"]
-    after = query(root, "select 'after'")
+    after = query(root, "SELECT 'after'")
     assert (after.get("Status"), after.get("Rows"), after.get("Truncated")) == ("ok", "1", None)
 
 
@@ -118,6 +133,56 @@ def test_no_password_or_hash_in_outputs(tmp_path, admin) -> None:
     for q in root.findall("Dockit_SqlQuery"):
         assert q.get("Status") == "ok", q.findtext("Text")
     assert query(root, f"SELECT user, priv FROM mysql.global_priv WHERE user = '{user}'").get("Rows") == "1"
+    for path in outputs:
+        content = path.read_text(errors="replace")
+        assert password not in content, path.name
+        assert hashed[1:] not in content, path.name
+
+
+def test_no_password_in_prepared_parameters_or_via_using(tmp_path, admin) -> None:
+    """mysql-connector's server-side prepared statements send passwords as parameters (`PASSWORD(?)`,
+    `WHERE password = ?`, an INSERT into a password column), and MariaDB's `IDENTIFIED VIA plugin
+    USING '<hash>'` carries a hash in the SQL: none of them is in any output; other values are."""
+    password = "secret" + secrets.token_hex(6)
+    user = f"dockit_bat_{secrets.token_hex(3)}"
+    table = f"bat_app_{secrets.token_hex(3)}"
+    [(hashed,)] = sql(admin, f"SELECT PASSWORD('{password}')")
+    sql(admin, f"CREATE TABLE {table} (id int, name varchar(20), password_hash varchar(100))")
+    script = tmp_path / "client.py"
+    script.write_text(
+        "import sys, mysql.connector\n"
+        "password = bytes.fromhex(open(sys.argv[1]).read()).decode()\n"  # not on the command line
+        "hashed = open(sys.argv[2]).read()\n"
+        "m = mysql.connector.connect(host='127.0.0.1', user='root', password='', database='test', use_pure=True)\n"
+        "pc = m.cursor(prepared=True)\n"
+        f"pc.execute('INSERT INTO {table} (id, name, password_hash) VALUES (?, ?, ?)', (1, 'alice', password))\n"
+        f"pc.execute('SELECT id FROM {table} WHERE name = ? AND password_hash = ?', ('alice', password))\n"
+        "print(pc.fetchall())\n"
+        "pc.execute('SELECT PASSWORD(?)', (password,))\n"
+        "print(pc.fetchall())\n"
+        "cur = m.cursor()\n"
+        f"cur.execute(\"CREATE USER {user}@'%' IDENTIFIED VIA mysql_native_password USING '\" + hashed + \"'\")\n"
+        "m.commit()\n"
+        "m.close()\n"
+    )
+    (tmp_path / "pw").write_text(password.encode().hex())
+    (tmp_path / "hash").write_text(hashed)
+    try:
+        root, outputs = trace(
+            tmp_path, sys.executable, str(script), str(tmp_path / "pw"), str(tmp_path / "hash")
+        )
+    finally:
+        sql(admin, f"DROP USER IF EXISTS {user}@'%'")
+        sql(admin, f"DROP TABLE IF EXISTS {table}")
+    insert = query(root, f"INSERT INTO {table} (id, name, password_hash) VALUES (?, ?, ?)")
+    assert (insert.get("Status"), insert.get("AffectedRows")) == ("ok", "1")
+    assert [p.get("Value") for p in insert.findall("Parameter")][:2] == ["1", "alice"]
+    select = query(root, f"SELECT id FROM {table} WHERE name = ? AND password_hash = ?")
+    assert (select.get("Status"), select.get("Rows")) == ("ok", "1")
+    assert [p.get("Value") for p in select.findall("Parameter")][0] == "alice"
+    assert query(root, "SELECT PASSWORD(?)").get("Rows") == "1"
+    create = query(root, f"CREATE USER {user}@'%' IDENTIFIED VIA mysql_native_password USING '<redacted>'")
+    assert create.get("Status") == "ok"
     for path in outputs:
         content = path.read_text(errors="replace")
         assert password not in content, path.name
