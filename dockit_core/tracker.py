@@ -799,13 +799,16 @@ class Tracker:
         fd_arg: str | None = None,
     ) -> None:
         """`fd_arg`: the argument naming the descriptor, when it is not the call's first."""
+        time = call.time
+        if op == "read" and time is not None and call.duration is not None:
+            time += call.duration  # a read's bytes came when it returned: a blocking read waited for them
         if isinstance(node, SocketNode):
             if op == "read":
                 node.bytes_in += size
             else:
                 node.bytes_out += size
             if deliver:
-                self.channels.socket_data(node, process.owner, op, data, size, call.time, call.index)
+                self.channels.socket_data(node, process.owner, op, data, size, time, call.index)
         else:
             if op == "read":
                 node.bytes_read += size
@@ -815,7 +818,7 @@ class Tracker:
             (node.readers if op == "read" else node.writers).add(process.owner)
             if deliver:
                 fd, _ = parse_fd(fd_arg if fd_arg is not None else first_arg(call.args))
-                self.channels.pipe_data(node, fd or 0, process.owner, op, data, size, call.time, call.index)
+                self.channels.pipe_data(node, fd or 0, process.owner, op, data, size, time, call.index)
 
     def _mmsg(self, call: Call, process: Process, info: CallInfo) -> None:
         """sendmmsg/recvmmsg (glibc's DNS resolver): several datagrams in one call; the return value

@@ -249,11 +249,6 @@ def test_utf8_bytes_in_request_targets(port: int, tmp_path: Path) -> None:
     assert not [r for r in requests_of(root) if r.get("Complete") or r.get("Truncated")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dockit_core gives the bytes of a read the time the call started (tracker._route passes "
-    "call.time), not when it returned with them: a client blocked 0.5 s in recv shows a ~0 s duration",
-)
 def test_duration_of_a_response_read_by_one_blocking_recv(port: int, tmp_path: Path) -> None:
     client = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/slow').read()"
     root = dockit(tmp_path, "slow", sys.executable, "-c", client)
