@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 
 from decoders.api import ChannelInfo, Chunk, Decoder, DecoderOptions, Direction
 from decoders.mysql_stream import At, Frame, PacketStream
-from decoders.records import Annotation, AttrValue, DatabaseSession, Output, SqlQuery
+from decoders.records import Annotation, AttrValue, DatabaseSession, Output, Secret, SqlQuery
 from decoders.redact import REDACTED, redact_sql
 from decoders.sql_tables import secret_placeholders, tables_in
 from protocols import mysql as p
@@ -337,6 +337,7 @@ class MySqlDecoder(Decoder):
         out.append(Annotation(frame.start.call_index, note))
 
     def _on_login(self, frame: Frame, out: list[Output]) -> None:
+        out.append(Secret(frame.start.call_index))  # the auth response: a hash of the password
         session = self._new_session(frame.start)
         session.process = frame.start.pid or session.process
         payload = frame.payload
@@ -406,6 +407,7 @@ class MySqlDecoder(Decoder):
             self._phase = "command"  # the login was not seen: this is already a command
         if self._phase == "auth":
             if frame.sequence_id != 0:
+                out.append(Secret(frame.start.call_index))
                 return  # auth data: never decoded, never kept
             self._phase = "command"
             self._send_session(out)
@@ -421,6 +423,8 @@ class MySqlDecoder(Decoder):
         while len(self._queue) >= MAX_PENDING:  # replies never seen (one direction not traced)
             self._finish(self._queue.popleft(), out)
         self._new_session(frame.start)  # a trace that starts mid-connection still names its session
+        if frame.payload[0] == p.COM_CHANGE_USER:
+            out.append(Secret(frame.start.call_index))  # a login again, with its auth response
         request = _Request(frame.payload[0], frame.payload, frame.truncated, frame.start)
         self._describe(request)
         out.append(Annotation(frame.start.call_index, self._annotation(request)))

@@ -49,6 +49,14 @@ class Annotation:
     text: str
 
 
+@dataclass(frozen=True)
+class Secret:
+    """The bytes the call `call_index` moved hold a credential (a login's auth data, a password): the
+    calls file shows that call without its buffer. (The tracer's own .log keeps every byte.)"""
+
+    call_index: int
+
+
 class Record:
     """A decoder's result that becomes one summary object."""
 
@@ -56,7 +64,7 @@ class Record:
         raise NotImplementedError
 
 
-Output = Record | Annotation | CimObject
+Output = Record | Annotation | Secret | CimObject
 
 
 @dataclass(kw_only=True)

@@ -31,7 +31,8 @@ SECRET_HEADERS = frozenset(
 )
 
 # Words that make any header name a secret one (`X-Vault-Token`, `X-Client-Secret`, `X-Myapp-Api-Key`).
-_SECRET_HEADER_WORD = re.compile(r"token|secret|passw(?:or)?d|api[-_]?key|auth|credential|signature|session")
+SECRET_HEADER_WORDS = r"token|secret|passw(?:or)?d|api[-_]?key|auth|credential|signature|session"
+_SECRET_HEADER_WORD = re.compile(SECRET_HEADER_WORDS)
 
 
 def is_secret_header(name: str) -> bool:

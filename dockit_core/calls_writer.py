@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 
+from dockit_core.args import first_arg
 from dockit_core.atomic import AtomicStream
 from dockit_core.events import Call
 from dockit_core.model import Process
@@ -19,8 +20,11 @@ MAX_ARGS = 240
 COLUMNS = ("pid", "time", "call", "target", "arguments", "result", "duration", "decoded")
 
 
-def short_arguments(call: Call) -> str:
-    """The arguments, cut for a person to read, with credentials redacted (the .log keeps them)."""
+def short_arguments(call: Call, secret: bool = False) -> str:
+    """The arguments, cut for a person to read, with credentials redacted (the .log keeps them).
+    `secret`: a decoder said the call's bytes hold a credential: only its descriptor is shown."""
+    if secret:
+        return first_arg(call.args) + ", <credentials redacted>"
     text = call.args if len(call.args) <= MAX_ARGS else call.args[:MAX_ARGS] + "..."
     return redact_call_arguments(call.name, text)
 
@@ -46,7 +50,7 @@ class CallsWriter:
             format_time(call.time, self.date),
             call.name if call.is_syscall else f"{call.library}->{call.name}" if call.library else call.name,
             info.target,
-            short_arguments(call),
+            short_arguments(call, info.secret),
             call.result,
             call.duration,
             " | ".join(annotations) or None,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from decoders.api import ChannelInfo, Chunk, Decoder, DecoderOptions, Direction
-from decoders.records import Annotation, CimObject, Output, Record, as_cim
+from decoders.records import Annotation, CimObject, Output, Record, Secret, as_cim
 from decoders.registry import Registry
 from dockit_core.model import PipeNode, SocketNode
 
@@ -63,6 +63,7 @@ class ChannelManager:
         self.decoder_options = decoder_options or DecoderOptions()
         self.channels: dict[str, Channel] = {}
         self.annotations: dict[int, list[str]] = {}
+        self.secret_calls: set[int] = set()  # calls whose buffers hold credentials (decoders' Secret)
         self.problems: list[str] = []
         self._pipe_channel: dict[str, Channel] = {}
         self._socket_channel: dict[int, tuple[Channel, object]] = {}  # socket node -> (channel, its end)
@@ -267,10 +268,19 @@ class ChannelManager:
                     notes.append(output.text)
             elif kind is CimObject:
                 self.emit(output)
+            elif kind is Secret:
+                self.secret_calls.add(output.call_index)
             elif isinstance(output, Annotation):
                 annotations.setdefault(output.call_index, []).append(output.text)
             elif isinstance(output, (Record, CimObject)):
                 self.emit(as_cim(output))
+
+    def take_secret(self, call_index: int) -> bool:
+        """Whether a decoder said this call's bytes hold a credential (asked once per call)."""
+        if call_index in self.secret_calls:
+            self.secret_calls.discard(call_index)
+            return True
+        return False
 
     def take_annotations(self, call_index: int) -> list[str]:
         """Annotations for this call. A decoder that understood a message only when its last bytes came

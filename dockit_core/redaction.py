@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 
-from decoders.redact import REDACTED, SECRET_HEADERS, redact_url
+from decoders.redact import REDACTED, SECRET_HEADER_WORDS, SECRET_HEADERS, redact_sql, redact_url
 
 # Clients whose -pSECRET is a password (not a port or a parent flag as in `mkdir -p`).
 _PASSWORD_DASH_P = frozenset(
@@ -33,7 +33,11 @@ _PASSWORD_OPTION = re.compile(r"^(--?(?:password|passwd|pass|pwd|secret|token|ap
 _PASSWORD_FLAG = re.compile(r"^--?(?:password|passwd|pass|pwd|secret|token|api-key|apikey)$", re.I)
 _URL_CREDENTIALS = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^/\s:@]*):[^@/\s]*@")
 _SECRET_ASSIGNMENT = re.compile(r"^([A-Za-z_]*(?:PASSWORD|PASSWD|SECRET|TOKEN|API_KEY)[A-Za-z_]*=)(.+)$")
-_HEADER_NAMES = "|".join(sorted((re.escape(h) for h in SECRET_HEADERS), key=len, reverse=True))
+# The known credential headers, and any name with a secret word in it (X-Vault-Token, X-Myapp-Api-Key).
+_HEADER_NAMES = "|".join(
+    [rf"[A-Za-z0-9-]*(?:{SECRET_HEADER_WORDS})[A-Za-z0-9-]*"]
+    + sorted((re.escape(h) for h in SECRET_HEADERS), key=len, reverse=True)
+)
 # A header line inside text: in strace's escaped buffers the line ends at a literal `\r` or `\n`.
 _SECRET_HEADER_LINE = re.compile(
     rf"(?i)(?:^|(?<=\\n)|(?<=[\s\"']))({_HEADER_NAMES})(\s*:\s*)(?:[^\\\r\n\"]|\\(?![rn\"]))+"
@@ -78,7 +82,7 @@ def redact_argv(argv: list[str]) -> list[str]:
                 arg = _PASSWORD_OPTION.sub(lambda m: m.group(1) + REDACTED, arg)
         arg = _URL_CREDENTIALS.sub(lambda m: f"{m.group(1)}:{REDACTED}@", arg)
         arg = _SECRET_ASSIGNMENT.sub(lambda m: m.group(1) + REDACTED, arg)
-        arg = redact_text(arg)
+        arg = redact_sql(redact_text(arg))  # `mariadb -e "CREATE USER u IDENTIFIED BY '...'"`
         result.append(arg)
     return result
 
@@ -105,7 +109,7 @@ def redact_call_arguments(name: str, text: str) -> str:
             for original, cleaned in zip(argv, redact_argv(argv), strict=True):
                 if original != cleaned:
                     text = text.replace(_quoted(original), _quoted(cleaned))
-    return redact_text(text)
+    return redact_sql(redact_text(text))  # SQL in a socket buffer: IDENTIFIED BY '...', PASSWORD('...')
 
 
 def _quoted(value: str) -> str:

@@ -142,6 +142,7 @@ class CallInfo:
 
     target: str | None = None  # the file, socket or pipe the call worked on
     file_io: bool = False  # a read/write on a regular file: its buffer is not worth keeping in full
+    secret: bool = False  # a decoder found a credential in its bytes: the calls file hides them
 
 
 CallSink = Callable[[Call, Process, CallInfo, list[str]], None]
@@ -245,6 +246,8 @@ class Tracker:
             else:
                 handler(call, process, info)
         annotations = self.channels.take_annotations(call.index) if self.channels.annotations else []
+        if self.channels.secret_calls:
+            info.secret = self.channels.take_secret(call.index)
         if self.call_sink is not None:
             self.call_sink(call, process, info, annotations)
 

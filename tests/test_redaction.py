@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import json
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 
 from decoders.redact import redact_sql
 from dockit_core.redaction import redact_argv, redact_call_arguments, redact_text
+from tests.conftest import run_dockit
 
 SECRET = "Zq8-very-secret-7Hk"
 
@@ -174,3 +176,69 @@ def test_sampled_rows_never_show_password_hashes(tmp_path: Path) -> None:
     for path in tmp_path.iterdir():
         if path.is_file() and not path.name.endswith(".log"):
             assert hash_text not in path.read_text(errors="replace"), f"{path.name} shows the hash"
+
+
+@pytest.mark.live
+@pytest.mark.skipif(
+    shutil.which("strace") is None or shutil.which("mariadb") is None, reason="needs strace and mariadb"
+)
+@pytest.mark.parametrize("calls_format", ["TXT", "JSON"])
+def test_each_call_hides_login_packets_and_sql_passwords(tmp_path: Path, calls_format: str) -> None:
+    """`--each-call` prints each call's buffer: the MySQL login packet (the user's auth response) is
+    shown without its bytes, and passwords inside SQL are redacted; the command line of a client given
+    `CREATE USER ... IDENTIFIED BY '...'` too. Only the tracer's .log keeps them."""
+    import secrets as random_names
+
+    pymysql = pytest.importorskip("pymysql")
+    try:
+        admin = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
+    except pymysql.err.OperationalError:
+        pytest.skip("no MariaDB/MySQL server on 127.0.0.1:3306")
+    user = f"dockit_ec_{random_names.token_hex(4)}"
+    password = f"pw{random_names.token_hex(6)}"
+    other = f"dockit_ec2_{random_names.token_hex(4)}"
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s", (password,))
+    script = (
+        "import pymysql\n"
+        f"c = pymysql.connect(host='127.0.0.1', user='{user}', password='{password}')\n"
+        "cur = c.cursor()\n"
+        f"cur.execute(\"select password('{password}')\")\n"
+        "cur.fetchall()\n"
+    )
+    try:
+        for name, command in (
+            ("py", [sys.executable, "-c", script]),
+            ("cli", ["mariadb", "-h", "127.0.0.1", "-u", "root", "-e",
+                     f"CREATE USER '{other}'@'%' IDENTIFIED BY '{password}'; DROP USER '{other}'@'%'"]),
+        ):  # fmt: skip
+            result = run_dockit("-l", str(tmp_path / name), "--each-call", "-f", calls_format, *command)
+            assert result.returncode == 0, result.stderr
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+            cursor.execute(f"DROP USER IF EXISTS '{other}'@'%'")
+        admin.close()
+    (py_log,) = tmp_path.glob("py.strace.*.log")
+    assert user in py_log.read_text(errors="replace") and password in py_log.read_text(errors="replace")
+    (py_calls,) = tmp_path.glob(f"py.strace.*.{calls_format.lower()}")
+    calls = py_calls.read_text(errors="replace")
+    assert "<credentials redacted>" in calls
+    if calls_format == "JSON":
+        arguments = [(r["call"], r["arguments"] or "") for r in json.loads(calls)]
+    else:  # pid time name(arguments) = result ...  # decoded
+        arguments = [(line.split("(", 1)[0], line.split("  # ")[0]) for line in calls.splitlines()]
+    shown = [text for name, text in arguments if user in text and "execve" not in name]
+    assert not shown, f"the login packet's bytes are shown: {shown}"
+    for path in tmp_path.iterdir():
+        if path.is_file() and not path.name.endswith(".log"):
+            assert password not in path.read_text(errors="replace"), f"{path.name} shows the password"
+
+
+def test_any_header_named_like_a_credential_is_hidden_in_argv_and_buffers() -> None:
+    """Not only the well-known names: X-Vault-Token, X-Myapp-Api-Key... (decoders.redact's rule)."""
+    assert redact_argv(["curl", "-H", "X-Vault-Token: s.abc123", "-H", "Accept: text/plain"]) == [
+        "curl", "-H", "X-Vault-Token: <redacted>", "-H", "Accept: text/plain"]  # fmt: skip
+    buffer = '3<TCP:[1]>, "GET / HTTP/1.1\\r\\nX-Myapp-Api-Key: k-123\\r\\nHost: h\\r\\n", 50'
+    assert "k-123" not in redact_call_arguments("sendto", buffer)
+    assert "Host: h" in redact_call_arguments("sendto", buffer)
