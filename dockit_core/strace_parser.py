@@ -27,6 +27,8 @@ _ATTACH = re.compile(r"(?:strace: )?Process (\d+) (attached|detached)")
 _SIGNAL = re.compile(r"--- (\w+) ?(.*?) ?---")
 _DURATION = re.compile(r"\s+<(\d+\.\d+)>$")
 _UNFINISHED = " <unfinished ...>"
+# A thread's execve: strace 6 ends its line so, and the call resumes under the thread group leader's pid.
+_PID_CHANGED = re.compile(r" <pid changed to (\d+) \.\.\.>$")
 _CLOSE_RESULT = re.compile(r"\) +=  ?")
 _CLONES = frozenset({"clone", "clone3", "fork", "vfork"})
 
@@ -277,6 +279,8 @@ class StraceParser:
             if match:
                 return Signal(index, pid, time, match.group(1), match.group(2))
         elif first == "+" and body.startswith("+++ "):
+            if body.startswith("+++ superseded by execve"):
+                return None  # the leader gives way to the thread that ran execve (see _PID_CHANGED)
             match = _EXITED.match(body)
             if match:
                 code = match.group(1) or match.group(2)
@@ -382,6 +386,11 @@ class StraceParser:
             return self._make_call(
                 index, pid, time, name, rest[: -len(" <no return ...>")], None, line, partial=False
             )
+        if rest.endswith(" ...>") and (changed := _PID_CHANGED.search(rest)) is not None:
+            # `[pid 7] execve(...) <pid changed to 5 ...>`: the leader 5 is superseded, and the call
+            # resumes as `5 <... execve resumed>) = 0`.
+            self.pending[int(changed.group(1))] = (name, time, rest[: changed.start()], line)
+            return None
         if rest.endswith(_UNFINISHED) or rest.endswith(" <detached ...>"):
             # ltrace: `vfork@SYS(... <unfinished ...>` resumes as `<... vfork resumed>`; the tracker
             # looks for a pending clone by its plain name.

@@ -182,7 +182,8 @@ def _load_without_gc(stream: IO[bytes]) -> list[tuple[str, str]]:
             gc.enable()
 
 
-def process_object(process: Process, date: str | None) -> CimObject:
+def process_object(process: Process, date: str | None, calls: int | None = None) -> CimObject:
+    """`calls`: the calls of the process and its threads (its own when not given)."""
     argv = redact_argv(process.argv)
     children = [
         ("ParentProcessId", process.ppid),
@@ -201,7 +202,7 @@ def process_object(process: Process, date: str | None) -> CimObject:
         "CIM_Process",
         {
             "Handle": process.pid,
-            "Calls": process.calls,
+            "Calls": process.calls if calls is None else calls,
             "CoreDumped": "true" if process.core_dumped else None,
             "AttachedMidRun": None if process.seen_from_start else "true",
             "ArgumentsCut": "true" if process.argv_cut else None,
@@ -249,9 +250,12 @@ def model_objects(model: Model, context: RunContext) -> Iterator[CimObject]:
             "Version": context.kernel or None,
         },
     )
-    for process in model.processes.values():
+    processes = model.processes
+    for process in processes.values():
         if not process.is_thread:
-            yield process_object(process, context.date)
+            # a process's calls are its threads' too (each thread is a Process of the model)
+            calls = process.calls + sum(processes[t].calls for t in process.threads if t in processes)
+            yield process_object(process, context.date, calls)
     # Most files have one Access like many others (a directory walk: the same process, one stat): the
     # children are immutable, so one is made per distinct attributes (ints and strs: equal means alike).
     access_children: dict[tuple[tuple[str, AttrValue], ...], CimChild] = {}
