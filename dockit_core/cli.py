@@ -231,7 +231,7 @@ def default_pid(path: str, ini: dict[str, str]) -> int:
 
 
 def replay(args: argparse.Namespace, options: Options) -> int:
-    from dockit_core.ini import context_from_ini, environment_from_ini, read_ini
+    from dockit_core.ini import attached_threads_from_ini, context_from_ini, environment_from_ini, read_ini
     from dockit_core.session import TraceSession, print_report
 
     stream = open_log(args.input)
@@ -241,9 +241,12 @@ def replay(args: argparse.Namespace, options: Options) -> int:
         context.tracer = "ltrace" if ".ltrace" in os.path.basename(args.input) else "strace"
     paths = OutputPaths(args.log or log_stem(args.input), options.calls_format, options.summary_format)
     registry = make_registry(options)
-    session = TraceSession(
-        options, context, paths, default_pid=default_pid(args.input, ini), registry=registry
-    )
+    top_pid = default_pid(args.input, ini)
+    session = TraceSession(options, context, paths, default_pid=top_pid, registry=registry)
+    threads = attached_threads_from_ini(ini)
+    if threads:  # an attach log: what the live run knew of the process from /proc, the .ini says
+        session.tracker.attached(top_pid, threads, executable=ini.get("Executable"), argv=context.command,
+                                 cwd=context.cwd)  # fmt: skip
     size = os.path.getsize(args.input)
     progress = Progress(size, stream, enabled=options.verbose > 0 or sys.stderr.isatty())
     try:
@@ -256,6 +259,11 @@ def replay(args: argparse.Namespace, options: Options) -> int:
         session.abort()
         raise
     progress.done()
+    root = session.model.processes.get(top_pid)
+    if root is not None and not root.argv and context.command:
+        # ltrace never shows the first execve: the live run named the command it started, as here.
+        root.argv = list(context.command)
+        root.executable = root.executable or ini.get("Executable")
     report = session.finish()
     write_dockerfile_if_asked(session, options, environment_from_ini(ini), report)
     print_report(report, options.warnings)
@@ -360,14 +368,12 @@ def _follow(
     base = args.log or "dockit"
     paths = OutputPaths(f"{base}.{tracer}.pending{os.getpid()}", options.calls_format, options.summary_format)
     session = TraceSession(options, context, paths, default_pid=attach_pid or 0, registry=registry)
+    attached_threads: list[int] = []
+    executable = None
     if attach_pid is not None:  # no clone or execve will say what the process and its threads are
-        session.tracker.attached(
-            attach_pid,
-            tracers.threads_of(attach_pid),
-            executable=_exe(attach_pid),
-            argv=command,
-            cwd=context.cwd,
-        )
+        attached_threads = tracers.threads_of(attach_pid)
+        executable = _exe(attach_pid)
+        session.tracker.attached(attach_pid, attached_threads, executable=executable, argv=command, cwd=context.cwd)
     log = tracers_log(paths.log)
 
     def detach(signum: int) -> None:
@@ -413,6 +419,8 @@ def _follow(
         # ltrace never shows the first execve: the command dockit started is the root's.
         root.argv = list(command)
         root.executable = root.executable or tracers.resolve_command(command[0])
+    if root is not None:
+        executable = root.executable or executable
     final_prefix = f"{base}.{tracer}.{top_pid}"
     paths.prefix = final_prefix
     if session.calls_writer is not None:
@@ -421,7 +429,14 @@ def _follow(
     log.commit()
     exit_status = 0 if attach_pid is not None else program_status(session, top_pid, status)
     write_ini(
-        paths.ini, context, top_pid, run.command, exit_status if attach_pid is None else None, environment
+        paths.ini,
+        context,
+        top_pid,
+        run.command,
+        exit_status if attach_pid is None else None,
+        environment,
+        executable=executable,
+        attached_threads=attached_threads,
     )
     report = session.finish()
     report.outputs[:0] = [paths.log, paths.ini]

@@ -86,7 +86,11 @@ def write_ini(
     tracer_command: list[str],
     exit_status: int | None,
     environment: dict[str, str],
+    executable: str | None = None,
+    attached_threads: list[int] | None = None,
 ) -> None:
+    """`executable`: the top process's program; `attached_threads`: the threads `-p` attached to, so
+    that a replay of an attach log knows them as the live run did (no clone in the trace says so)."""
     with atomic_open(path, "w", encoding="utf-8", errors="surrogateescape") as out:
         command = redact_argv(context.command)
         out.write(f"; dockit session: {_one_line(shlex.join(command))}\n")
@@ -103,7 +107,16 @@ def write_ini(
         out.write(f"Kernel={context.kernel}\n")
         out.write(f"Tracer={context.tracer}\n")
         out.write("CommandLine=" + json.dumps(command) + "\n")
+        if executable:
+            out.write(f"Executable={_one_line(executable)}\n")
+        if attached_threads:
+            out.write("AttachedThreads=" + " ".join(str(t) for t in attached_threads) + "\n")
         if exit_status is not None:
             out.write(f"ExitStatus={exit_status}\n")
         for key, value in environment.items():
             out.write(f"Env.{key}={value}\n")
+
+
+def attached_threads_from_ini(values: dict[str, str]) -> list[int]:
+    """The threads a live `-p` attached to (empty for a run that started its program)."""
+    return [int(word) for word in values.get("AttachedThreads", "").split() if word.isdigit()]

@@ -143,6 +143,28 @@ def test_attach_knows_the_threads_and_the_program(
     assert not summary.dangling_references()
 
 
+def test_replaying_an_attach_log_gives_the_live_summary(
+    tmp_path: Path, target: subprocess.Popen, strace_bin: str
+) -> None:
+    """No clone or execve in an attach log says what the process and its threads are: the .ini keeps
+    what the live run read from /proc, and a replay of the log says what the live run said."""
+    pid = target.pid
+    status, err = attach_and_stop(tmp_path, pid, signal.SIGINT)
+    assert status == 0, err
+    live = (tmp_path / f"att.strace.{pid}.xml").read_text()
+    result = run_dockit("-i", str(tmp_path / f"att.strace.{pid}.log"), "-l", str(tmp_path / "replayed"))
+    assert result.returncode == 0, result.stderr
+    replayed = (tmp_path / "replayed.xml").read_text()
+    summary = Summary.load(tmp_path / "replayed.xml")
+    assert set(summary.processes) == {pid}, "threads stay threads"
+    assert summary.processes[pid].executable == os.path.realpath(f"/proc/{pid}/exe")
+
+    def body(xml: str) -> list[str]:  # all but the statistics, which count the replay's own lines
+        return [line for line in xml.splitlines() if "Dockit_Statistics" not in line]
+
+    assert body(replayed) == body(live)
+
+
 def test_attach_to_a_missing_pid(tmp_path: Path, strace_bin: str) -> None:
     pid = 4_000_000  # above pid_max's usual 4194304? use one that surely is not running
     while os.path.exists(f"/proc/{pid}"):

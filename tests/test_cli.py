@@ -225,6 +225,13 @@ def test_ltrace_live(tmp_path: Path) -> None:
     summary = Summary.load(str(log)[: -len(".log")] + ".xml")
     roots = [p for p in summary.processes.values() if p.ppid is None]
     assert len(roots) == 1
+    assert (roots[0].executable, roots[0].argv) == (shutil.which("sh"), ["sh", "-c", "exit 4"])
+    # ltrace never shows the first execve: a replay knows the command from the .ini, as the live run did
+    replay = run_dockit("-i", str(log), "-l", str(tmp_path / "replayed"))
+    assert replay.returncode == 0, replay.stderr
+    replayed = Summary.load(tmp_path / "replayed.xml")
+    (root,) = [p for p in replayed.processes.values() if p.ppid is None]
+    assert (root.executable, root.argv) == (roots[0].executable, roots[0].argv)
 
 
 @pytest.mark.live
