@@ -8,6 +8,7 @@ captures/FACTS.md.
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -19,6 +20,21 @@ from lxml import etree
 REPO = Path(__file__).resolve().parents[1]
 CAPTURES = REPO / "captures"
 SURVOL = REPO.parent / "shared/captures/survol"
+
+
+def mariadb_listening() -> bool:
+    """Whether a MariaDB/MySQL server answers on 127.0.0.1:3306 (the tests that need one skip if not)."""
+    try:
+        socket.create_connection(("127.0.0.1", 3306), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+# HTTP tests trace curl against servers they start themselves.
+needs_strace_and_curl = pytest.mark.skipif(
+    shutil.which("strace") is None or shutil.which("curl") is None, reason="needs strace and curl installed"
+)
 
 
 def run_dockit(

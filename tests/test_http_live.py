@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,13 +14,9 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-pytestmark = [
-    pytest.mark.live,
-    pytest.mark.skipif(
-        shutil.which("strace") is None or shutil.which("curl") is None,
-        reason="needs strace and curl installed",
-    ),
-]
+from tests.conftest import needs_strace_and_curl
+
+pytestmark = [pytest.mark.live, needs_strace_and_curl]
 
 SERVER = textwrap.dedent(
     """

@@ -4,7 +4,6 @@ over the wire."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -14,13 +13,9 @@ from urllib.parse import unquote
 import pytest
 from lxml import etree
 
-pytestmark = [
-    pytest.mark.live,
-    pytest.mark.skipif(
-        shutil.which("strace") is None or shutil.which("curl") is None,
-        reason="needs strace and curl installed",
-    ),
-]
+from tests.conftest import needs_strace_and_curl
+
+pytestmark = [pytest.mark.live, needs_strace_and_curl]
 
 SERVER = textwrap.dedent(
     """

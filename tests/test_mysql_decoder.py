@@ -21,20 +21,15 @@ from decoders.api import ChannelInfo, Chunk, Direction
 from decoders.mysql import MySqlDecoder
 from decoders.records import Annotation, DatabaseSession, Output, SqlQuery
 from protocols import mysql as p
+from tests.conftest import mariadb_listening
 from tests.relay import C2S, S2C, Recording, Relay
 
 pytestmark = pytest.mark.mysql
 
 
-def _server_up() -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", 3306), timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
-requires_server = pytest.mark.skipif(not _server_up(), reason="no MariaDB/MySQL server on 127.0.0.1:3306")
+requires_server = pytest.mark.skipif(not mariadb_listening(), reason="no MariaDB/MySQL server on 127.0.0.1:3306")
 
 CHANNEL = ChannelInfo(
     channel_id="tcp:1",
@@ -132,7 +127,7 @@ MODES = ("whole", "bytes", "random")
 @pytest.fixture(scope="module")
 def env():
     """A relay and a scratch database (dropped afterwards); `version` is the server's own answer."""
-    if not _server_up():
+    if not mariadb_listening():
         pytest.skip("no MariaDB/MySQL server on 127.0.0.1:3306")
     import pymysql
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,22 +13,18 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from tests.conftest import mariadb_listening
+
 pytestmark = [pytest.mark.mysql, pytest.mark.live]
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _server_up() -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", 3306), timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")
 def admin():
-    if not _server_up():
+    if not mariadb_listening():
         pytest.skip("no MariaDB/MySQL server on 127.0.0.1:3306 (user root, empty password)")
     if shutil.which("strace") is None:
         pytest.skip("strace is not installed")
