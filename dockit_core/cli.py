@@ -36,7 +36,8 @@ examples:
   dockit -i /tmp/run.strace.4242.log -F TXT -s 'Dockit_SqlQuery'
   dockit --decode 3307=mysql -i app.log.gz
 
-exit status: the traced program's (128+N when it died of signal N); 127 when COMMAND is not found;
+exit status: the traced program's (128+N when it died of signal N); 127 when COMMAND is not found,
+126 when it is not executable;
 2 for a usage error, a missing tracer, an unreadable log or a refused attach."""
 
 

@@ -679,6 +679,9 @@ class Tracker:
             node.remote = node.remote or address
         elif call.name in ("bind", "getsockname"):
             node.local = node.local or address
+            if call.name == "bind" and call.ok and family == "AF_UNIX" and not address.startswith("@"):
+                # bind makes the socket's file (an abstract @name makes none)
+                self.model.file(self._resolve(process, address)).access(process.owner).created = True
         info.target = _label(node)
 
     def _accept(self, call: Call, process: Process, info: CallInfo) -> None:

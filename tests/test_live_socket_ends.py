@@ -61,3 +61,18 @@ def test_an_abstract_unix_socket_is_named_as_the_program_named_it(tmp_path: Path
     }
     assert "@dockit-abstract-test" in names
     assert not [n for n in names if n and '"' in n], names
+
+
+def test_binding_a_unix_socket_creates_its_file(tmp_path: Path, strace_bin: str) -> None:
+    program = (
+        "import os, socket\n"
+        "s = socket.socket(socket.AF_UNIX)\n"
+        "s.bind('app.sock')\n"
+        "s.close()\n"
+        "os.unlink('app.sock')\n"
+    )
+    result = run_dockit("-l", str(tmp_path / "bind"), "/usr/bin/python3", "-S", "-c", program, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = Summary.load(next(tmp_path.glob("bind.strace.*.xml")))
+    access = summary.access(str(tmp_path / "app.sock"))
+    assert (access.get("Created"), access.get("Deleted")) == ("true", "true")
