@@ -122,6 +122,7 @@ def _quoted_text(text: str, quote: int) -> str | None:
 
 
 _TWO_PATHS = frozenset({"rename", "link", "symlink", "renameat", "renameat2", "linkat", "symlinkat"})
+_AT_FIRST_PATH = _ONE_PATH_AT | {"openat", "openat2"}  # (dirfd, path, ...)
 _FAMILY_KINDS = {
     "AF_INET": "tcp",
     "PF_INET": "tcp",
@@ -172,6 +173,9 @@ class Tracker:
         self.library_tls = LibraryTlsCalls(channels, self._node)
         self._handlers: dict[str, Callable[[Call, Process, CallInfo], None]] = self._build_handlers()
         self._dirfds: dict[str, tuple[int | None, str | None, str | None, bool]] = {}  # see _one_path_at
+        # Paths the trace showed absent (ENOENT, unlinked, renamed away): an open with O_CREAT of one
+        # of them created it. Bounded: past the limit it starts afresh, losing only that evidence.
+        self._absent: set[str] = set()
 
     # -- events --------------------------------------------------------------------------------------
     def apply(self, event: Event) -> None:
@@ -404,6 +408,8 @@ class Tracker:
 
     def _open(self, call: Call, process: Process, info: CallInfo) -> None:
         if not call.ok or call.retval is None:
+            if call.errno == "ENOENT":
+                self._note_absent(call, process)
             return
         args = split_args(call.args)
         if call.name in ("openat", "openat2"):
@@ -420,18 +426,53 @@ class Tracker:
             if raw is None:
                 return
             path = self._resolve(process, raw) if dir_arg is None else self._resolve_at(process, raw, dir_arg)
+        known = path in self.model.files
         node = self.model.file(path)
         access = node.access(process.owner)
         access.opens += 1
-        if call.name == "creat" or ("O_CREAT" in flags and ("O_EXCL" in flags or "O_TRUNC" in flags)):
-            access.created = True
+        if call.name == "creat" or "O_CREAT" in flags:
+            if self._creates(call.name, flags, path, known):
+                access.created = True
+        if self._absent:
+            self._absent.discard(path)  # it exists now
         process.fds[call.retval] = FdEntry("file", node, "O_CLOEXEC" in flags)
         info.target = path
+
+    def _creates(self, name: str, flags: str, path: str, known: bool) -> bool:
+        """Whether an open with O_CREAT (or creat) made the file. Sure with O_EXCL, or when the trace
+        showed the path absent; not when it showed the file there (opened, read, stat'ed). Without
+        evidence, O_TRUNC and creat are taken as making a new file, plain O_CREAT (an append) not."""
+        if "O_EXCL" in flags or path in self._absent:
+            return True
+        if known:
+            return False
+        return name == "creat" or "O_TRUNC" in flags
+
+    def _note_absent(self, call: Call, process: Process) -> None:
+        """A call failed with ENOENT: the path it named did not exist then."""
+        args = split_args(call.args)
+        if call.name in _AT_FIRST_PATH:
+            if len(args) < 2:
+                return
+            raw = parse_path(args[1])
+            path = self._resolve_at(process, raw, args[0]) if raw else None
+        else:
+            raw = parse_path(args[0]) if args else None
+            path = self._resolve(process, raw) if raw else None
+        if path:
+            self._absent_add(path)
+
+    def _absent_add(self, path: str) -> None:
+        if len(self._absent) >= 100_000:
+            self._absent.clear()
+        self._absent.add(path)
 
     def _path_call(self, call: Call, process: Process, info: CallInfo) -> None:
         """stat, access, unlink, rename, mkdir...: calls that name a path (one-path *at() calls take
         `_one_path_at`)."""
         if not call.ok:
+            if call.errno == "ENOENT" and call.name not in _TWO_PATHS:
+                self._note_absent(call, process)
             return
         name = call.name
         args = split_args(call.args) if name in _TWO_PATHS else []
@@ -461,13 +502,24 @@ class Tracker:
         info.target = paths[-1]
         if name in ("unlink", "unlinkat", "rmdir"):
             self.model.file(paths[0]).access(process.owner).deleted = True
+            self._absent_add(paths[0])
         elif name in ("rename", "renameat", "renameat2") and len(paths) == 2:
-            self.model.file(paths[0]).access(process.owner).renamed_to = paths[1]
-            self.model.file(paths[1]).access(process.owner).renamed_from = paths[0]
+            source, target = paths
+            self.model.file(source).access(process.owner).renamed_to = target
+            self.model.file(target).access(process.owner).renamed_from = source
+            if "RENAME_EXCHANGE" in call.args:  # both stay, each with the other's content
+                self.model.file(target).access(process.owner).renamed_to = source
+                self.model.file(source).access(process.owner).renamed_from = target
+            else:
+                self._absent_add(source)
+                self._absent.discard(target)
         elif name in ("mkdir", "mkdirat", "link", "linkat", "symlink", "symlinkat"):
             self.model.file(paths[-1]).access(process.owner).created = True
+            self._absent.discard(paths[-1])
         else:
             self.model.file(paths[0]).access(process.owner).metadata += 1
+            if self._absent:
+                self._absent.discard(paths[0])
 
     def _one_path_at(self, call: Call, process: Process, info: CallInfo) -> None:
         """newfstatat, readlinkat, unlinkat...: one path relative to a dirfd, the bulk of a directory
@@ -475,6 +527,8 @@ class Tracker:
         the folder it names) is read once per distinct argument text."""
         retval = call.retval
         if retval is None or retval < 0 or call.errno is not None:  # not call.ok
+            if call.errno == "ENOENT":
+                self._note_absent(call, process)
             return
         args = call.args
         quote = args.find('"')
@@ -516,10 +570,13 @@ class Tracker:
         name = call.name
         if name == "unlinkat":
             access.deleted = True
+            self._absent_add(target)
         elif name == "mkdirat":
             access.created = True
         else:
             access.metadata += 1
+            if self._absent:
+                self._absent.discard(target)
 
     def _dirfd(self, head: str) -> tuple[int | None, str | None, str | None, bool]:
         """The dirfd argument of a one-path *at() call: (fd, decoration, the folder the decoration
