@@ -4,7 +4,8 @@
 
 - replay:  replay of a strace log of `tar cf /dev/null /usr/share` recorded with dockit's flags,
            against a bare Python loop reading the same file line by line (ratio; the target is <= 3).
-- memory:  peak RSS replaying synthetic logs of ~100 MB and ~1 GB (streaming: it must stay flat).
+- memory:  peak RSS replaying synthetic logs of ~100 MB and ~1 GB, and of 10,000 and 100,000 HTTP
+           connections (streaming: it must stay flat).
 - live:    `dockit COMMAND` against the same strace command writing to a file (target: <= 1.10).
 - decode:  replay of a capture with 20,000 MySQL queries, decoders on vs `--no-decode` (target: <= 1.5).
 
@@ -136,6 +137,41 @@ def bench_memory(work: Path, sizes: list[int]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def connections_log(path: Path, connections: int) -> Path:
+    """A client making `connections` HTTP requests, each on a connection of its own (new addresses,
+    new inodes), as a server traced for a long time sees them."""
+    with open(path, "w", encoding="ascii") as out:
+        now = 1796240000.0
+        for i in range(connections):
+            now += 0.0001
+            inode = 100000 + i
+            local = f"127.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}:{40000 + i % 20000}"
+            socket = f"3<TCP:[{local}->127.0.0.1:8000]>"
+            request = f"GET /item/{i} HTTP/1.1\\r\\nHost: h\\r\\n\\r\\n"
+            size = len(request.replace("\\r\\n", "  "))
+            head = f"4242  {now:.6f} "
+            out.write(f"{head}socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_TCP) = 3<TCP:[{inode}]> <0.000010>\n")
+            out.write(f'{head}connect(3<TCP:[{inode}]>, {{sa_family=AF_INET, sin_port=htons(8000), '
+                      f'sin_addr=inet_addr("127.0.0.1")}}, 16) = 0 <0.000050>\n')
+            out.write(f'{head}sendto({socket}, "{request}", {size}, 0, NULL, 0) = {size} <0.000010>\n')
+            out.write(f'{head}recvfrom({socket}, "HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok", 8192, 0, '
+                      f"NULL, NULL) = 40 <0.000010>\n")
+            out.write(f"{head}close({socket}) = 0 <0.000010>\n")
+        out.write(f"4242  {now:.6f} +++ exited with 0 +++\n")
+    return path
+
+
+def bench_connections(work: Path, sizes: list[int]) -> list[tuple[str, str, str]]:
+    rows = []
+    for connections in sizes:
+        log = connections_log(work / f"connections-{connections}.log", connections)
+        rss = peak_rss(DOCKIT + ["-i", str(log), "-l", str(work / f"connections-{connections}-out")])
+        rows.append((f"peak memory, replay of {connections} HTTP connections", f"{log.stat().st_size / 1e6:.0f} MB",
+                     f"{rss / 1024:.0f} MB peak RSS"))
+        log.unlink()
+    return rows
+
+
 def bench_live(work: Path, runs: int) -> list[tuple[str, str, str]]:
     """strace alone, as is and pinned to one CPU: ptrace stops cost far less when the tracer and the
     program share a core, which they do under dockit because dockit keeps the other core busy."""
@@ -209,6 +245,7 @@ def main() -> int:
             rows += bench_replay(work, runs)
         if "memory" in chosen:
             rows += bench_memory(work, [20, 100] if args.quick else [100, 1024])
+            rows += bench_connections(work, [1000, 10000] if args.quick else [10000, 100000])
         if "live" in chosen:
             rows += bench_live(work, runs)
         if "decode" in chosen:

@@ -613,6 +613,10 @@ class HttpDecoder(Decoder):
         for stream in self.streams.values():
             stream.close()
         self._emit(final=True)
+        # Each stream points back to this decoder: dropping them lets a finished connection's state
+        # go at once, not at the next cyclic collection (a server traced long has many).
+        self.streams = {}
+        self.exchanges.clear()
         return self._take_outputs()
 
     def _take_outputs(self) -> list[Output]:

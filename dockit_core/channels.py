@@ -37,6 +37,8 @@ class Channel:
     # these are touched by every chunk. `sources` and `bytes` give them keyed by Direction.
     source_by_side: list[str | None] = field(default_factory=lambda: [None, None])  # "read" or "write"
     bytes_by_side: list[int] = field(default_factory=lambda: [0, 0])
+    open_ends: int = 0  # sockets of this channel whose descriptors are not all closed yet
+    other_keys: list[str] = field(default_factory=list)  # its entries in the alias and inode maps
 
     @property
     def sources(self) -> dict[Direction, str]:
@@ -70,7 +72,7 @@ class ChannelManager:
         self._aliases: dict[str, Channel] = {}
         self._inode_channel: dict[str, Channel] = {}  # unix socket inode -> the channel its end joined
         self._last_pipe_use: dict[int, tuple[Channel, str, str]] = {}  # pid -> (channel, pipe id, op)
-        self.stats = {"chunks": 0, "bytes": 0, "duplicate_chunks": 0, "decoded_channels": 0}
+        self.stats = {"chunks": 0, "bytes": 0, "duplicate_chunks": 0, "decoded_channels": 0, "channels": 0}
 
     # -- sockets -----------------------------------------------------------------------------------
     def socket_data(
@@ -82,7 +84,9 @@ class ChannelManager:
             # A socket keeps its channel even when -yy later shows more of it (the peer of a unix socket):
             # the better key becomes an alias, so that the peer's socket finds the same channel.
             channel, local_marker = known
-            self._aliases.setdefault(key, channel)
+            if key not in self._aliases:
+                self._aliases[key] = channel
+                channel.other_keys.append(key)
             self._deliver_socket(channel, local_marker, op, data, size, time, pid, call_index)
             return
         channel = self.channels.get(key) or self._aliases.get(key) or self._unix_peer_channel(node)
@@ -98,12 +102,36 @@ class ChannelManager:
                 pid=pid,
             )
             channel = self.channels[key] = Channel(info, local_marker)
+            self.stats["channels"] += 1
         self._socket_channel[node.node_id] = (channel, local_marker)
+        channel.open_ends += 1
         if node.inode:
             self._inode_channel[node.inode] = channel
-            if node.peer_inode:
-                self._inode_channel.setdefault(node.peer_inode, channel)
+            channel.other_keys.append(node.inode)
+            if node.peer_inode and node.peer_inode not in self._inode_channel:
+                self._inode_channel[node.peer_inode] = channel
+                channel.other_keys.append(node.peer_inode)
         self._deliver_socket(channel, local_marker, op, data, size, time, pid, call_index)
+
+    def socket_closed(self, node: SocketNode, time: float | None) -> None:
+        """The socket's last descriptor is gone. When its channel has no open socket left, the
+        connection is over: its decoder flushes what it holds, and the channel is forgotten (a server
+        traced for days keeps only its open connections in memory, and its records come in order)."""
+        known = self._socket_channel.pop(node.node_id, None)
+        if known is None:
+            return
+        channel = known[0]
+        channel.open_ends -= 1
+        if channel.open_ends > 0:
+            return
+        self._close_channel(channel, time)
+        if self.channels.get(channel.info.channel_id) is channel:
+            del self.channels[channel.info.channel_id]
+        for key in channel.other_keys:
+            if self._aliases.get(key) is channel:
+                del self._aliases[key]
+            if self._inode_channel.get(key) is channel:
+                del self._inode_channel[key]
 
     def _unix_peer_channel(self, node: SocketNode) -> Channel | None:
         """The channel of the other end of a unix socket, when that end came first under another key:
@@ -172,6 +200,7 @@ class ChannelManager:
         key = f"pipe:{pipe_id}"
         info = ChannelInfo(channel_id=key, kind="pipe", local=f"pipe:[{pipe_id}]", pid=pid)
         channel = self.channels[key] = Channel(info, pipe_id)
+        self.stats["channels"] += 1
         channel.pipe_directions[pipe_id] = Direction.OUT if op == "write" else Direction.IN
         self._pipe_channel[pipe_id] = channel
         return channel
@@ -296,11 +325,17 @@ class ChannelManager:
     def close(self, time: float | None) -> None:
         """The trace ended: every decoder flushes what it holds."""
         for channel in self.channels.values():
-            if channel.decoder is None:
-                continue
-            try:
-                outputs: list[Output] = list(channel.decoder.close(time))
-            except Exception as error:  # noqa: BLE001
-                self._fail(channel, channel.decoder.name, error)
-                continue
-            self._collect(outputs)
+            self._close_channel(channel, time)
+
+    def _close_channel(self, channel: Channel, time: float | None) -> None:
+        if channel.decoder is None:
+            return
+        decoder, channel.decoder = channel.decoder, None
+        channel.undecodable = True  # nothing more is fed to it
+        try:
+            outputs: list[Output] = list(decoder.close(time))
+        except Exception as error:  # noqa: BLE001
+            channel.decoder = decoder
+            self._fail(channel, decoder.name, error)
+            return
+        self._collect(outputs)

@@ -363,7 +363,7 @@ def exposed_ports(model: Model) -> tuple[list[str], list[str]]:
     """`8000`, `53/udp`: ports listened on; and notes on those bound to the loopback only."""
     ports: dict[str, None] = {}
     notes: list[str] = []
-    for socket in model.sockets:
+    for socket in model.sockets.values():
         port = socket.local_port
         if not port:
             continue

@@ -5,6 +5,7 @@ The tracker changes these objects; the writers read them. Nothing here parses or
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dockit_core.categories import categorize
@@ -92,6 +93,68 @@ class FdEntry:
     label: str | None = None  # for "other": anon_inode:[eventfd], /dev/pts/2...
 
 
+class SocketRefs:
+    """How many descriptors, in every fd table, name each socket: when the last one goes (close, exit,
+    execve's CLOEXEC, dup2 over it), `released` is called, so that a finished connection's decoder is
+    closed and its summary object leaves memory."""
+
+    __slots__ = ("counts", "released")
+
+    def __init__(self) -> None:
+        self.counts: dict[int, int] = {}
+        self.released: Callable[[SocketNode], None] | None = None
+
+    def hold(self, node: SocketNode) -> None:
+        self.counts[node.node_id] = self.counts.get(node.node_id, 0) + 1
+
+    def drop(self, node: SocketNode) -> None:
+        left = self.counts.get(node.node_id, 0) - 1
+        if left > 0:
+            self.counts[node.node_id] = left
+            return
+        self.counts.pop(node.node_id, None)
+        if self.released is not None:
+            self.released(node)
+
+
+class FdTable(dict[int, FdEntry]):
+    """A process's descriptors (shared by its threads): a dict that keeps `SocketRefs` up to date."""
+
+    __slots__ = ("refs",)
+
+    def __init__(self, refs: SocketRefs | None = None, entries: dict[int, FdEntry] | None = None) -> None:
+        super().__init__()
+        self.refs = refs
+        for fd, entry in (entries or {}).items():
+            self[fd] = entry
+
+    def __setitem__(self, fd: int, entry: FdEntry) -> None:
+        old = self.get(fd)
+        super().__setitem__(fd, entry)
+        if self.refs is not None:
+            if entry.kind == "socket" and isinstance(entry.node, SocketNode):
+                self.refs.hold(entry.node)
+            if old is not None and old.kind == "socket" and isinstance(old.node, SocketNode):
+                self.refs.drop(old.node)
+
+    def __delitem__(self, fd: int) -> None:
+        old = self[fd]
+        super().__delitem__(fd)
+        if self.refs is not None and old.kind == "socket" and isinstance(old.node, SocketNode):
+            self.refs.drop(old.node)
+
+    def pop(self, fd: int, default: FdEntry | None = None) -> FdEntry | None:  # type: ignore[override]
+        if fd not in self:
+            return default
+        entry = self[fd]
+        del self[fd]
+        return entry
+
+    def clear(self) -> None:
+        for fd in list(self):
+            del self[fd]
+
+
 @dataclass
 class Process:
     pid: int
@@ -107,7 +170,7 @@ class Process:
     signal: str | None = None
     core_dumped: bool = False
     threads: list[int] = field(default_factory=list)
-    fds: dict[int, FdEntry] = field(default_factory=dict)
+    fds: FdTable = field(default_factory=FdTable)
     calls: int = 0
     seen_from_start: bool = True  # False when the trace attached to it while it ran
 
@@ -132,8 +195,9 @@ class Model:
     def __init__(self) -> None:
         self.processes: dict[int, Process] = {}
         self.files: dict[str, FileNode] = {}
-        self.sockets: list[SocketNode] = []
+        self.sockets: dict[int, SocketNode] = {}  # node_id -> socket, in creation order
         self.pipes: dict[str, PipeNode] = {}
+        self.socket_refs = SocketRefs()
         self.root_pid: int | None = None
         self._next_socket = 1
         self._next_pipe = 1
@@ -141,7 +205,7 @@ class Model:
     def process(self, pid: int) -> Process:
         found = self.processes.get(pid)
         if found is None:
-            found = self.processes[pid] = Process(pid)
+            found = self.processes[pid] = Process(pid, fds=FdTable(self.socket_refs))
             if self.root_pid is None:
                 self.root_pid = pid
         return found
@@ -166,7 +230,7 @@ class Model:
         for node in self.files.values():
             if old in node.accesses:
                 node.accesses[new] = node.accesses.pop(old)
-        for socket in self.sockets:
+        for socket in self.sockets.values():
             if old in socket.pids:
                 socket.pids.discard(old)
                 socket.pids.add(new)
@@ -187,8 +251,12 @@ class Model:
     def new_socket(self, **fields: object) -> SocketNode:
         node = SocketNode(self._next_socket, **fields)  # type: ignore[arg-type]
         self._next_socket += 1
-        self.sockets.append(node)
+        self.sockets[node.node_id] = node
         return node
+
+    def retire_socket(self, node: SocketNode) -> None:
+        """A finished socket leaves the model (its summary object was written elsewhere)."""
+        self.sockets.pop(node.node_id, None)
 
     def pipe(self, pipe_id: str | None) -> PipeNode:
         if pipe_id is None:

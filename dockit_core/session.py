@@ -15,10 +15,10 @@ from dockit_core.blocks_writer import BlocksWriter
 from dockit_core.calls_writer import CallsWriter
 from dockit_core.channels import ChannelManager
 from dockit_core.events import Call, Event
-from dockit_core.model import Model
+from dockit_core.model import Model, SocketNode
 from dockit_core.options import CALLS_EXTENSIONS, Options, OutputPaths  # noqa: F401 - also imported from here
 from dockit_core.strace_parser import PidAlias, StraceParser
-from dockit_core.summary import RecordSpool, RunContext, keep_filter, summary_objects
+from dockit_core.summary import RecordSpool, RunContext, keep_filter, socket_object, summary_objects
 from dockit_core.summary_writers import renderer, write_txt, write_xml
 from dockit_core.tracker import Tracker
 
@@ -103,7 +103,16 @@ class TraceSession:
             call_sink=sink,
             pending_calls=lambda: self.parser.pending,
         )
+        # Finished connections are written as they end, not kept: memory does not grow with them.
+        self.retired_sockets = RecordSpool(
+            renderer(options.summary_format, context.date), keep_filter(options.filters)
+        )
+        self.tracker.socket_retired = self._retire_socket
         self._index = 0
+
+    def _retire_socket(self, node: SocketNode) -> None:
+        self.retired_sockets.add(socket_object(node))
+        self.model.retire_socket(node)
 
     def _dispatch(self, call, process, info, annotations) -> None:  # type: ignore[no-untyped-def]
         if self.calls_writer is not None:
@@ -148,7 +157,7 @@ class TraceSession:
             unfinished_at_end=len(self.parser.pending),
             problems=list(self.channels.problems) + (self.registry.problems if self.registry else []),
             records=dict(self.spool.counts),
-            channels=len(self.channels.channels),
+            channels=self.channels.stats["channels"],
             decoded_channels=self.channels.stats["decoded_channels"],
             duplicate_chunks=self.channels.stats["duplicate_chunks"],
         )
@@ -161,7 +170,12 @@ class TraceSession:
             self.calls_writer.flush_blocks()
             report.blocks = self.calls_writer.blocks_out
         objects = summary_objects(
-            self.model, self.context, self.spool, report.statistics_object(), self.options.filters
+            self.model,
+            self.context,
+            self.spool,
+            report.statistics_object(),
+            self.options.filters,
+            self.retired_sockets,
         )
         if self.options.summary_format == "XML":
             write_xml(objects, self.paths.summary, self.context.date)

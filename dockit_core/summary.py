@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from decoders.records import AttrValue, CimChild, CimObject
-from dockit_core.model import FileAccess, Model, Process
+from dockit_core.model import FileAccess, Model, Process, SocketNode
 from dockit_core.redaction import redact_argv
 from dockit_core.summary_filter import SummaryFilter, SummaryFilterError  # noqa: F401 - their old home
 
@@ -239,7 +239,28 @@ def _access_attributes(pid: int, a: FileAccess) -> tuple[tuple[str, AttrValue], 
     return tuple(attrs)
 
 
-def model_objects(model: Model, context: RunContext) -> Iterator[CimObject]:
+def socket_object(socket: SocketNode) -> CimObject:
+    return CimObject.make(
+        "Dockit_Socket",
+        {
+            "Family": socket.kind,
+            "Local": socket.local,
+            "Remote": socket.remote,
+            "Process": " ".join(str(pid) for pid in sorted(socket.pids)) or None,
+            "Listening": "true" if socket.listening else None,
+            "Accepted": "true" if socket.accepted else None,
+            "BytesIn": socket.bytes_in,
+            "BytesOut": socket.bytes_out,
+            "Inode": socket.inode,
+        },
+    )
+
+
+def model_objects(
+    model: Model, context: RunContext, retired_sockets: Iterable[CimObject | Rendered] = ()
+) -> Iterator[CimObject | Rendered]:
+    """`retired_sockets`: the finished connections, written as they ended (see Tracker.socket_retired);
+    they come before the sockets still in the model."""
     """Everything the model holds, in a stable order: machine, processes, files, sockets, pipes."""
     yield CimObject.make("CIM_ComputerSystem", {"Name": context.hostname or None})
     yield CimObject.make(
@@ -270,21 +291,9 @@ def model_objects(model: Model, context: RunContext) -> Iterator[CimObject]:
                 child = access_children[attrs] = CimChild("Access", attrs)
             accesses.append(child)
         yield CimObject("CIM_DataFile", (("Name", path), ("Category", node.category)), tuple(accesses))
-    for socket in model.sockets:
-        yield CimObject.make(
-            "Dockit_Socket",
-            {
-                "Family": socket.kind,
-                "Local": socket.local,
-                "Remote": socket.remote,
-                "Process": " ".join(str(pid) for pid in sorted(socket.pids)) or None,
-                "Listening": "true" if socket.listening else None,
-                "Accepted": "true" if socket.accepted else None,
-                "BytesIn": socket.bytes_in,
-                "BytesOut": socket.bytes_out,
-                "Inode": socket.inode,
-            },
-        )
+    yield from retired_sockets
+    for socket in model.sockets.values():
+        yield socket_object(socket)
     for pipe in model.pipes.values():
         yield CimObject.make(
             "Dockit_Pipe",
@@ -305,17 +314,20 @@ def summary_objects(
     spool: RecordSpool,
     statistics: CimObject | None,
     filters: Iterable[SummaryFilter] = (),
+    retired_sockets: Iterable[Rendered] = (),
 ) -> Iterator[CimObject | Rendered]:
     """All objects of the summary, filtered by `-s` when given (the spool's records were filtered as
     they came: see `keep_filter`)."""
     chosen = list(filters)
 
-    def kept(objects: Iterable[CimObject]) -> Iterator[CimObject]:
+    def kept(objects: Iterable[CimObject | Rendered]) -> Iterator[CimObject | Rendered]:
         for obj in objects:
-            if not chosen or any(f.matches(obj) for f in chosen) or obj.cim_class == "Dockit_Statistics":
+            if type(obj) is Rendered:  # spooled: filtered when it was written
+                yield obj
+            elif not chosen or any(f.matches(obj) for f in chosen) or obj.cim_class == "Dockit_Statistics":  # type: ignore[arg-type]
                 yield obj
 
-    yield from kept(model_objects(model, context))
+    yield from kept(model_objects(model, context, retired_sockets))
     yield from spool
     yield from kept(spool.table_objects())
     yield from kept([statistics] if statistics else [])

@@ -31,7 +31,7 @@ from dockit_core.decorations import parse_decoration
 from dockit_core.events import Attach, Call, Event, Exit, Signal
 from dockit_core.library_sql import LibrarySqlCalls
 from dockit_core.library_tls import LibraryTlsCalls
-from dockit_core.model import FdEntry, FileNode, Model, PipeNode, Process, SocketNode
+from dockit_core.model import FdEntry, FdTable, FileNode, Model, PipeNode, Process, SocketNode
 from dockit_core.strace_parser import PidAlias
 
 CLONE_CALLS = frozenset({"clone", "clone3", "fork", "vfork"})
@@ -176,6 +176,10 @@ class Tracker:
         # Paths the trace showed absent (ENOENT, unlinked, renamed away): an open with O_CREAT of one
         # of them created it. Bounded: past the limit it starts afresh, losing only that evidence.
         self._absent: set[str] = set()
+        # Called with a connected socket whose last descriptor is gone, after its channel was closed:
+        # the session writes its summary object and drops it from the model (memory stays flat).
+        self.socket_retired: Callable[[SocketNode], None] | None = None
+        model.socket_refs.released = self._socket_released
 
     # -- events --------------------------------------------------------------------------------------
     def apply(self, event: Event) -> None:
@@ -187,6 +191,10 @@ class Tracker:
             process.signal = event.signal
             process.core_dumped = event.core_dumped
             process.end = event.time if event.time is not None else self.last_time
+            if event.time is not None:
+                self.last_time = event.time
+            if not process.is_thread:
+                process.fds.clear()  # the kernel closes them all: sockets held by no one else end
         elif isinstance(event, Signal):
             self._process(event.pid, event.time)
         elif isinstance(event, Attach):
@@ -255,6 +263,12 @@ class Tracker:
         if self.call_sink is not None:
             self.call_sink(call, process, info, annotations)
 
+    def _socket_released(self, node: SocketNode) -> None:
+        """The socket's last descriptor is gone (close, exit, execve): its conversation is over."""
+        self.channels.socket_closed(node, self.last_time)
+        if self.socket_retired is not None and not node.listening and (node.remote or node.accepted):
+            self.socket_retired(node)
+
     def finish(self) -> None:
         """End of trace: processes still alive end at the last time seen; decoders flush."""
         self.channels.close(self.last_time)
@@ -299,7 +313,9 @@ class Tracker:
         if "CLONE_FILES" in flags or "CLONE_THREAD" in flags:
             child.fds = parent.fds  # one table, shared
         else:
-            child.fds = {fd: FdEntry(e.kind, e.node, e.cloexec, e.label) for fd, e in parent.fds.items()}
+            child.fds = FdTable(
+                self.model.socket_refs, {fd: FdEntry(e.kind, e.node, e.cloexec, e.label) for fd, e in parent.fds.items()}
+            )
             for entry in child.fds.values():
                 if isinstance(entry.node, PipeNode):
                     entry.node.holders.add(child.pid)
@@ -735,7 +751,8 @@ class Tracker:
         if call.name in ("connect", "getpeername"):
             node.remote = node.remote or address
         elif call.name in ("bind", "getsockname"):
-            node.local = node.local or address
+            if node.local is None or (node.local != address and _same_end(node.local, address)):
+                node.local = address  # getsockname tells the port a bind to port 0 got
             if call.name == "bind" and call.ok and family == "AF_UNIX" and not address.startswith("@"):
                 # bind makes the socket's file (an abstract @name makes none)
                 self.model.file(self._resolve(process, address)).access(process.owner).created = True
