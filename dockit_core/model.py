@@ -120,11 +120,12 @@ class SocketRefs:
 class FdTable(dict[int, FdEntry]):
     """A process's descriptors (shared by its threads): a dict that keeps `SocketRefs` up to date."""
 
-    __slots__ = ("refs",)
+    __slots__ = ("refs", "sharers")
 
     def __init__(self, refs: SocketRefs | None = None, entries: dict[int, FdEntry] | None = None) -> None:
         super().__init__()
         self.refs = refs
+        self.sharers = 0  # other processes (not threads) using this very table: clone(CLONE_FILES)
         for fd, entry in (entries or {}).items():
             self[fd] = entry
 

@@ -194,7 +194,10 @@ class Tracker:
             if event.time is not None:
                 self.last_time = event.time
             if not process.is_thread:
-                process.fds.clear()  # the kernel closes them all: sockets held by no one else end
+                if process.fds.sharers:  # clone(CLONE_FILES): the other processes keep the table
+                    process.fds.sharers -= 1
+                else:
+                    process.fds.clear()  # the kernel closes them all: sockets held by no one else end
         elif isinstance(event, Signal):
             self._process(event.pid, event.time)
         elif isinstance(event, Attach):
@@ -312,6 +315,8 @@ class Tracker:
         child.cwd = parent.cwd
         if "CLONE_FILES" in flags or "CLONE_THREAD" in flags:
             child.fds = parent.fds  # one table, shared
+            if "CLONE_THREAD" not in flags:
+                child.fds.sharers += 1  # a process of its own: its exit leaves the table to the others
         else:
             child.fds = FdTable(
                 self.model.socket_refs, {fd: FdEntry(e.kind, e.node, e.cloexec, e.label) for fd, e in parent.fds.items()}

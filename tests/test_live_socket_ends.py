@@ -76,3 +76,21 @@ def test_binding_a_unix_socket_creates_its_file(tmp_path: Path, strace_bin: str)
     summary = Summary.load(next(tmp_path.glob("bind.strace.*.xml")))
     access = summary.access(str(tmp_path / "app.sock"))
     assert (access.get("Created"), access.get("Deleted")) == ("true", "true")
+
+
+def test_a_child_sharing_the_fd_table_leaves_it_to_its_parent_when_it_exits(tmp_path: Path, strace_bin: str) -> None:
+    """clone(CLONE_FILES) without CLONE_THREAD: a process of its own with its parent's fd table. Its
+    exit closes nothing: the parent's socketpair and file stay the same objects, with their bytes."""
+    import shutil
+    import subprocess
+
+    if shutil.which("gcc") is None:
+        pytest.skip("needs gcc to build the test program")
+    source = Path(__file__).parent / "data" / "clone_files.c"
+    subprocess.run(["gcc", "-o", str(tmp_path / "clone_files"), str(source)], check=True)
+    result = run_dockit("-l", str(tmp_path / "cf"), "./clone_files", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = Summary.load(next(tmp_path.glob("cf.strace.*.xml")))
+    unix = sorted((s["BytesOut"], s["BytesIn"]) for s in summary.sockets if s["Family"] == "unix")
+    assert unix == [("0", "5"), ("5", "0")], summary.sockets
+    assert summary.access(str(tmp_path / "after.txt"))["WrittenBytes"] == "8"
