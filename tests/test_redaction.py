@@ -139,20 +139,27 @@ def test_recorded_environment_leaves_out_secrets_by_name() -> None:
     assert kept == {"PWD": "/srv", "OLDPWD": "/", "LANG": "C.UTF-8"}
 
 
+@pytest.fixture
+def admin():  # type: ignore[no-untyped-def]
+    """A root connection to the local MariaDB, to create and drop the users a test needs."""
+    pymysql = pytest.importorskip("pymysql")
+    try:
+        connection = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
+    except pymysql.err.OperationalError:
+        pytest.skip("no MariaDB/MySQL server on 127.0.0.1:3306")
+    yield connection
+    connection.close()
+
+
 @pytest.mark.live
 @pytest.mark.skipif(
     shutil.which("strace") is None or shutil.which("mariadb") is None, reason="needs strace and mariadb"
 )
-def test_sampled_rows_never_show_password_hashes(tmp_path: Path) -> None:
+def test_sampled_rows_never_show_password_hashes(tmp_path: Path, admin) -> None:  # type: ignore[no-untyped-def]
     """`--rows` prints row values: the values of columns named like secrets (authentication_string,
     password...) are redacted, the others kept. Real server, real hash."""
     import secrets as random_names
 
-    pymysql = pytest.importorskip("pymysql")
-    try:
-        admin = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
-    except pymysql.err.OperationalError:
-        pytest.skip("no MariaDB/MySQL server on 127.0.0.1:3306")
     user = f"dockit_rows_{random_names.token_hex(3)}"
     with admin.cursor() as cursor:
         cursor.execute(f"CREATE USER '{user}'@'localhost' IDENTIFIED BY %s", (SECRET,))
@@ -169,7 +176,6 @@ def test_sampled_rows_never_show_password_hashes(tmp_path: Path) -> None:
     finally:
         with admin.cursor() as cursor:
             cursor.execute(f"DROP USER '{user}'@'localhost'")
-        admin.close()
     (summary,) = tmp_path.glob("m.strace.*.xml")
     text = summary.read_text()
     assert f"<Row>{user}\t&lt;redacted&gt;\t&lt;redacted&gt;</Row>" in text
@@ -183,17 +189,12 @@ def test_sampled_rows_never_show_password_hashes(tmp_path: Path) -> None:
     shutil.which("strace") is None or shutil.which("mariadb") is None, reason="needs strace and mariadb"
 )
 @pytest.mark.parametrize("calls_format", ["TXT", "JSON"])
-def test_each_call_hides_login_packets_and_sql_passwords(tmp_path: Path, calls_format: str) -> None:
+def test_each_call_hides_login_packets_and_sql_passwords(tmp_path: Path, calls_format: str, admin) -> None:  # type: ignore[no-untyped-def]
     """`--each-call` prints each call's buffer: the MySQL login packet (the user's auth response) is
     shown without its bytes, and passwords inside SQL are redacted; the command line of a client given
     `CREATE USER ... IDENTIFIED BY '...'` too. Only the tracer's .log keeps them."""
     import secrets as random_names
 
-    pymysql = pytest.importorskip("pymysql")
-    try:
-        admin = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
-    except pymysql.err.OperationalError:
-        pytest.skip("no MariaDB/MySQL server on 127.0.0.1:3306")
     user = f"dockit_ec_{random_names.token_hex(4)}"
     password = f"pw{random_names.token_hex(6)}"
     other = f"dockit_ec2_{random_names.token_hex(4)}"
@@ -218,7 +219,6 @@ def test_each_call_hides_login_packets_and_sql_passwords(tmp_path: Path, calls_f
         with admin.cursor() as cursor:
             cursor.execute(f"DROP USER IF EXISTS '{user}'@'%'")
             cursor.execute(f"DROP USER IF EXISTS '{other}'@'%'")
-        admin.close()
     (py_log,) = tmp_path.glob("py.strace.*.log")
     assert user in py_log.read_text(errors="replace") and password in py_log.read_text(errors="replace")
     (py_calls,) = tmp_path.glob(f"py.strace.*.{calls_format.lower()}")
