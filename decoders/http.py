@@ -700,6 +700,7 @@ class HttpDecoder(Decoder):
             content_type=response.header("content-type") if response else None,
             http_version=(request.http_version if request and request.http_version else None)
             or (response.http_version if response else None),
+            response_version=response.http_version if response else None,
             server=self.channel.server,
             truncated=bool((request and request.truncated) or (response and response.truncated)),
             complete=complete,

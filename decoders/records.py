@@ -181,6 +181,7 @@ class HttpExchange(Record):
     response_bytes: int = 0
     content_type: str | None = None
     http_version: str | None = None
+    response_version: str | None = None  # shown only when it is not the request's (an HTTP/1.0 server)
     server: str | None = None
     truncated: bool = False
     complete: bool = True
@@ -211,6 +212,7 @@ class HttpExchange(Record):
                 "ResponseBytes": self.response_bytes,
                 "ContentType": self.content_type,
                 "Version": self.http_version,
+                "ResponseVersion": self.response_version if self.response_version != self.http_version else None,
                 "Server": self.server,
                 "Truncated": "true" if self.truncated else None,
                 "Complete": None if self.complete else "false",

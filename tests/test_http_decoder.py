@@ -413,6 +413,9 @@ def test_body_until_close(relay, server_side):
         (exchange,) = exchanges(decode(recording, server_side, how))
         check_exchange(exchange, relay, entry, server_side, content_type="text/plain")
         assert exchange.complete
+        # the client asked in HTTP/1.1 and the server answered in HTTP/1.0: both are said
+        attributes = dict(exchange.to_cim().attrs)
+        assert (attributes["Version"], attributes["ResponseVersion"]) == ("1.1", "1.0")
 
 
 # -- secrets ---------------------------------------------------------------------------------------
