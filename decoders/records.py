@@ -142,7 +142,7 @@ class SqlQuery(Record):
             children += [CimChild("Column", (("Name", name),)) for name in self.columns]
         if self.sample_rows:
             children += [
-                CimChild("Row", (), "\t".join("NULL" if v is None else v for v in redact_row(self.columns, row)))
+                CimChild("Row", (), "\t".join("NULL" if v is None else _cell(v) for v in redact_row(self.columns, row)))
                 for row in self.sample_rows
             ]
         # None values are left out here rather than by each writer: a third fewer tuples to spool.
@@ -253,3 +253,12 @@ class TlsSession(Record):
 def as_cim(output: Record | CimObject) -> CimObject:
     """Any summary output as a CimObject."""
     return output if isinstance(output, CimObject) else output.to_cim()
+
+
+_CELL_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _cell(value: str) -> str:
+    """A value of a tab-separated Row, escaped as `mysql --batch` does: a tab or a newline inside a
+    value must not split it."""
+    return value.translate(_CELL_ESCAPES)

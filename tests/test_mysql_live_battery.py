@@ -182,3 +182,15 @@ def test_no_password_in_prepared_parameters_or_via_using(tmp_path, admin) -> Non
         content = path.read_text(errors="replace")
         assert password not in content, path.name
         assert hashed[1:] not in content, path.name
+
+
+def test_sampled_values_with_tabs_and_newlines_keep_their_row(tmp_path, admin) -> None:
+    """`--rows`: a Row is tab-separated, so a tab, a newline or a backslash inside a value is escaped as
+    `mariadb --batch` prints it; the client's own output is the reference."""
+    statement = r"select concat('a', char(9), 'b', char(10), 'c\\d') as v, 'x' as w"
+    root, _ = trace(tmp_path, "mariadb", "-h", "127.0.0.1", "-u", "root", "--batch", "--skip-column-names",
+                    "test", "-e", statement, rows=5)  # fmt: skip
+    printed = subprocess.run(["mariadb", "-h", "127.0.0.1", "-u", "root", "--batch", "--skip-column-names",
+                              "test", "-e", statement], capture_output=True, text=True, check=True).stdout
+    (row,) = query(root, statement).findall("Row")
+    assert row.text + "\n" == printed
