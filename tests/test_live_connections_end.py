@@ -48,3 +48,38 @@ def test_a_response_that_ends_with_its_connection_is_decoded_at_the_close(tmp_pa
     assert requests[0]["ResponseBytes"] == str(len("HTTP/1.0 200 OK\r\n\r\nbody of /a"))
     durations = [float(r["Duration"]) for r in requests]
     assert max(durations) < 0.4, f"completed at the trace's end, not at the close: {durations}"
+
+
+CONNECTIONS_LOG = "".join(
+    f"4242  1796240000.00{i}100 socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_TCP) = 3<TCP:[{100 + i}]> <0.000010>\n"
+    f'4242  1796240000.00{i}200 connect(3<TCP:[{100 + i}]>, {{sa_family=AF_INET, sin_port=htons(8000), '
+    f'sin_addr=inet_addr("127.0.0.1")}}, 16) = 0 <0.000050>\n'
+    f'4242  1796240000.00{i}300 sendto(3<TCP:[127.0.0.1:4000{i}->127.0.0.1:8000]>, "GET /{i} HTTP/1.1\\r\\nHost: h\\r\\n\\r\\n", '
+    f"27, 0, NULL, 0) = 27 <0.000010>\n"
+    f'4242  1796240000.00{i}400 recvfrom(3<TCP:[127.0.0.1:4000{i}->127.0.0.1:8000]>, '
+    f'"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok", 8192, 0, NULL, NULL) = 40 <0.000010>\n'
+    f"4242  1796240000.00{i}500 close(3<TCP:[127.0.0.1:4000{i}->127.0.0.1:8000]>) = 0 <0.000010>\n"
+    for i in range(3)
+) + "4242  1796240000.009000 +++ exited with 0 +++\n"
+
+
+@pytest.mark.parametrize(
+    ("summary_filter", "sockets"), [(None, 3), ("Dockit_Socket", 3), ("CIM_Process", 0), ("Dockit_HttpRequest", 0)]
+)
+def test_finished_connections_are_in_the_summary_and_obey_s(tmp_path: Path, summary_filter: str | None,
+                                                             sockets: int) -> None:  # fmt: skip
+    """A finished connection leaves memory for a spool of its own: it is still in the summary, in the
+    XML and the TXT forms, and `-s` still chooses what is kept."""
+    log = tmp_path / "three.log"
+    log.write_text(CONNECTIONS_LOG)
+    for form, suffix in (("XML", ".xml"), ("TXT", ".summary.txt")):
+        args = ["-i", str(log), "-l", str(tmp_path / form), "-F", form]
+        result = run_dockit(*args, *(["-s", summary_filter] if summary_filter else []))
+        assert result.returncode == 0, result.stderr
+        text = (tmp_path / (form + suffix)).read_text()
+        if form == "XML":
+            found = Summary.load(tmp_path / "XML.xml").sockets
+            assert len(found) == sockets
+            assert sorted(s["Local"] for s in found) == [f"127.0.0.1:4000{i}" for i in range(sockets)]
+        else:
+            assert text.count("== Dockit_Socket ==") == (1 if sockets else 0)
