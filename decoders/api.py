@@ -10,7 +10,8 @@ The pipeline guarantees:
 - each byte is fed once, even when both ends of a loopback connection or pipe are traced;
 - chunks arrive in trace order; `Chunk.size` is what the system call really moved: when it is larger
   than `len(data)` the tracer cut the buffer and `size - len(data)` bytes are lost (`truncated`);
-- a decoder that raises is reported and switched off for that channel; the trace goes on.
+- a decoder that raises is reported and switched off for that channel; the trace goes on;
+- `close` is called once: when the connection's last descriptor is closed, or at the end of the trace.
 
 A third-party decoder is a subclass of `Decoder` registered under the `dockit.decoders` entry-point
 group (`[project.entry-points."dockit.decoders"] mine = "mypkg:MyDecoder"`) or named on the command
@@ -115,5 +116,6 @@ class Decoder(ABC):
         """Take one chunk; return the records and annotations it completes."""
 
     def close(self, time: float | None) -> Sequence[Output]:
-        """The channel ended (or the trace did): flush what is pending, marked unfinished."""
+        """The connection ended (its last descriptor was closed) or the trace did: flush what is
+        pending, marked unfinished. The decoder is fed nothing after this."""
         return ()
