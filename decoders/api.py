@@ -11,7 +11,8 @@ The pipeline guarantees:
 - chunks arrive in trace order; `Chunk.size` is what the system call really moved: when it is larger
   than `len(data)` the tracer cut the buffer and `size - len(data)` bytes are lost (`truncated`);
 - a decoder that raises is reported and switched off for that channel; the trace goes on;
-- `close` is called once: when the connection's last descriptor is closed, or at the end of the trace.
+- `close` is called once: when a socket connection's last descriptor is closed, otherwise (pipes,
+  connections still open) at the end of the trace.
 
 A third-party decoder is a subclass of `Decoder` registered under the `dockit.decoders` entry-point
 group (`[project.entry-points."dockit.decoders"] mine = "mypkg:MyDecoder"`) or named on the command
