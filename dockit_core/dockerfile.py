@@ -19,7 +19,11 @@ What goes in, and why:
   (filtered by name, again) and without what a shell or terminal sets for itself (PWD, SHLVL, TERM...).
 - EXPOSE: the ports the program listened on (TCP `listen`, UDP bound and read from without connecting),
   never the ports it connected to.
-- CMD: the traced command line, in JSON exec form.
+- CMD: the traced command line, in JSON exec form, its secrets replaced as in the .ini (`env API_TOKEN=...`,
+  `-pSECRET`), with a note saying so.
+- An executed script's `#!` interpreter is used too: the kernel starts it with no open in the trace.
+- PEM files are credentials only when they hold a private key; a pip distribution's files never are.
+- Paths in COPY and WORKDIR are escaped for Docker's lexer, which expands `$NAME` and takes out quotes.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from dockit_core.categories import DEVICES, KERNEL_FILES, TEMPORARY
 from dockit_core.ini import safe_environment
 from dockit_core.model import Model
 from dockit_core.packages import PackageOwners, PipDistributions, family, reached_through_link
+from dockit_core.redaction import REDACTED, redact_argv
 from dockit_core.summary import RunContext, read_os_release
 
 DEFAULT_IMAGE = "debian:stable-slim"
@@ -107,9 +112,12 @@ NOISY_ENV = frozenset(
 # Files that hold credentials: never put into an image; named in a comment so they can be mounted.
 SECRET_FILE = re.compile(
     r"(/\.ssh/|/\.gnupg/|/\.netrc$|/\.pgpass$|/\.my\.cnf$|/\.git-credentials$|/\.aws/|/\.kube/config$"
-    r"|/\.docker/config\.json$|/\.pypirc$|/\.npmrc$|\.(pem|key|p12|pfx|jks|keystore)$|/private/|credentials)",
+    r"|/\.docker/config\.json$|/\.pypirc$|/\.npmrc$|\.(key|p12|pfx|jks|keystore)$|/private/|credentials)",
     re.I,
 )
+# PEM files hold certificates (public: CA bundles, certifi's cacert.pem) or keys: judged by their content
+_PEM = re.compile(r"\.(pem|crt|cer)$", re.I)
+_PRIVATE_KEY = b"PRIVATE KEY-----"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PYTHON = re.compile(r"/python\d(\.\d+)?$")
 
@@ -179,6 +187,9 @@ def plan_image(
     executable = _command_executable(model, context) if recorded_here(context) else None
     if executable and executable not in used:
         used = sorted([*used, executable])
+    if recorded_here(context):
+        # the kernel starts a script's interpreter without an open the trace would show
+        used = sorted(set(used) | set(script_interpreters(model, used)))
     root = model.processes.get(model.root_pid) if model.root_pid is not None else None
     if root is not None and not root.seen_from_start:
         plan.notes.append(
@@ -229,7 +240,9 @@ def plan_image(
                     pip[dist[0]] = dist[1]
                     continue
                 copied_with_python[dist[0]] = dist[1]
-            if SECRET_FILE.search(path):
+            # a file of a pip distribution's RECORD is published code or data (botocore/credentials.py,
+            # docker/credentials/, certifi's cacert.pem): the program cannot import without it
+            if dist is None and looks_secret(path):
                 plan.secrets.append(path)
                 continue
             plan.copies.append(path)
@@ -249,8 +262,46 @@ def plan_image(
     plan.workdir = _workdir(model, context)
     plan.environment = image_environment(environment)
     plan.exposed, plan.expose_notes = exposed_ports(model)
-    plan.command = list(context.command) or _root_argv(model)
+    command = list(context.command) or _root_argv(model)
+    plan.command = redact_argv(command)
+    if plan.command != command:
+        plan.notes.append(
+            f"the command line held secrets, replaced by {REDACTED} in CMD: give them at run time"
+        )
     return plan
+
+
+def script_interpreters(model: Model, paths: Iterable[str]) -> list[str]:
+    """The `#!` interpreters of the executed scripts among `paths` (`/bin/sh`, `/usr/bin/gawk`...)."""
+    found = []
+    for path in paths:
+        node = model.files.get(path)
+        if node is None or not any(a.executed for a in node.accesses.values()):
+            continue
+        try:
+            with open(path, "rb") as stream:
+                head = stream.read(512)
+        except OSError:
+            continue
+        if not head.startswith(b"#!"):
+            continue
+        words = head[2:].split(b"\n", 1)[0].split()
+        if words and words[0].startswith(b"/"):
+            found.append(os.fsdecode(words[0]))
+    return found
+
+
+def looks_secret(path: str) -> bool:
+    """A credentials file by its name, or a PEM file holding a private key (a certificate is public)."""
+    if SECRET_FILE.search(path):
+        return True
+    if not _PEM.search(path):
+        return False
+    try:
+        with open(path, "rb") as stream:
+            return _PRIVATE_KEY in stream.read(1 << 20)
+    except OSError:
+        return True  # unreadable: not copied either way
 
 
 def recorded_here(context: RunContext) -> bool:
@@ -447,7 +498,7 @@ def render(plan: ImagePlan, context: RunContext) -> str:
         lines.append(env_line(plan.environment))
     if plan.workdir:
         lines.append("")
-        lines.append(f"WORKDIR {_json_if_needed(plan.workdir)}")
+        lines.append(f"WORKDIR {_word(plan.workdir)}")
     if plan.exposed:
         lines.append("")
         lines += [f"# {note}" for note in plan.expose_notes]
@@ -486,7 +537,7 @@ def copy_lines(paths: Iterable[str]) -> list[str]:
     for folder, files in folders.items():
         sources = ["rootfs" + path for path in files]
         destination = folder.rstrip("/") + "/"
-        arguments = [*sources, destination]
+        arguments = [_word(a) for a in (*sources, destination)]
         if any(_needs_json(a) for a in arguments):
             lines.append("COPY " + json.dumps(arguments, ensure_ascii=False))
         else:
@@ -509,8 +560,14 @@ def _needs_json(text: str) -> bool:
     return any(c.isspace() for c in text) or '"' in text or "\\" in text or text.startswith("[")
 
 
-def _json_if_needed(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False) if _needs_json(text) else text
+def _word(text: str) -> str:
+    """A path as one Dockerfile word: COPY (in either form) and WORKDIR go through Docker's shell-like
+    lexer, which expands `$NAME` and takes out quotes and backslashes; a backslash before each of them
+    (and before blanks) keeps the path as it is."""
+    return _SPECIAL.sub(lambda m: "\\" + m.group(0), text)
+
+
+_SPECIAL = re.compile(r"[\\$\"'\s]")
 
 
 def _one_line(text: str) -> str:
