@@ -24,9 +24,16 @@ def unescape(body: str) -> bytes:
     try:
         return _escape_decode(raw)[0]
     except ValueError:
-        # A literal cut inside an escape (a damaged log): decode what is whole, keep the rest as is.
-        cut = raw.rfind(b"\\")
-        return _escape_decode(raw[:cut])[0] + raw[cut:]
+        # A damaged log: an escape cut (`\x4` at the end) or broken (`\xZZ`) anywhere in the literal.
+        # Each escape that is whole is decoded, any other backslash kept as it is.
+        return _ESCAPE.sub(_one_escape, raw)
+
+
+_ESCAPE = re.compile(rb"\\(?:x[0-9a-fA-F]{2}|[0-7]{1,3}|[\\'\"abfnrtv\n])")
+
+
+def _one_escape(match: re.Match[bytes]) -> bytes:
+    return _escape_decode(match.group())[0]  # type: ignore[no-any-return]
 
 
 def parse_quoted(text: str, start: int = 0) -> tuple[bytes, bool, int] | None:

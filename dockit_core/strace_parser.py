@@ -31,6 +31,15 @@ _UNFINISHED = " <unfinished ...>"
 _PID_CHANGED = re.compile(r" <pid changed to (\d+) \.\.\.>$")
 _CLOSE_RESULT = re.compile(r"\) +=  ?")
 _CLONES = frozenset({"clone", "clone3", "fork", "vfork"})
+# A time or a duration beyond this (the year 5962) is a corrupt log's: a time plus a duration must stay a
+# date the outputs can write (the last is 9999-12-31). Such a line keeps its call, without that number.
+_LAST_SECOND = 126_000_000_000.0
+
+
+def to_seconds(text: str) -> float | None:
+    """A time or duration as strace wrote it; None when no date could hold it."""
+    value = float(text)
+    return value if value <= _LAST_SECOND else None
 
 
 def _plain(name: str) -> str:
@@ -78,7 +87,7 @@ def parse_result(text: str) -> tuple[int | None, str | None, str | None, float |
     duration = None
     match = _DURATION.search(text)
     if match:
-        duration = float(match.group(1))
+        duration = to_seconds(match.group(1))
         text = text[: match.start()]
     decoration = None
     lt = text.find("<")
@@ -332,7 +341,7 @@ class StraceParser:
         if hours is not None:
             time: float | None = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
         elif stamp is not None:
-            time = float(stamp) if self._relative is False else self._stamp(stamp)
+            time = to_seconds(stamp) if self._relative is False else self._stamp(stamp)
         else:
             time = None
         if name.endswith("@SYS"):
@@ -355,7 +364,7 @@ class StraceParser:
             result,
             retval,
             errno if retval is not None and retval < 0 else None,
-            float(duration_text) if duration_text else None,
+            to_seconds(duration_text) if duration_text else None,
             decoration if retval is not None else None,
             False,
             None,
@@ -363,11 +372,15 @@ class StraceParser:
             line,
         )
 
-    def _stamp(self, stamp: str) -> float:
-        value = float(stamp)
+    def _stamp(self, stamp: str) -> float | None:
+        value = to_seconds(stamp)
+        if value is None:
+            return None
         if self._relative is None:
             self._relative = value < 100_000_000  # -r deltas are small; -ttt is an epoch
         if self._relative:
+            if self._time_offset + value > _LAST_SECOND:
+                return None
             self._time_offset += value
             return self._time_offset
         return value

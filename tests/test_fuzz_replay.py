@@ -1,0 +1,50 @@
+"""Replays of mutated logs that once crashed dockit, each cut down to a few lines.
+
+Found by mutating the captures (lines cut, spliced, numbers and escapes changed). Each replay must
+succeed (exit 0, no traceback), write outputs that parse, and keep what the damaged line leaves known."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import Summary, run_dockit
+
+START = '4242 1700000000.000001 execve("/usr/bin/cat", ["cat"], 0x7ffd /* 4 vars */) = 0 <0.000100>\n'
+EXIT = "4242 1700000000.000009 +++ exited with 0 +++\n"
+
+
+def replay(tmp_path: Path, body: str, *extra: str) -> tuple[Summary, str]:
+    log = tmp_path / "fuzz.strace.4242.log"
+    log.write_text(START + body + EXIT, encoding="utf-8", errors="surrogateescape")
+    result = run_dockit("-i", str(log), "-l", str(tmp_path / "out"), *extra, timeout=60)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 0, result.stderr
+    summary = Summary.load(tmp_path / "out.xml")
+    assert summary.processes[4242].exit_status == 0
+    return summary, result.stderr
+
+
+def test_time_beyond_the_last_date(tmp_path: Path) -> None:
+    """A -ttt time or a -T duration no date can hold (a digit too many): the call stays, without it."""
+    body = (
+        '4242 99999999999999.000004 write(1</dev/pts/0<char 136:0>>, "abc", 3) = 3 <0.000010>\n'
+        '4242 1700000000.000005 write(1</dev/pts/0<char 136:0>>, "abc", 3) = 3 <99999999999999.000010>\n'
+        '4242 1700000000.000006 write(1</dev/pts/0<char 136:0>>, "abc", 3 <unfinished ...>\n'
+        "4242 999999999999999999999999.000007 <... write resumed>) = 3 <0.000001>\n"
+    )
+    replay(tmp_path, body, "-f", "JSON", "--each-call")
+    calls = json.loads((tmp_path / "out.json").read_text())
+    assert [call["call"] for call in calls].count("write") == 3
+
+
+def test_escape_broken_inside_a_literal(tmp_path: Path) -> None:
+    """`\\x4` followed by more text, `\\xZZ`: the whole escapes are decoded, the broken ones kept."""
+    body = (
+        "4242 1700000000.000002 pipe2([3<pipe:[99]>, 4<pipe:[99]>], 0) = 0 <0.000010>\n"
+        '4242 1700000000.000003 write(4<pipe:[99]>, "ab\\x4\\ncd", 6) = 6 <0.000010>\n'
+        '4242 1700000000.000004 read(3<pipe:[99]>, "ab\\xZZcd\\\\", 6) = 6 <0.000010>\n'
+    )
+    summary, _ = replay(tmp_path, body)
+    (pipe,) = summary.pipes
+    assert pipe["Bytes"] == "6"
