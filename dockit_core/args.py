@@ -83,7 +83,12 @@ def parse_fd(arg: str) -> tuple[int | None, str | None]:
     if match is None:
         return None, None
     value = match.group(1)
-    fd = -100 if value == "AT_FDCWD" else int(value)
+    if value == "AT_FDCWD":
+        fd = -100
+    else:
+        fd = decimal(value)
+        if fd is None:
+            return None, None
     return fd, match.group(2)
 
 
@@ -133,12 +138,12 @@ def parse_sockaddr(arg: str) -> tuple[str | None, str | None, int | None]:
         host = _ADDR4.search(arg)
         port = _PORT.search(arg)
         if host and port:
-            return "AF_INET", f"{host.group(1)}:{port.group(1)}", int(port.group(1))
+            return "AF_INET", f"{host.group(1)}:{port.group(1)}", decimal(port.group(1))
     if family in ("AF_INET6", "PF_INET6"):
         host = _ADDR6.search(arg)
         port = _PORT.search(arg)
         if host and port:
-            return "AF_INET6", f"[{host.group(1)}]:{port.group(1)}", int(port.group(1))
+            return "AF_INET6", f"[{host.group(1)}]:{port.group(1)}", decimal(port.group(1))
     if family in ("AF_UNIX", "AF_LOCAL", "PF_LOCAL", "PF_UNIX"):
         path = _SUN_PATH.search(arg)
         if path:
@@ -149,6 +154,14 @@ def parse_sockaddr(arg: str) -> tuple[str | None, str | None, int | None]:
             return "AF_UNIX", ("@" + name) if abstract else name, None
         return "AF_UNIX", None, None
     return family, None, None
+
+
+def decimal(text: str) -> int | None:
+    """Digits as an int; None for a number too long for one (a damaged log's thousands of digits)."""
+    try:
+        return int(text)
+    except ValueError:
+        return None
 
 
 def int_arg(arg: str) -> int | None:

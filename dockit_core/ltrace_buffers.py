@@ -112,7 +112,7 @@ def _odd_element(element: str) -> bytes:
     """An element outside ltrace's own table: a non-ASCII character printed by a non-C locale, or a
     two-digit octal some other writer used."""
     inner = element[1:-1]
-    if inner.startswith("\\") and inner[1:].isdigit():
+    if inner.startswith("\\") and inner[1:] and inner[1:].strip("01234567") == "":
         return bytes((int(inner[1:], 8) & 0xFF,))
     if inner.startswith("\\"):
         return inner[1:].encode("utf-8", "surrogateescape")

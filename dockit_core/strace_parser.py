@@ -30,6 +30,7 @@ _UNFINISHED = " <unfinished ...>"
 # A thread's execve: strace 6 ends its line so, and the call resumes under the thread group leader's pid.
 _PID_CHANGED = re.compile(r" <pid changed to (\d+) \.\.\.>$")
 _CLOSE_RESULT = re.compile(r"\) +=  ?")
+_CLOSE_EQ = re.compile(r"\)\s* = ")
 _CLONES = frozenset({"clone", "clone3", "fork", "vfork"})
 # A time or a duration beyond this (the year 5962) is a corrupt log's: a time plus a duration must stay a
 # date the outputs can write (the last is 9999-12-31). Such a line keeps its call, without that number.
@@ -71,6 +72,10 @@ _COMPLETE_CALL = re.compile(
 )
 
 
+# A pid has at most 10 digits (pid_max is 2^22); a longer number in the pid column is a damaged line's.
+_PID_DIGITS = 10
+
+
 def to_int(text: str) -> int | None:
     """A return value: decimal, 0x hex, or ltrace's zero-padded decimal; None if not a number."""
     try:
@@ -107,7 +112,7 @@ def parse_result(text: str) -> tuple[int | None, str | None, str | None, float |
 def split_call_tail(rest: str) -> tuple[str, str | None]:
     """Split `args) = result` into (args, result); result None when the line has no result."""
     position = len(rest)
-    while True:
+    for _ in range(8):
         eq = rest.rfind(" = ", 0, position)
         if eq < 0:
             break
@@ -115,6 +120,13 @@ def split_call_tail(rest: str) -> tuple[str, str | None]:
         if close >= 0 and rest[close + 1 : eq].strip() == "":
             return rest[:close], rest[eq + 3 :]
         position = eq
+    else:
+        # Many ` = ` not after a `)` (a damaged or odd line): one pass from the left, not one search
+        # back per ` = `, which took minutes on a line of a million.
+        matches = _CLOSE_EQ.findall(rest, 0, position)
+        if matches:
+            start = rest.rfind(matches[-1], 0, position)
+            return rest[:start], rest[start + len(matches[-1]) :]
     # No result: `exit(0) = ?` cut, or a line the tracer never finished.
     if rest.endswith(")"):
         return rest[:-1], None
@@ -244,6 +256,9 @@ class StraceParser:
         head = _HEAD.match(line)
         pid_text = head.group(1) or head.group(2)
         if pid_text:
+            if len(pid_text) > _PID_DIGITS:
+                self.stats.bad(index, line)
+                return None
             pid = int(pid_text)
             if self._mixed:
                 self._prefixed(pid, index, line)
@@ -297,13 +312,13 @@ class StraceParser:
                     index,
                     pid,
                     time,
-                    int(code) if code is not None else None,
+                    to_int(code) if code is not None else None,
                     match.group(3),
                     bool(match.group(4)),
                 )
         elif body.startswith(("strace: Process", "Process ")):
             match = _ATTACH.match(body)
-            if match:
+            if match and len(match.group(1)) <= _PID_DIGITS:
                 return Attach(index, int(match.group(1)), match.group(2) == "attached")
         else:
             match = _CALL_NAME.match(body)
@@ -333,6 +348,9 @@ class StraceParser:
         ) = match.groups()
         pid_text = pid_column or pid_prefix
         if pid_text:
+            if len(pid_text) > _PID_DIGITS:
+                self.stats.bad(index, line)
+                return None
             pid = int(pid_text)
             if self._mixed:
                 self._prefixed(pid, index)
@@ -399,7 +417,11 @@ class StraceParser:
             return self._make_call(
                 index, pid, time, name, rest[: -len(" <no return ...>")], None, line, partial=False
             )
-        if rest.endswith(" ...>") and (changed := _PID_CHANGED.search(rest)) is not None:
+        if (
+            rest.endswith(" ...>")
+            and (changed := _PID_CHANGED.search(rest)) is not None
+            and len(changed.group(1)) <= _PID_DIGITS
+        ):
             # `[pid 7] execve(...) <pid changed to 5 ...>`: the leader 5 is superseded, and the call
             # resumes as `5 <... execve resumed>) = 0`.
             self.pending[int(changed.group(1))] = (name, time, rest[: changed.start()], line)

@@ -16,6 +16,7 @@ from functools import lru_cache
 from dockit_core import ltrace_buffers
 from dockit_core.args import (
     buffer_arg,
+    decimal,
     first_arg,
     int_arg,
     iov_bytes,
@@ -377,7 +378,7 @@ class Tracker:
         if match is None:
             return
         if match.group(1) is not None:
-            child.exit_code = int(match.group(1))
+            child.exit_code = decimal(match.group(1))
         else:
             child.signal = match.group(2)
             child.core_dumped = match.group(3) is not None
@@ -915,7 +916,7 @@ class Tracker:
         if not call.ok or not call.retval or isinstance(node, FileNode):
             return
         lengths = _MSG_LEN.findall(call.args) or _MSG_LEN_OLD.findall(call.args)
-        size = sum(int(length) for length in lengths[: call.retval])
+        size = sum(decimal(length) or 0 for length in lengths[: call.retval])
         data, _cut = iov_bytes(call.args)
         op = "read" if call.name == "recvmmsg" else "write"
         self._route(node, process, op, data if len(data) == size else b"", size, call)

@@ -48,3 +48,44 @@ def test_escape_broken_inside_a_literal(tmp_path: Path) -> None:
     summary, _ = replay(tmp_path, body)
     (pipe,) = summary.pipes
     assert pipe["Bytes"] == "6"
+
+
+def test_pid_column_of_thousands_of_digits(tmp_path: Path) -> None:
+    """A number too long for int() (over 4300 digits) as pid, exit status, fd, port, msg_len: the line
+    with such a pid is counted unparsed, the other numbers are unknown."""
+    digits = "9" * 5000
+    body = (
+        f"{digits} 1700000000.000002 close(3) = 0\n"
+        f"{digits} 1700000000.000003 foo(3 <unfinished ...>\n"
+        f"4242 1700000000.000004 close({digits}</tmp/x>) = 0\n"
+        f"4242 1700000000.000005 connect(3, {{sa_family=AF_INET, sin_port=htons({digits}), "
+        'sin_addr=inet_addr("127.0.0.1")}, 16) = 0\n'
+        f"4242 1700000000.000006 wait4(-1, [{{WIFEXITED(s) && WEXITSTATUS(s) == {digits}}}], 0, NULL) = 4243\n"
+        f"4242 1700000000.000007 sendmmsg(3, [{{msg_hdr={{}}, msg_len={digits}}}], 1, 0) = 1\n"
+        f"strace: Process {digits} attached\n"
+    )
+    summary, _ = replay(tmp_path, body)
+    assert summary.statistics["UnparsedLines"] == "2"
+
+
+def test_line_of_a_million_equal_signs(tmp_path: Path) -> None:
+    """` = ` a million times with no `)` before: one pass over the line (each ` = ` searched back for
+    its `)` made this take minutes)."""
+    body = "4242 1700000000.000002 foo(" + " = " * 1_000_000 + "\n"
+    body += "4242 1700000000.000003 <... foo resumed>" + " = (" * 1_000_000 + "\n"
+    replay(tmp_path, body)
+
+
+def test_ltrace_char_array_with_odd_octal(tmp_path: Path) -> None:
+    """ltrace's `'\\9'` or a non-ASCII digit in a char array is no octal: kept as its characters."""
+    log = tmp_path / "fuzz.ltrace.4242.log"
+    log.write_text(
+        "4242 1795715453.684934 SYS_pipe2([ 3, 4 ], 0)   = 0 <0.000021>\n"
+        "4242 1795715453.687297 sh->write(4, [ 'h', '\\9', '\\1', '\\²' ], 4) = 4 <0.000010>\n"
+        "4242 1795715453.706192 +++ exited (status 0) +++\n"
+    )
+    result = run_dockit("-i", str(log), "-l", str(tmp_path / "out"), timeout=60)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 0, result.stderr
+    (pipe,) = Summary.load(tmp_path / "out.xml").pipes
+    assert pipe["Bytes"] == "4"
