@@ -137,13 +137,13 @@ def parse_sockaddr(arg: str) -> tuple[str | None, str | None, int | None]:
     if family in ("AF_INET", "PF_INET"):
         host = _ADDR4.search(arg)
         port = _PORT.search(arg)
-        if host and port:
-            return "AF_INET", f"{host.group(1)}:{port.group(1)}", decimal(port.group(1))
+        if host and port and len(port.group(1)) <= 5:
+            return "AF_INET", f"{host.group(1)}:{port.group(1)}", int(port.group(1))
     if family in ("AF_INET6", "PF_INET6"):
         host = _ADDR6.search(arg)
         port = _PORT.search(arg)
-        if host and port:
-            return "AF_INET6", f"[{host.group(1)}]:{port.group(1)}", decimal(port.group(1))
+        if host and port and len(port.group(1)) <= 5:
+            return "AF_INET6", f"[{host.group(1)}]:{port.group(1)}", int(port.group(1))
     if family in ("AF_UNIX", "AF_LOCAL", "PF_LOCAL", "PF_UNIX"):
         path = _SUN_PATH.search(arg)
         if path:

@@ -541,6 +541,8 @@ def _failed_path(call: Call, name: str) -> str | None:
 
 
 def human_bytes(count: int) -> str:
+    if count >= 1 << 80:  # no float holds some (a damaged log's); nobody reads them as GB anyway
+        return f"{count} B"
     value = float(count)
     for unit in ("B", "KB", "MB", "GB"):
         if value < 1024 or unit == "GB":

@@ -83,13 +83,24 @@ def parse_decoration(text: str) -> Decoration:
             )
         ends = _ENDPOINTS.match(inner)
         if ends:
-            return Decoration("socket", socket_kind=kind, local=ends.group(1), remote=ends.group(2))
+            local, remote = ends.group(1), ends.group(2)
+            if _bad_port(local) or _bad_port(remote):  # a damaged log's: no address is known
+                return Decoration("socket", socket_kind=kind, label=inner)
+            return Decoration("socket", socket_kind=kind, local=local, remote=remote)
         if inner.isdigit():
             return Decoration("socket", socket_kind=kind, inode=inner)
-        if kind in ("tcp", "tcp6", "udp", "udp6") and ":" in inner:
+        if kind in ("tcp", "tcp6", "udp", "udp6") and ":" in inner and not _bad_port(inner):
             return Decoration("socket", socket_kind=kind, local=inner)
         return Decoration("socket", socket_kind=kind, label=inner or None)
     return Decoration("other", label=text)
+
+
+def _bad_port(address: str) -> bool:
+    """`1.2.3.4:99999999`: digits after the last colon that no port has (at most 65535)."""
+    port = address.rpartition(":")[2]
+    if not port.isdigit():  # no port (`TCP:[7423]` before connect) or no digits: not taken as one
+        return False
+    return not port.isascii() or len(port) > 5 or int(port) > 65535  # `²` is a digit to isdigit()
 
 
 def _unix_path(text: str) -> str | None:

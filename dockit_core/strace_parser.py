@@ -77,14 +77,19 @@ _PID_DIGITS = 10
 
 
 def to_int(text: str) -> int | None:
-    """A return value: decimal, 0x hex, or ltrace's zero-padded decimal; None if not a number."""
+    """A return value: decimal, 0x hex, or ltrace's zero-padded decimal; None if not a number, or not
+    one a register holds (a damaged log's hundreds of digits)."""
     try:
-        return int(text, 0)
+        value = int(text, 0)
     except ValueError:
         try:
-            return int(text, 10)
+            value = int(text, 10)
         except ValueError:
             return None
+    return value if _LOWEST <= value < _HIGHEST else None
+
+
+_LOWEST, _HIGHEST = -(2**63), 2**64
 
 
 def parse_result(text: str) -> tuple[int | None, str | None, str | None, float | None]:
@@ -371,6 +376,8 @@ class StraceParser:
         else:
             try:
                 retval = int(retval_text, 0)
+                if not _LOWEST <= retval < _HIGHEST:
+                    retval = None
             except ValueError:
                 retval = to_int(retval_text)
         return Call(

@@ -89,3 +89,31 @@ def test_ltrace_char_array_with_odd_octal(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     (pipe,) = Summary.load(tmp_path / "out.xml").pipes
     assert pipe["Bytes"] == "4"
+
+
+def test_return_value_beyond_a_register(tmp_path: Path) -> None:
+    """A result of 400 digits is no number a call returns (no float held it to write `N GB`)."""
+    nines = "9" * 400
+    body = (
+        "4242 1700000000.000002 pipe2([3<pipe:[99]>, 4<pipe:[99]>], 0) = 0 <0.000010>\n"
+        f'4242 1700000000.000003 write(4<pipe:[99]>, "x", 100) = {nines}\n'
+        f"4242 1700000000.000004 sendfile(4<pipe:[99]>, 3<pipe:[99]>, NULL, 100) = {nines}\n"
+    )
+    summary, _ = replay(tmp_path, body)  # the calls file (TXT) says each block's bytes
+    (pipe,) = summary.pipes
+    assert pipe["Bytes"] == "0"
+
+
+def test_port_no_socket_has(tmp_path: Path) -> None:
+    """`:99999…` (4400 digits) or `:²` as a port in a decoration or a sockaddr: no address is known."""
+    nines = "9" * 4400
+    body = (
+        f'4242 1700000000.000002 write(5<TCPv6:[[::1]:80->[::1]:{nines}]>, "x", 1) = 1\n'
+        '4242 1700000000.000003 write(6<TCP:[1.2.3.4:\u00b2->5.6.7.8:80]>, "x", 1) = 1\n'
+        '4242 1700000000.000004 write(7<TCP:[1.2.3.4:\u00b2]>, "x", 1) = 1\n'
+        f"4242 1700000000.000005 connect(8, {{sa_family=AF_INET, sin_port=htons({nines}), "
+        'sin_addr=inet_addr("127.0.0.1")}, 16) = 0\n'
+        '4242 1700000000.000006 write(8, "x", 1) = 1\n'
+    )
+    summary, _ = replay(tmp_path, body)
+    assert not summary.sockets_with(RemotePort=nines)
