@@ -93,11 +93,12 @@ def parse_fd(arg: str) -> tuple[int | None, str | None]:
 
 
 def parse_path(arg: str) -> str | None:
-    """A path argument (a quoted literal) as text; undecodable bytes kept by surrogateescape."""
+    """A path argument (a quoted literal) as text; undecodable bytes kept by surrogateescape. A path is
+    a C string: it ends at a NUL (strace shows none in one; a damaged log's `\0` would reach open())."""
     decoded = literal_bytes(arg)
     if decoded is None:
         return None
-    return decoded[0].decode("utf-8", "surrogateescape")
+    return decoded[0].partition(b"\0")[0].decode("utf-8", "surrogateescape")
 
 
 def parse_string_array(arg: str) -> list[str]:

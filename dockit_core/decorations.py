@@ -64,7 +64,7 @@ def parse_decoration(text: str) -> Decoration:
             text = text[: text.rfind("<")]
         if text.endswith(" (deleted)"):
             text = text[: -len(" (deleted)")]
-        return Decoration("file", path=text)
+        return Decoration("file", path=text.partition("\0")[0])  # a C string: a damaged log's `\0` ends it
     if text.startswith("pipe:["):
         return Decoration("pipe", pipe_id=text[6:-1] if text.endswith("]") else text[6:])
     match = _SOCKET.match(text)

@@ -117,3 +117,15 @@ def test_port_no_socket_has(tmp_path: Path) -> None:
     )
     summary, _ = replay(tmp_path, body)
     assert not summary.sockets_with(RemotePort=nines)
+
+
+def test_nul_inside_a_path(tmp_path: Path) -> None:
+    """`"/bin/sh\\0"` as execve's path, `\\0` in a decoration: a path ends at its NUL, as the kernel
+    reads it (with -D, open() of the path with its NUL crashed the replay)."""
+    body = (
+        '4242 1700000000.000002 openat(AT_FDCWD, "/etc/x\\0y", O_RDONLY) = 3</etc/x\\0z>\n'
+        '4242 1700000000.000003 execve("/bin/sh\\0", ["sh"], 0x7ffd /* 4 vars */) = 0 <0.000100>\n'
+    )
+    summary, _ = replay(tmp_path, body, "-D")
+    assert summary.processes[4242].executable == "/bin/sh"
+    assert "/etc/x" in summary.files
