@@ -225,7 +225,7 @@ def log_stem(path: str) -> str:
 
 def default_pid(path: str, ini: dict[str, str]) -> int:
     top = ini.get("TopProcessId", "")
-    if top.isdigit():
+    if top.isascii() and top.isdigit() and len(top) <= 10:
         return int(top)
     match = re.search(r"\.(\d+)(?:\.log)?(?:\.gz)?$", path)
     return int(match.group(1)) if match else 1

@@ -281,7 +281,7 @@ def script_interpreters(model: Model, paths: Iterable[str]) -> list[str]:
         try:
             with open(path, "rb") as stream:
                 head = stream.read(512)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL in a damaged log's path
             continue
         if not head.startswith(b"#!"):
             continue

@@ -119,4 +119,5 @@ def write_ini(
 
 def attached_threads_from_ini(values: dict[str, str]) -> list[int]:
     """The threads a live `-p` attached to (empty for a run that started its program)."""
-    return [int(word) for word in values.get("AttachedThreads", "").split() if word.isdigit()]
+    words = values.get("AttachedThreads", "").split()
+    return [int(word) for word in words if word.isascii() and word.isdigit() and len(word) <= 10]

@@ -273,4 +273,4 @@ def _port(address: str | None) -> int | None:
     if not address or ":" not in address:
         return None
     tail = address.rsplit(":", 1)[1]
-    return int(tail) if tail.isdigit() else None
+    return int(tail) if tail.isascii() and tail.isdigit() and len(tail) <= 5 else None

@@ -69,9 +69,12 @@ def format_time(value: float | None, date: str | None) -> str | None:
         return None
     if value > 86400 * 2:
         return _epoch_iso(value)
-    midnight = dt.datetime.fromisoformat(date) if date else None
-    if midnight is not None:
-        return (midnight + dt.timedelta(seconds=value)).isoformat(timespec="microseconds")
+    try:  # a damaged .ini's date (2026-13-45) or one no time can follow (9999-12-31): no date then
+        midnight = dt.datetime.fromisoformat(date) if date else None
+        if midnight is not None:
+            return (midnight + dt.timedelta(seconds=value)).isoformat(timespec="microseconds")
+    except (ValueError, OverflowError):
+        pass
     hours, rest = divmod(value, 3600)
     minutes, seconds = divmod(rest, 60)
     return f"{int(hours):02d}:{int(minutes):02d}:{seconds:09.6f}"

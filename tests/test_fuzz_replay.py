@@ -129,3 +129,17 @@ def test_nul_inside_a_path(tmp_path: Path) -> None:
     summary, _ = replay(tmp_path, body, "-D")
     assert summary.processes[4242].executable == "/bin/sh"
     assert "/etc/x" in summary.files
+
+
+def test_a_damaged_ini_is_no_traceback(tmp_path: Path) -> None:
+    """The .ini beside a log may be damaged too: digits Python's isdigit() takes but int() refuses,
+    a date no calendar has. Each value is then unknown, and the replay goes on."""
+    log = tmp_path / "run.strace.4242.log"
+    log.write_text('4242  10:00:00.000001 openat(AT_FDCWD, "/etc/hostname", O_RDONLY) = 3 <0.000010>\n'
+                   "4242  47:00:00.000002 close(3) = 0 <0.000010>\n")  # fmt: skip
+    for ini in ("TopProcessId=\u00b2\nAttachedThreads=4242 \u00b3\nCurrentDate=2026-13-45\n",
+                "TopProcessId=" + "9" * 5000 + "\nCurrentDate=9999-12-31\n"):  # fmt: skip
+        (tmp_path / "run.strace.4242.ini").write_text(ini)
+        result = run_dockit("-i", str(log), "-l", str(tmp_path / "out"))
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+        assert "/etc/hostname" in (tmp_path / "out.xml").read_text()
