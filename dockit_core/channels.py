@@ -305,11 +305,12 @@ class ChannelManager:
                 self.emit(as_cim(output))
 
     def take_secret(self, call_index: int) -> bool:
-        """Whether a decoder said this call's bytes hold a credential (asked once per call)."""
-        if call_index in self.secret_calls:
-            self.secret_calls.discard(call_index)
-            return True
-        return False
+        """Whether a decoder said this call's bytes hold a credential (asked once per call). A packet
+        that began in an earlier call, already written, is known only now: this call, which carries its
+        end, is hidden then, and the earlier mark is dropped rather than kept for ever."""
+        found = [index for index in self.secret_calls if index <= call_index]
+        self.secret_calls.difference_update(found)
+        return bool(found)
 
     def take_annotations(self, call_index: int) -> list[str]:
         """Annotations for this call. A decoder that understood a message only when its last bytes came
