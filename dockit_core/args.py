@@ -138,13 +138,15 @@ def parse_sockaddr(arg: str) -> tuple[str | None, str | None, int | None]:
     if family in ("AF_INET", "PF_INET"):
         host = _ADDR4.search(arg)
         port = _PORT.search(arg)
-        if host and port and len(port.group(1)) <= 5:
-            return "AF_INET", f"{host.group(1)}:{port.group(1)}", int(port.group(1))
+        number = port_number(port.group(1)) if port else None
+        if host and number is not None:
+            return "AF_INET", f"{host.group(1)}:{port.group(1)}", number
     if family in ("AF_INET6", "PF_INET6"):
         host = _ADDR6.search(arg)
         port = _PORT.search(arg)
-        if host and port and len(port.group(1)) <= 5:
-            return "AF_INET6", f"[{host.group(1)}]:{port.group(1)}", int(port.group(1))
+        number = port_number(port.group(1)) if port else None
+        if host and number is not None:
+            return "AF_INET6", f"[{host.group(1)}]:{port.group(1)}", number
     if family in ("AF_UNIX", "AF_LOCAL", "PF_LOCAL", "PF_UNIX"):
         path = _SUN_PATH.search(arg)
         if path:
@@ -155,6 +157,12 @@ def parse_sockaddr(arg: str) -> tuple[str | None, str | None, int | None]:
             return "AF_UNIX", ("@" + name) if abstract else name, None
         return "AF_UNIX", None, None
     return family, None, None
+
+
+def port_number(text: str) -> int | None:
+    """A port's digits as an int; None for what no port has the digits of (a damaged log's thousands of
+    digits, or `²`, a digit to isdigit() that int() refuses)."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 5 else None
 
 
 def decimal(text: str) -> int | None:

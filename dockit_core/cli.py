@@ -224,9 +224,11 @@ def log_stem(path: str) -> str:
 
 
 def default_pid(path: str, ini: dict[str, str]) -> int:
-    top = ini.get("TopProcessId", "")
-    if top.isascii() and top.isdigit() and len(top) <= 10:
-        return int(top)
+    from dockit_core.ini import top_pid_from_ini
+
+    top = top_pid_from_ini(ini)
+    if top is not None:
+        return top
     match = re.search(r"\.(\d+)(?:\.log)?(?:\.gz)?$", path)
     return int(match.group(1)) if match else 1
 

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from dockit_core.args import port_number
 from dockit_core.cstring import literal_bytes, unescape
 
 _SOCKET = re.compile(
@@ -100,7 +101,8 @@ def _bad_port(address: str) -> bool:
     port = address.rpartition(":")[2]
     if not port.isdigit():  # no port (`TCP:[7423]` before connect) or no digits: not taken as one
         return False
-    return not port.isascii() or len(port) > 5 or int(port) > 65535  # `²` is a digit to isdigit()
+    number = port_number(port)
+    return number is None or number > 65535
 
 
 def _unix_path(text: str) -> str | None:

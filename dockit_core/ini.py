@@ -119,5 +119,14 @@ def write_ini(
 
 def attached_threads_from_ini(values: dict[str, str]) -> list[int]:
     """The threads a live `-p` attached to (empty for a run that started its program)."""
-    words = values.get("AttachedThreads", "").split()
-    return [int(word) for word in words if word.isascii() and word.isdigit() and len(word) <= 10]
+    pids = (_pid(word) for word in values.get("AttachedThreads", "").split())
+    return [pid for pid in pids if pid is not None]
+
+
+def top_pid_from_ini(values: dict[str, str]) -> int | None:
+    return _pid(values.get("TopProcessId", ""))
+
+
+def _pid(text: str) -> int | None:
+    """A pid's digits as an int; None for anything else a damaged .ini may hold (`²`, thousands of digits)."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 10 else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from dockit_core.args import port_number
 from dockit_core.categories import categorize
 
 
@@ -272,5 +273,4 @@ class Model:
 def _port(address: str | None) -> int | None:
     if not address or ":" not in address:
         return None
-    tail = address.rsplit(":", 1)[1]
-    return int(tail) if tail.isascii() and tail.isdigit() and len(tail) <= 5 else None
+    return port_number(address.rsplit(":", 1)[1])

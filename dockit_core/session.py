@@ -16,7 +16,7 @@ from dockit_core.calls_writer import CallsWriter
 from dockit_core.channels import ChannelManager
 from dockit_core.events import Call, Event
 from dockit_core.model import Model, SocketNode
-from dockit_core.options import CALLS_EXTENSIONS, Options, OutputPaths  # noqa: F401 - also imported from here
+from dockit_core.options import Options, OutputPaths
 from dockit_core.strace_parser import PidAlias, StraceParser
 from dockit_core.summary import RecordSpool, RunContext, keep_filter, socket_object, summary_objects
 from dockit_core.summary_writers import renderer, write_txt, write_xml

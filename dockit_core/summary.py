@@ -18,7 +18,7 @@ from typing import IO
 from decoders.records import AttrValue, CimChild, CimObject
 from dockit_core.model import FileAccess, Model, Process, SocketNode
 from dockit_core.redaction import redact_argv
-from dockit_core.summary_filter import SummaryFilter, SummaryFilterError  # noqa: F401 - their old home
+from dockit_core.summary_filter import SummaryFilter
 
 
 @dataclass
