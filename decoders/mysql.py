@@ -75,7 +75,7 @@ _SIMPLE = frozenset(
         p.COM_CONNECT,
     }
 )
-# redact_sql's patterns all need one of these words: most statements skip its two substitutions.
+# redact_sql's patterns all need one of these words: most statements skip its substitutions.
 _MAY_HOLD_SECRET = re.compile("IDENTIFIED|PASSWORD", re.I).search
 # Auth hashes in sampled values whatever their column is called (`concat('x', authentication_string)`,
 # the JSON of MariaDB's mysql.global_priv): mysql_native_password's `*` and 40 hex digits, MySQL 8's
@@ -84,12 +84,6 @@ _HASH_IN_VALUE = re.compile(
     r"\*[0-9A-F]{40}(?![0-9A-F])|\$A\$[0-9A-F]{3}\$(?s:.*)"
     r'|(?P<key>"(?:authentication_string|password|auth_string)"\s*:\s*)"(?:[^"\\]|\\.)*"',
     re.I,
-)
-# MariaDB's `IDENTIFIED VIA plugin USING 'hash or password'` (and `OR plugin USING '...'` after it),
-# which decoders.redact's shared patterns do not know.
-_VIA_USING = re.compile(
-    r"""(\b(?:VIA|OR)\s+[\w'"`]+\s+USING\s+)('(?:[^'\\]|\\.|'')*(?:'|$)|"(?:[^"\\]|\\.|"")*(?:"|$))""",
-    re.I | re.S,
 )
 _LAST_STATEMENT = 0xFFFFFFFF  # MariaDB: "the statement prepared just before" (pipelined execute)
 
@@ -457,7 +451,7 @@ class MySqlDecoder(Decoder):
             if command == p.COM_QUERY and self._caps(p.CLIENT_QUERY_ATTRIBUTES):
                 body = _skip_query_attributes(body)
             sql = p.text(body) or ""
-            request.text = _redact_sql(sql) if _MAY_HOLD_SECRET(sql) else sql
+            request.text = redact_sql(sql) if _MAY_HOLD_SECRET(sql) else sql
         elif command == p.COM_INIT_DB:
             request.text = "USE " + (p.text(payload[1:]) or "")
         elif command in (
@@ -675,7 +669,7 @@ class MySqlDecoder(Decoder):
                 if not request.result_columns and not request.cut:
                     # A column is named after its expression: `SELECT PASSWORD('x')` names one PASSWORD('x').
                     request.result_columns = [
-                        _redact_sql(c.name) if _MAY_HOLD_SECRET(c.name) else c.name for c in request.columns
+                        redact_sql(c.name) if _MAY_HOLD_SECRET(c.name) else c.name for c in request.columns
                     ]
                 if request.command == p.COM_STMT_EXECUTE:
                     statement = self._statement(request)
@@ -818,12 +812,6 @@ class MySqlDecoder(Decoder):
             statement.param_types = execute.types
         statement.long_data.clear()
         return execute.parameters, len(execute.parameters) == statement.num_params
-
-
-def _redact_sql(sql: str) -> str:
-    """SQL with its passwords and auth hashes replaced by '<redacted>'."""
-    sql = redact_sql(sql)
-    return _VIA_USING.sub(lambda m: m.group(1) + "'<redacted>'", sql) if "USING" in sql.upper() else sql
 
 
 def _redact_value(value: str) -> str:

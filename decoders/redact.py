@@ -92,12 +92,18 @@ _SQL_SECRET = re.compile(
     re.I | re.S,
 )
 _SQL_BARE_SECRET = re.compile(r"""(IDENTIFIED\s+BY\s+)(?!VALUES\b|PASSWORD\b)([^\s;'"()]+)""", re.I)
+# MariaDB's `IDENTIFIED VIA plugin USING 'hash or password'` (and `OR plugin USING '...'` after it).
+_VIA_USING = re.compile(
+    r"""(\b(?:VIA|OR)\s+[\w'"`]+\s+USING\s+)('(?:[^'\\]|\\.|'')*(?:'|$)|"(?:[^"\\]|\\.|"")*(?:"|$))""",
+    re.I | re.S,
+)
 
 
 def redact_sql(sql: str) -> str:
-    """SQL with the literals that carry passwords replaced by '<redacted>'."""
+    """SQL with the literals that carry passwords or auth hashes replaced by '<redacted>'."""
     sql = _SQL_SECRET.sub(lambda m: m.group(1) + "'<redacted>'", sql)
-    return _SQL_BARE_SECRET.sub(lambda m: m.group(1) + "'<redacted>'", sql)
+    sql = _SQL_BARE_SECRET.sub(lambda m: m.group(1) + "'<redacted>'", sql)
+    return _VIA_USING.sub(lambda m: m.group(1) + "'<redacted>'", sql) if "USING" in sql.upper() else sql
 
 
 # Result-set columns whose values are secrets: a `--rows` sample of `SELECT user, authentication_string
