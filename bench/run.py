@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dockit_core.tracers import STRACE_CLASSES, STRING_LIMIT  # noqa: E402
+from dockit_core.ingest.tracers import STRACE_CLASSES, STRING_LIMIT  # noqa: E402
 
 STRACE_FLAGS = ["-f", "-q", "-ttt", "-T", "-yy", "-s", str(STRING_LIMIT), "-e", f"trace={STRACE_CLASSES}"]
 DOCKIT = [sys.executable, "-m", "dockit_core.cli"]
@@ -70,7 +70,7 @@ def bare_loop_seconds(path: Path, runs: int) -> float:
 def regex_loop_seconds(path: Path, runs: int) -> float:
     """The bare loop plus the one regex match the parser starts each line with, and nothing else: the
     least any Python parser of these lines costs."""
-    from dockit_core.strace_parser import _COMPLETE_CALL
+    from dockit_core.ingest.strace_parser import _COMPLETE_CALL
 
     match = _COMPLETE_CALL.match
 
@@ -97,7 +97,7 @@ def bench_replay(work: Path, runs: int) -> list[tuple[str, str, str]]:
     bare = bare_loop_seconds(log, runs)
     replay = median_time(DOCKIT + ["-i", str(log), "-l", str(work / "tar-out"), "--no-decode"], runs)
     regex = regex_loop_seconds(log, runs)
-    startup = median_time([sys.executable, "-c", "import dockit_core.cli, dockit_core.session"], runs, cwd=ROOT)
+    startup = median_time([sys.executable, "-c", "import dockit_core.cli, dockit_core.cli.session"], runs, cwd=ROOT)
     return [
         ("replay, tar cf /dev/null /usr/share", f"{lines} lines, {log.stat().st_size / 1e6:.0f} MB",
          f"{replay:.2f} s vs bare loop {bare:.3f} s: **{replay / bare:.0f}x** (target 3x)"),

@@ -29,6 +29,14 @@ from typing import ClassVar
 
 from decoders.records import Output
 
+__all__ = [
+    "ChannelInfo",
+    "Chunk",
+    "Decoder",
+    "DecoderOptions",
+    "Direction",
+]
+
 
 class Direction(enum.Enum):
     """Which way bytes went, seen from the channel's local end (`ChannelInfo.local`)."""

@@ -13,6 +13,21 @@ from dataclasses import dataclass, field
 
 from decoders.redact import redact_row
 
+__all__ = [
+    "Annotation",
+    "AttrValue",
+    "CimChild",
+    "CimObject",
+    "DatabaseSession",
+    "HttpExchange",
+    "Output",
+    "Record",
+    "Secret",
+    "SqlQuery",
+    "TlsSession",
+    "as_cim",
+]
+
 AttrValue = str | int | float | bool | None
 
 

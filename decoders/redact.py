@@ -5,6 +5,17 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote_plus
 
+__all__ = [
+    "REDACTED",
+    "SECRET_HEADERS",
+    "is_secret_column",
+    "is_secret_header",
+    "redact_header",
+    "redact_row",
+    "redact_sql",
+    "redact_url",
+]
+
 REDACTED = "<redacted>"
 
 SECRET_HEADERS = frozenset(

@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dockit_core.args import buffer_arg, first_arg, iov_bytes, split_args
-from dockit_core.cstring import literal_bytes
+from dockit_core.ingest.args import buffer_arg, first_arg, iov_bytes, split_args
+from dockit_core.ingest.cstring import literal_bytes
 
 _NAMED = {9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f", 13: "\\r", 34: '\\"', 92: "\\\\"}
 

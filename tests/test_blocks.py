@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from dockit_core import cli
-from dockit_core.blocks import BlockAggregator
-from dockit_core.session import Options, OutputPaths, TraceSession
-from dockit_core.summary import RunContext
+from dockit_core.cli.session import Options, OutputPaths, TraceSession
+from dockit_core.outputs.calls.blocks import BlockAggregator
+from dockit_core.outputs.summary.objects import RunContext
 
 SURVOL = Path(__file__).resolve().parents[1].parent / "shared/captures/survol"
 DEBIAN_PYTHON = "/usr/bin/python3"

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from dockit_core.packages import PackageOwners, parse_dpkg_search
-from dockit_core.summary import read_os_release
+from dockit_core.outputs.docker.packages import PackageOwners, parse_dpkg_search
+from dockit_core.outputs.summary.objects import read_os_release
 
 dockerfile_parse = pytest.importorskip("dockerfile_parse")
 

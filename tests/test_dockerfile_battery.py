@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from dockit_core.packages import PipDistributions
+from dockit_core.outputs.docker.packages import PipDistributions
 from tests.test_dockerfile import (  # noqa: F401 (fixtures)
     DEBIAN_PYTHON,
     dpkg_owns,

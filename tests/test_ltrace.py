@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from dockit_core.events import Call
-from dockit_core.ltrace_buffers import call_bytes, decode_buffer, decode_string, trim_array
-from dockit_core.strace_parser import StraceParser
-from dockit_core.tracers import LTRACE_PROTOTYPES, ltrace_command
+from dockit_core.ingest.events import Call
+from dockit_core.ingest.ltrace_buffers import call_bytes, decode_buffer, decode_string, trim_array
+from dockit_core.ingest.strace_parser import StraceParser
+from dockit_core.ingest.tracers import LTRACE_PROTOTYPES, ltrace_command
 from tests.conftest import CAPTURES, REPO, Summary, replay, run_dockit
 
 LTRACE = shutil.which("ltrace")

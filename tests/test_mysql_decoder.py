@@ -776,7 +776,7 @@ def survol_chunks(name: str, fd: int = 3) -> list[Chunk]:
     """Socket reads and writes of one fd, from the log: bytes as printed, size from `= N`."""
     import re
 
-    from dockit_core.cstring import parse_quoted
+    from dockit_core.ingest.cstring import parse_quoted
 
     path = SURVOL / name
     if not path.exists():

@@ -22,7 +22,7 @@ from types import ModuleType
 import pytest
 from lxml import etree
 
-from dockit_core.cstring import literal_bytes
+from dockit_core.ingest.cstring import literal_bytes
 from tests.conftest import CAPTURES, run_dockit
 
 MYSQL = ["mysql_cli", "mysql_pymysql", "mysql_connector"]

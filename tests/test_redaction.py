@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from decoders.redact import redact_sql
-from dockit_core.redaction import redact_argv, redact_call_arguments, redact_text
+from dockit_core.outputs.redaction import redact_argv, redact_call_arguments, redact_text
 from tests.conftest import run_dockit
 
 SECRET = "Zq8-very-secret-7Hk"
@@ -123,7 +123,7 @@ def test_passwords_inside_sql() -> None:
 
 
 def test_recorded_environment_leaves_out_secrets_by_name() -> None:
-    from dockit_core.ini import safe_environment
+    from dockit_core.outputs.ini import safe_environment
 
     kept = safe_environment(
         {

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from decoders.records import CimChild, CimObject
-from dockit_core.summary import format_time
-from dockit_core.summary_writers import element_markup, write_xml, xml_name
-from dockit_core.xmltext import xml_safe
+from dockit_core.outputs.summary.objects import format_time
+from dockit_core.outputs.summary.writers import element_markup, write_xml, xml_name
+from dockit_core.outputs.xmltext import xml_safe
 
 # Any text, surrogates (bytes that were not UTF-8) and control characters included.
 TEXT = st.text(st.characters(min_codepoint=0, max_codepoint=0x10FFFF), max_size=40)

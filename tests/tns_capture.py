@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from decoders.api import ChannelInfo, Chunk, Direction
-from dockit_core.cstring import literal_bytes
+from dockit_core.ingest.cstring import literal_bytes
 
 CAPTURES = Path(__file__).resolve().parents[1].parent / "shared/captures/survol"
 ORACLE_STRACE = CAPTURES / "dockit_oracle_db_schemas.strace.log"

@@ -1,0 +1,188 @@
+"""The command line's grammar: options, their checks, and the `Options` they make. Light imports only:
+the tracer starts before the pipeline loads."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from dockit_core import __version__
+from dockit_core.cli.options import Options
+from dockit_core.outputs.summary.filter import SummaryFilter, SummaryFilterError
+
+if TYPE_CHECKING:
+    from decoders.registry import Registry
+
+EPILOG = """\
+outputs (PREFIX is -l, or the replayed log's name without .log):
+  live or attach:  PREFIX.<tracer>.<pid>.log  .ini  .txt|.csv|.json  .xml|.summary.txt  [.docker/]
+  replay of X.log: X.txt|.csv|.json  X.xml|X.summary.txt  [X.docker/]   (or PREFIX.<ext> with -l)
+
+examples:
+  dockit -l /tmp/run curl -s http://127.0.0.1:8000/
+  dockit -p 1234                        # attach; Ctrl-C detaches and writes the outputs
+  dockit -i /tmp/run.strace.4242.log -F TXT -s 'Dockit_SqlQuery'
+  dockit --decode 3307=mysql -i app.log.gz
+
+exit status: the traced program's (128+N when it died of signal N); 127 when COMMAND is not found,
+126 when it is not executable;
+2 for a usage error, a missing tracer, an unreadable log or a refused attach."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dockit",
+        description="Run COMMAND under strace (or ltrace), attach to a running process, or replay a saved "
+        "trace log, and tell what the program did: its processes, files, sockets, pipes, and the SQL "
+        "queries and HTTP requests that crossed them.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="more detail on stderr; -v prints the exact tracer command",
+    )
+    parser.add_argument(
+        "-w",
+        "--warning",
+        action="count",
+        default=0,
+        help="report each unparsed line and anomaly (cumulative)",
+    )
+    parser.add_argument(
+        "-s",
+        "--summary",
+        action="append",
+        default=[],
+        metavar="CLASS[:filters]",
+        help="restrict the summary to CLASS, e.g. 'CIM_DataFile:Category=[\"Others\"]' "
+        "(repeatable; read as data, never evaluated)",
+    )
+    parser.add_argument(
+        "-D",
+        "--dockerfile",
+        action="store_true",
+        help="also write PREFIX.docker/Dockerfile rebuilding the program's environment",
+    )
+    parser.add_argument("-p", "--pid", type=int, help="attach to the running process PID (all its threads)")
+    parser.add_argument(
+        "-f",
+        "--format",
+        default="TXT",
+        type=str.upper,
+        choices=["TXT", "CSV", "JSON"],
+        help="format of the calls file (default TXT)",
+    )
+    parser.add_argument(
+        "--each-call",
+        action="store_true",
+        help="write one record per call in the calls file instead of logical blocks",
+    )
+    parser.add_argument(
+        "-F",
+        "--summary-format",
+        default="XML",
+        type=str.upper,
+        choices=["TXT", "XML"],
+        help="format of the summary (default XML)",
+    )
+    parser.add_argument(
+        "-i",
+        "--input",
+        metavar="LOGFILE",
+        help="replay a saved strace or ltrace log (plain or gzip); its .ini is optional",
+    )
+    parser.add_argument("-l", "--log", metavar="PREFIX", help="prefix of the output files")
+    parser.add_argument(
+        "-t",
+        "--tracer",
+        default="strace",
+        choices=["strace", "ltrace"],
+        help="tracer for live runs and attach (default strace)",
+    )
+    parser.add_argument(
+        "--decoder",
+        action="append",
+        default=[],
+        metavar="MODULE:CLASS",
+        help="add a protocol decoder class (repeatable)",
+    )
+    parser.add_argument(
+        "--decode",
+        action="append",
+        default=[],
+        metavar="PORT=NAME",
+        help="decode traffic on PORT with the decoder NAME, e.g. 3307=mysql",
+    )
+    parser.add_argument(
+        "--rows",
+        type=row_count,
+        default=0,
+        metavar="N",
+        help="keep the first N rows of each SQL result set in the summary (default 0: row values may be "
+        "personal data)",
+    )
+    parser.add_argument("--no-decode", action="store_true", help="do not decode socket and pipe payloads")
+    parser.add_argument("--version", action="version", version=f"dockit {__version__}")
+    parser.add_argument(
+        "command",
+        nargs=argparse.REMAINDER,
+        metavar="COMMAND [ARGS...]",
+        help="the program to run under the tracer",
+    )
+    return parser
+
+
+class UsageError(Exception):
+    """A problem with what the user asked: one line, exit status 2."""
+
+
+def parse_overrides(values: list[str]) -> dict[int, str]:
+    overrides: dict[int, str] = {}
+    for value in values:
+        port, equal, name = value.partition("=")
+        if not equal or not port.strip().isdigit() or not name.strip():
+            raise UsageError(f"--decode {value!r}: expected PORT=NAME, e.g. 3307=mysql")
+        overrides[int(port)] = name.strip()
+    return overrides
+
+
+def row_count(text: str) -> int:
+    """`--rows N`: a count, 0 or more."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of rows (0 or more)")
+    return int(text)
+
+
+def make_options(args: argparse.Namespace) -> Options:
+    try:
+        filters = [SummaryFilter.parse(text) for text in args.summary]
+    except SummaryFilterError as error:
+        raise UsageError(str(error)) from error
+    return Options(
+        calls_format=args.format,
+        summary_format=args.summary_format,
+        filters=filters,
+        decode=not args.no_decode,
+        decoder_references=list(args.decoder),
+        decode_overrides=parse_overrides(args.decode),
+        rows=args.rows,
+        warnings=args.warning,
+        verbose=args.verbose,
+        dockerfile=args.dockerfile,
+        each_call=args.each_call,
+    )
+
+
+def make_registry(options: Options) -> Registry | None:
+    from decoders.registry import DecoderLoadError, Registry
+
+    if not options.decode:
+        return None
+    try:
+        return Registry.default(options.decoder_references, options.decode_overrides)
+    except DecoderLoadError as error:
+        raise UsageError(str(error)) from error

@@ -1,0 +1,53 @@
+"""What the user asked for on the command line, and where the outputs go: light on imports, so that
+the command line can check them and start the tracer before the pipeline's modules are loaded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dockit_core.outputs.summary.filter import SummaryFilter
+
+CALLS_EXTENSIONS = {"TXT": ".txt", "CSV": ".csv", "JSON": ".json"}
+
+
+@dataclass
+class Options:
+    calls_format: str = "TXT"
+    summary_format: str = "XML"
+    filters: list[SummaryFilter] = field(default_factory=list)
+    decode: bool = True
+    decoder_references: list[str] = field(default_factory=list)
+    decode_overrides: dict[int, str] = field(default_factory=dict)
+    rows: int = 0  # rows of each SQL result set kept in the summary (--rows)
+    warnings: int = 0
+    verbose: int = 0
+    dockerfile: bool = False
+    write_calls: bool = True
+    each_call: bool = False  # the calls file with one record per call instead of blocks
+
+
+@dataclass
+class OutputPaths:
+    prefix: str
+    calls_format: str = "TXT"
+    summary_format: str = "XML"
+
+    @property
+    def summary(self) -> str:
+        return self.prefix + (".xml" if self.summary_format == "XML" else ".summary.txt")
+
+    @property
+    def calls(self) -> str:
+        return self.prefix + CALLS_EXTENSIONS[self.calls_format]
+
+    @property
+    def log(self) -> str:
+        return self.prefix + ".log"
+
+    @property
+    def ini(self) -> str:
+        return self.prefix + ".ini"
+
+    @property
+    def docker_dir(self) -> str:
+        return self.prefix + ".docker"

@@ -1,0 +1,123 @@
+"""`dockit -i LOG`: replay a saved strace or ltrace log (plain or gzip), with its .ini when there is one."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import os
+import re
+import sys
+import time
+import zlib
+
+from dockit_core.cli.arguments import UsageError, make_registry
+from dockit_core.cli.options import Options, OutputPaths
+
+
+def open_log(path: str) -> io.TextIOWrapper:
+    if not os.path.exists(path):
+        raise UsageError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise UsageError(f"{path} is a directory, not a trace log")
+    if os.path.getsize(path) == 0:
+        raise UsageError(f"{path} is empty: nothing to replay")
+    raw = open(path, "rb")  # noqa: SIM115 - closed by the TextIOWrapper
+    magic = raw.read(2)
+    raw.seek(0)
+    binary = gzip.GzipFile(fileobj=raw) if magic == b"\x1f\x8b" else raw
+    return io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape", newline="\n")
+
+
+def log_stem(path: str) -> str:
+    stem = path
+    for suffix in (".gz", ".log"):
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+    return stem
+
+
+def default_pid(path: str, ini: dict[str, str]) -> int:
+    from dockit_core.outputs.ini import top_pid_from_ini
+
+    top = top_pid_from_ini(ini)
+    if top is not None:
+        return top
+    match = re.search(r"\.(\d+)(?:\.log)?(?:\.gz)?$", path)
+    return int(match.group(1)) if match else 1
+
+
+def replay(args: argparse.Namespace, options: Options) -> int:
+    from dockit_core.cli.session import TraceSession, print_report, write_dockerfile_if_asked
+    from dockit_core.outputs.ini import (
+        attached_threads_from_ini,
+        context_from_ini,
+        environment_from_ini,
+        read_ini,
+    )
+
+    stream = open_log(args.input)
+    ini = read_ini(log_stem(args.input) + ".ini")
+    context = context_from_ini(ini)
+    if not context.tracer:
+        context.tracer = "ltrace" if ".ltrace" in os.path.basename(args.input) else "strace"
+    paths = OutputPaths(args.log or log_stem(args.input), options.calls_format, options.summary_format)
+    registry = make_registry(options)
+    top_pid = default_pid(args.input, ini)
+    session = TraceSession(options, context, paths, default_pid=top_pid, registry=registry)
+    threads = attached_threads_from_ini(ini)
+    if threads:  # an attach log: what the live run knew of the process from /proc, the .ini says
+        session.tracker.attached(top_pid, threads, executable=ini.get("Executable"), argv=context.command,
+                                 cwd=context.cwd)  # fmt: skip
+    size = os.path.getsize(args.input)
+    progress = Progress(size, stream, enabled=options.verbose > 0 or sys.stderr.isatty())
+    try:
+        with stream:
+            session.feed_lines(stream, progress.update)
+    except (OSError, EOFError, zlib.error) as error:  # a gzip that is not one or is cut, a read error
+        session.abort()
+        raise UsageError(f"{args.input}: cannot read: {error}") from error
+    except BaseException:
+        session.abort()
+        raise
+    progress.done()
+    root = session.model.processes.get(top_pid)
+    if root is not None and not root.argv and context.command:
+        # ltrace never shows the first execve: the live run named the command it started, as here.
+        root.argv = list(context.command)
+        root.executable = root.executable or ini.get("Executable")
+    report = session.finish()
+    write_dockerfile_if_asked(session, options, environment_from_ini(ini), report)
+    print_report(report, options.warnings)
+    return 0
+
+
+class Progress:
+    """A line on stderr every second or so during a long replay."""
+
+    def __init__(self, total: int, stream: io.TextIOWrapper, enabled: bool) -> None:
+        self.total = total
+        self.raw = stream.buffer
+        self.enabled = enabled and total > 20 * 1024 * 1024
+        self.last = time.monotonic()
+        self.shown = False
+
+    def update(self, lines: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.last < 1.0:
+            return
+        self.last = now
+        try:
+            position = getattr(self.raw, "fileobj", self.raw).tell()  # gzip: compressed position
+        except (OSError, ValueError):
+            return
+        percent = 100.0 * position / self.total if self.total else 0.0
+        sys.stderr.write(f"\rdockit: {lines} lines, {percent:5.1f}% of {self.total / 1e6:.0f} MB")
+        sys.stderr.flush()
+        self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")

@@ -1,0 +1,246 @@
+"""One run of the pipeline, live or replayed: lines in, model and decoded records built as they come,
+outputs written at the end. Nothing here spawns a process or knows where the lines come from."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from decoders.api import DecoderOptions
+from decoders.records import CimObject
+from decoders.registry import Registry
+from dockit_core.cli.options import Options, OutputPaths
+from dockit_core.ingest.events import Call, Event
+from dockit_core.ingest.strace_parser import PidAlias, StraceParser
+from dockit_core.model import Model, SocketNode
+from dockit_core.model.channels import ChannelManager
+from dockit_core.model.tracker import Tracker
+from dockit_core.outputs.calls.blocks_writer import BlocksWriter
+from dockit_core.outputs.calls.each_call_writer import CallsWriter
+from dockit_core.outputs.summary.objects import (
+    RecordSpool,
+    RunContext,
+    keep_filter,
+    socket_object,
+    summary_objects,
+)
+from dockit_core.outputs.summary.writers import renderer, write_txt, write_xml
+
+
+@dataclass
+class Report:
+    """What a run saw and could not understand; printed at the end, and in the summary."""
+
+    lines: int = 0
+    calls: int = 0
+    unparsed: int = 0
+    unparsed_samples: list[tuple[int, str]] = field(default_factory=list)
+    orphan_resumes: int = 0
+    unattributed_data_calls: int = 0
+    unfinished_at_end: int = 0
+    problems: list[str] = field(default_factory=list)
+    records: dict[str, int] = field(default_factory=dict)
+    channels: int = 0
+    decoded_channels: int = 0
+    duplicate_chunks: int = 0
+    blocks: int | None = None  # blocks written to the calls file (None: one record per call)
+    outputs: list[str] = field(default_factory=list)
+
+    def statistics_object(self) -> CimObject:
+        return CimObject.make(
+            "Dockit_Statistics",
+            {
+                "Lines": self.lines,
+                "Calls": self.calls,
+                "UnparsedLines": self.unparsed,
+                "ResumedWithoutStart": self.orphan_resumes,
+                "UnattributedDataCalls": self.unattributed_data_calls,
+                "UnfinishedAtEnd": self.unfinished_at_end,
+                "Channels": self.channels,
+                "DecodedChannels": self.decoded_channels,
+                "DuplicateChunks": self.duplicate_chunks,
+                "DecoderProblems": len(self.problems),
+                "Blocks": self.blocks,
+            },
+        )
+
+
+class TraceSession:
+    """Feed it lines; `finish` writes the summary and the calls file."""
+
+    def __init__(
+        self,
+        options: Options,
+        context: RunContext,
+        paths: OutputPaths,
+        *,
+        default_pid: int = 0,
+        registry: Registry | None = None,
+        call_observers: list[Callable] | None = None,
+    ) -> None:
+        self.options = options
+        self.context = context
+        self.paths = paths
+        self.model = Model()
+        if default_pid:
+            self.model.root_pid = default_pid
+        self.spool = RecordSpool(
+            renderer(options.summary_format, context.date), keep_filter(options.filters)
+        )
+        if registry is None and options.decode:
+            registry = Registry.default(options.decoder_references, options.decode_overrides)
+        self.registry = registry
+        self.channels = ChannelManager(registry, self.spool.add, DecoderOptions(rows=options.rows))
+        self.parser = StraceParser(default_pid)
+        self.calls_writer: CallsWriter | BlocksWriter | None = None
+        if options.write_calls:
+            writer = CallsWriter if options.each_call else BlocksWriter
+            self.calls_writer = writer(paths.calls, options.calls_format, context.date)
+        self.observers = list(call_observers or [])
+        sink = self._dispatch if (self.calls_writer or self.observers) else None
+        if isinstance(self.calls_writer, BlocksWriter) and not self.observers:
+            sink = self.calls_writer.aggregator  # the only consumer: called directly, once per call
+        self.tracker = Tracker(
+            self.model,
+            self.channels,
+            initial_cwd=context.cwd,
+            call_sink=sink,
+            pending_calls=lambda: self.parser.pending,
+        )
+        # Finished connections are written as they end, not kept: memory does not grow with them.
+        self.retired_sockets = RecordSpool(
+            renderer(options.summary_format, context.date), keep_filter(options.filters)
+        )
+        self.tracker.socket_retired = self._retire_socket
+        self._index = 0
+
+    def _retire_socket(self, node: SocketNode) -> None:
+        self.retired_sockets.add(socket_object(node))
+        self.model.retire_socket(node)
+
+    def _dispatch(self, call, process, info, annotations) -> None:  # type: ignore[no-untyped-def]
+        if self.calls_writer is not None:
+            self.calls_writer(call, process, info, annotations)
+        for observer in self.observers:
+            observer(call, process, info, annotations)
+
+    def feed(self, line: str) -> Event | tuple[PidAlias, Event] | PidAlias | None:
+        """One line; returns what the parser made of it (None for an unfinished call, chatter or an
+        unparsed line; a PidAlias, alone or with the line's event, when it names the first process)."""
+        self._index += 1
+        event = self.parser.parse(line, self._index)
+        if event is not None:
+            self.tracker.apply(event)
+        return event
+
+    def feed_lines(self, lines, progress: Callable[[int], None] | None = None) -> None:  # type: ignore[no-untyped-def]
+        parse = self.parser.parse
+        apply = self.tracker.apply
+        apply_call = self.tracker.apply_call
+        index = self._index
+        for line in lines:
+            index += 1
+            event = parse(line, index)
+            if type(event) is Call:
+                apply_call(event)
+            elif event is not None:
+                apply(event)
+            if progress is not None and not index & 0xFFFF:
+                progress(index)
+        self._index = index
+
+    def report(self) -> Report:
+        stats = self.parser.stats
+        return Report(
+            lines=stats.lines,
+            calls=self.tracker.calls,
+            unparsed=stats.unparsed,
+            unparsed_samples=list(stats.samples),
+            orphan_resumes=stats.orphan_resumes,
+            unattributed_data_calls=self.tracker.unattributed_data_calls,
+            unfinished_at_end=len(self.parser.pending),
+            problems=list(self.channels.problems) + (self.registry.problems if self.registry else []),
+            records=dict(self.spool.counts),
+            channels=self.channels.stats["channels"],
+            decoded_channels=self.channels.stats["decoded_channels"],
+            duplicate_chunks=self.channels.stats["duplicate_chunks"],
+        )
+
+    def finish(self) -> Report:
+        """Flush the decoders and write the summary and the calls file (atomically)."""
+        self.tracker.finish()
+        report = self.report()
+        if isinstance(self.calls_writer, BlocksWriter):
+            self.calls_writer.flush_blocks()
+            report.blocks = self.calls_writer.blocks_out
+        objects = summary_objects(
+            self.model,
+            self.context,
+            self.spool,
+            report.statistics_object(),
+            self.options.filters,
+            self.retired_sockets,
+        )
+        if self.options.summary_format == "XML":
+            write_xml(objects, self.paths.summary, self.context.date)
+        else:
+            write_txt(objects, self.paths.summary, self.context.date)
+        report.outputs.append(self.paths.summary)
+        if self.calls_writer is not None:
+            self.calls_writer.close()
+            report.outputs.append(self.paths.calls)
+        return report
+
+    def abort(self) -> None:
+        if self.calls_writer is not None:
+            self.calls_writer.discard()
+
+
+def print_report(report: Report, warnings: int, stream: TextIO | None = None) -> None:
+    """The end-of-run lines: counts always, each unparsed line and problem with -w."""
+    stream = stream or sys.stderr
+    decoded = ", ".join(f"{count} {name}" for name, count in sorted(report.records.items()))
+    stream.write(
+        f"dockit: {report.lines} lines, {report.calls} calls"
+        + (f", decoded: {decoded}" if decoded else "")
+        + "\n"
+    )
+    if report.blocks is not None:
+        ratio = f" ({report.calls / report.blocks:.1f} calls per block)" if report.blocks else ""
+        stream.write(f"dockit: calls file: {report.calls} calls in, {report.blocks} blocks out{ratio}\n")
+    if report.unparsed:
+        stream.write(
+            f"dockit: {report.unparsed} line(s) could not be parsed"
+            + ("" if warnings else " (-w lists them)")
+            + "\n"
+        )
+        if warnings:
+            for index, line in report.unparsed_samples:
+                stream.write(f"dockit: unparsed line {index}: {line}\n")
+    if warnings and report.orphan_resumes:
+        stream.write(
+            f"dockit: {report.orphan_resumes} call(s) resumed without their start (trace attached mid-run)\n"
+        )
+    if warnings and report.unattributed_data_calls:
+        stream.write(f"dockit: {report.unattributed_data_calls} data call(s) whose fd was not in the trace\n")
+    for problem in report.problems:
+        if warnings or "failed" in problem or "skipped" in problem:
+            stream.write(f"dockit: {problem}\n")
+    for output in report.outputs:
+        stream.write(f"dockit: wrote {output}\n")
+
+
+def write_dockerfile_if_asked(
+    session: TraceSession, options: Options, environment: dict[str, str], report: Report
+) -> None:
+    if not options.dockerfile:
+        return
+    try:
+        from dockit_core.outputs.docker.dockerfile import write_dockerfile
+    except ImportError:
+        sys.stderr.write("dockit: -D: the Dockerfile writer is not available in this version\n")
+        return
+    written = write_dockerfile(session.model, session.context, session.paths.docker_dir, environment)
+    report.outputs.append(written)

@@ -1,0 +1,1 @@
+"""The calls file: calls aggregated into logical blocks, or one record per call (`--each-call`)."""

@@ -1,0 +1,1 @@
+"""`-D`: the Dockerfile and build context that rebuild a traced program's environment."""

@@ -1,0 +1,1 @@
+"""The summary: its CIM objects, the `-s` filters, and the XML and TXT writers."""

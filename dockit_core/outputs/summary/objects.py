@@ -1,0 +1,344 @@
+"""The summary as a list of CIM objects: the model's processes, files, sockets and pipes, then what the
+decoders found. The XML and TXT writers only render these, so both always say the same thing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import math
+import os
+import pickle
+import platform
+import shlex
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO
+
+from decoders.records import AttrValue, CimChild, CimObject
+from dockit_core.model import FileAccess, Model, Process, SocketNode
+from dockit_core.outputs.redaction import redact_argv
+from dockit_core.outputs.summary.filter import SummaryFilter
+
+
+@dataclass
+class RunContext:
+    """Facts about the traced machine and run, from the live system or the replayed log's .ini."""
+
+    hostname: str = ""
+    os_type: str = "linux"
+    os_release: str = ""  # "debian:12"
+    kernel: str = ""
+    date: str | None = None  # "2018-05-08" when the log's times are times of day
+    tracer: str = "strace"
+    command: list[str] = field(default_factory=list)
+    cwd: str | None = None
+
+    @staticmethod
+    def local(tracer: str, command: list[str]) -> RunContext:
+        return RunContext(
+            hostname=platform.node(),
+            os_type=platform.system().lower(),
+            os_release=read_os_release(),
+            kernel=platform.release(),
+            date=dt.date.today().isoformat(),
+            tracer=tracer,
+            command=command,
+            cwd=os.getcwd(),
+        )
+
+
+def read_os_release(path: str = "/etc/os-release") -> str:
+    """ "debian:12", "ubuntu:22.04", "fedora:39": the distribution as a base image names it."""
+    fields: dict[str, str] = {}
+    try:
+        with open(path, encoding="utf-8") as stream:
+            for line in stream:
+                key, _, value = line.strip().partition("=")
+                fields[key] = value.strip('"')
+    except OSError:
+        return ""
+    name = fields.get("ID", "")
+    version = fields.get("VERSION_ID", "")
+    return f"{name}:{version}" if name and version else name
+
+
+def format_time(value: float | None, date: str | None) -> str | None:
+    """Epoch seconds as ISO 8601; seconds since midnight with the log's date (or alone) likewise."""
+    if value is None:
+        return None
+    if value > 86400 * 2:
+        return _epoch_iso(value)
+    try:  # a damaged .ini's date (2026-13-45) or one no time can follow (9999-12-31): no date then
+        midnight = dt.datetime.fromisoformat(date) if date else None
+        if midnight is not None:
+            return (midnight + dt.timedelta(seconds=value)).isoformat(timespec="microseconds")
+    except (ValueError, OverflowError):
+        pass
+    hours, rest = divmod(value, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{int(hours):02d}:{int(minutes):02d}:{seconds:09.6f}"
+
+
+_SECONDS: dict[int, str] = {}  # whole second -> "2026-11-26T19:33:12": a trace has few distinct ones
+
+
+def _epoch_iso(value: float) -> str:
+    """`datetime.fromtimestamp(value, UTC).isoformat(timespec="microseconds")`, with the date and time
+    of each second made once (a summary of 20,000 queries formats 20,000 start times). The microseconds
+    are rounded half to even, as datetime does."""
+    fraction, whole = math.modf(value)
+    micro = round(fraction * 1e6)
+    if micro >= 1_000_000:
+        micro -= 1_000_000
+        whole += 1
+    second = int(whole)
+    prefix = _SECONDS.get(second)
+    if prefix is None:
+        if len(_SECONDS) > 4096:
+            _SECONDS.clear()
+        prefix = _SECONDS[second] = dt.datetime.fromtimestamp(second, dt.UTC).isoformat()[:19]
+    return f"{prefix}.{micro:06d}+00:00"
+
+
+@dataclass(slots=True)
+class Rendered:
+    """A summary object already written out in the summary's format (XML element or TXT block)."""
+
+    cim_class: str
+    text: str
+
+
+class RecordSpool:
+    """Decoded records kept on disk, not in memory, until the summary is written: a log with a million
+    queries costs a file, not a million objects. Sessions and table counts stay in memory (few).
+
+    Each record is rendered in the summary's format as it comes (`render`), and filtered by `-s` then
+    (`keep`): the spool holds text. Texts wait in batches of SPILL_BATCH, each full batch pickled in
+    one go (a list of strings pickles at memory speed; the objects themselves cost more to pickle and
+    unpickle than their decoding)."""
+
+    SPILL_BATCH = 1024
+
+    def __init__(
+        self,
+        render: Callable[[CimObject], str],
+        keep: Callable[[CimObject], bool] | None = None,
+    ) -> None:
+        self._file = tempfile.TemporaryFile()
+        self._render = render
+        self._keep = keep
+        self._batch: list[tuple[str, str]] = []
+        self._spilled = 0  # batches in the file
+        self.count = 0
+        self.tables: dict[str, list[int]] = {}  # name -> [reads, writes]
+        self.counts: dict[str, int] = {}
+
+    def add(self, obj: CimObject) -> None:
+        self.count += 1
+        cim_class = obj.cim_class
+        counts = self.counts
+        counts[cim_class] = counts.get(cim_class, 0) + 1
+        if cim_class == "Dockit_SqlQuery":
+            for child in obj.children:
+                if child.tag == "Table":
+                    attrs = dict(child.attrs)
+                    entry = self.tables.setdefault(str(attrs.get("Name")), [0, 0])
+                    entry[1 if attrs.get("Access") == "write" else 0] += 1
+        if self._keep is not None and not self._keep(obj):
+            return
+        batch = self._batch
+        batch.append((cim_class, self._render(obj)))
+        if len(batch) >= self.SPILL_BATCH:
+            pickle.dump(batch, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+            self._spilled += 1
+            self._batch = []
+
+    def __iter__(self) -> Iterator[Rendered]:
+        self._file.flush()
+        self._file.seek(0)
+        try:
+            for _ in range(self._spilled):
+                for cim_class, text in _load_without_gc(self._file):
+                    yield Rendered(cim_class, text)
+        finally:
+            self._file.seek(0, os.SEEK_END)
+        for cim_class, text in list(self._batch):
+            yield Rendered(cim_class, text)
+
+    def table_objects(self) -> list[CimObject]:
+        return [
+            CimObject.make("Dockit_SqlTable", {"Name": name, "Reads": reads, "Writes": writes})
+            for name, (reads, writes) in sorted(self.tables.items())
+        ]
+
+
+def _load_without_gc(stream: IO[bytes]) -> list[tuple[str, str]]:
+    """One batch unpickled with the cyclic GC paused: its tens of thousands of new tuples would
+    otherwise set off collections that walk the whole heap, and records hold no cycles."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return pickle.load(stream)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def process_object(process: Process, date: str | None, calls: int | None = None) -> CimObject:
+    """`calls`: the calls of the process and its threads (its own when not given)."""
+    argv = redact_argv(process.argv)
+    children = [
+        ("ParentProcessId", process.ppid),
+        ("ExecutablePath", process.executable),
+        ("CommandLine", shlex.join(argv) or None),  # quoted as a shell would need it; Argument has each
+        ("CurrentDirectory", process.cwd),
+        ("CreationDate", format_time(process.start, date)),
+        ("TerminationDate", format_time(process.end, date)),
+        ("ExitStatus", process.exit_code),
+        ("TerminatingSignal", process.signal),
+    ]
+    elements = [CimChild(tag, text=str(value)) for tag, value in children if value is not None]
+    elements += [CimChild("Argument", (("Index", i),), text=arg) for i, arg in enumerate(argv)]
+    elements += [CimChild("Thread", (("Handle", tid),)) for tid in process.threads]
+    return CimObject.make(
+        "CIM_Process",
+        {
+            "Handle": process.pid,
+            "Calls": process.calls if calls is None else calls,
+            "CoreDumped": "true" if process.core_dumped else None,
+            "AttachedMidRun": None if process.seen_from_start else "true",
+            "ArgumentsCut": "true" if process.argv_cut else None,
+        },
+        elements,
+    )
+
+
+def _access_attributes(pid: int, a: FileAccess) -> tuple[tuple[str, AttrValue], ...]:
+    """What one process did to a file, the attributes it has only: once per file of a summary."""
+    attrs: list[tuple[str, AttrValue]] = [] if pid is None else [("Process", pid)]
+    if a.opens:
+        attrs.append(("Opens", a.opens))
+    if a.reads:
+        attrs.append(("Reads", a.reads))
+    if a.read_bytes:
+        attrs.append(("ReadBytes", a.read_bytes))
+    if a.writes:
+        attrs.append(("Writes", a.writes))
+    if a.written_bytes:
+        attrs.append(("WrittenBytes", a.written_bytes))
+    if a.metadata:
+        attrs.append(("Metadata", a.metadata))
+    if a.created:
+        attrs.append(("Created", "true"))
+    if a.deleted:
+        attrs.append(("Deleted", "true"))
+    if a.executed:
+        attrs.append(("Executed", "true"))
+    if a.renamed_to is not None:
+        attrs.append(("RenamedTo", a.renamed_to))
+    if a.renamed_from is not None:
+        attrs.append(("RenamedFrom", a.renamed_from))
+    return tuple(attrs)
+
+
+def socket_object(socket: SocketNode) -> CimObject:
+    return CimObject.make(
+        "Dockit_Socket",
+        {
+            "Family": socket.kind,
+            "Local": socket.local,
+            "Remote": socket.remote,
+            "Process": " ".join(str(pid) for pid in sorted(socket.pids)) or None,
+            "Listening": "true" if socket.listening else None,
+            "Accepted": "true" if socket.accepted else None,
+            "BytesIn": socket.bytes_in,
+            "BytesOut": socket.bytes_out,
+            "Inode": socket.inode,
+        },
+    )
+
+
+def model_objects(
+    model: Model, context: RunContext, retired_sockets: Iterable[CimObject | Rendered] = ()
+) -> Iterator[CimObject | Rendered]:
+    """`retired_sockets`: the finished connections, written as they ended (see Tracker.socket_retired);
+    they come before the sockets still in the model."""
+    """Everything the model holds, in a stable order: machine, processes, files, sockets, pipes."""
+    yield CimObject.make("CIM_ComputerSystem", {"Name": context.hostname or None})
+    yield CimObject.make(
+        "CIM_OperatingSystem",
+        {
+            "Name": context.os_type or None,
+            "Release": context.os_release or None,
+            "Version": context.kernel or None,
+        },
+    )
+    processes = model.processes
+    for process in processes.values():
+        if not process.is_thread:
+            # a process's calls are its threads' too (each thread is a Process of the model)
+            calls = process.calls + sum(processes[t].calls for t in process.threads if t in processes)
+            yield process_object(process, context.date, calls)
+    # Most files have one Access like many others (a directory walk: the same process, one stat): the
+    # children are immutable, so one is made per distinct attributes (ints and strs: equal means alike).
+    access_children: dict[tuple[tuple[str, AttrValue], ...], CimChild] = {}
+    for path, node in sorted(model.files.items()):
+        accesses = []
+        for pid, access in node.accesses.items():
+            attrs = _access_attributes(pid, access)
+            child = access_children.get(attrs)
+            if child is None:
+                if len(access_children) >= 4096:
+                    access_children.clear()
+                child = access_children[attrs] = CimChild("Access", attrs)
+            accesses.append(child)
+        yield CimObject("CIM_DataFile", (("Name", path), ("Category", node.category)), tuple(accesses))
+    yield from retired_sockets
+    for socket in model.sockets.values():
+        yield socket_object(socket)
+    for pipe in model.pipes.values():
+        yield CimObject.make(
+            "Dockit_Pipe",
+            {
+                "Id": pipe.pipe_id,
+                "Writers": " ".join(map(str, sorted(pipe.writers))) or None,
+                "Readers": " ".join(map(str, sorted(pipe.readers))) or None,
+                "Processes": " ".join(map(str, sorted(pipe.holders | pipe.writers | pipe.readers))) or None,
+                "Bytes": pipe.bytes,
+                "CreatedBy": pipe.created_by,
+            },
+        )
+
+
+def summary_objects(
+    model: Model,
+    context: RunContext,
+    spool: RecordSpool,
+    statistics: CimObject | None,
+    filters: Iterable[SummaryFilter] = (),
+    retired_sockets: Iterable[Rendered] = (),
+) -> Iterator[CimObject | Rendered]:
+    """All objects of the summary, filtered by `-s` when given (the spool's records were filtered as
+    they came: see `keep_filter`)."""
+    chosen = list(filters)
+
+    def kept(objects: Iterable[CimObject | Rendered]) -> Iterator[CimObject | Rendered]:
+        for obj in objects:
+            if type(obj) is Rendered:  # spooled: filtered when it was written
+                yield obj
+            elif not chosen or any(f.matches(obj) for f in chosen) or obj.cim_class == "Dockit_Statistics":  # type: ignore[arg-type]
+                yield obj
+
+    yield from kept(model_objects(model, context, retired_sockets))
+    yield from spool
+    yield from kept(spool.table_objects())
+    yield from kept([statistics] if statistics else [])
+
+
+def keep_filter(filters: Iterable[SummaryFilter]) -> Callable[[CimObject], bool] | None:
+    """The `-s` test for a decoder's record, or None when every record is kept."""
+    chosen = list(filters)
+    if not chosen:
+        return None
+    return lambda obj: any(f.matches(obj) for f in chosen)
