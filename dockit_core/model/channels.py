@@ -16,6 +16,7 @@ from decoders.api import ChannelInfo, Chunk, Decoder, DecoderOptions, Direction
 from decoders.records import Annotation, CimObject, Output, Record, Secret, as_cim
 from decoders.registry import Registry
 from dockit_core.model import PipeNode, SocketNode
+from dockit_core.model.undecoded import SAMPLE_BYTES, SOCKET_KINDS, undecoded_object
 
 log = logging.getLogger("dockit.channels")
 
@@ -37,6 +38,8 @@ class Channel:
     # these are touched by every chunk. `sources` and `bytes` give them keyed by Direction.
     source_by_side: list[str | None] = field(default_factory=lambda: [None, None])  # "read" or "write"
     bytes_by_side: list[int] = field(default_factory=lambda: [0, 0])
+    claimed: bool = False  # a decoder was chosen for it (even one that failed later)
+    first_bytes: list[bytes] = field(default_factory=lambda: [b"", b""])  # out, in: while unclaimed
     open_ends: int = 0  # sockets of this channel whose descriptors are not all closed yet
     other_keys: list[str] = field(default_factory=list)  # its entries in the alias and inode maps
 
@@ -245,6 +248,9 @@ class ChannelManager:
             self._collect(outputs)
 
     def _detect(self, channel: Channel, chunk: Chunk) -> None:
+        side = chunk.direction is Direction.IN
+        if len(channel.first_bytes[side]) < SAMPLE_BYTES:
+            channel.first_bytes[side] = (channel.first_bytes[side] + chunk.data)[:SAMPLE_BYTES]
         channel.pending.append(chunk)
         channel.pending_bytes += len(chunk.data)
         assert self.registry is not None
@@ -256,6 +262,8 @@ class ChannelManager:
                 channel.undecodable = True
                 channel.pending = []
             return
+        channel.claimed = True
+        channel.first_bytes = [b"", b""]
         try:
             channel.decoder = chosen(channel.info)
         except Exception as error:  # noqa: BLE001 - a broken decoder must not stop the trace
@@ -330,6 +338,8 @@ class ChannelManager:
 
     def _close_channel(self, channel: Channel, time: float | None) -> None:
         if channel.decoder is None:
+            if not channel.claimed and channel.info.kind in SOCKET_KINDS and any(channel.first_bytes):
+                self._report_undecoded(channel)
             return
         decoder, channel.decoder = channel.decoder, None
         channel.undecodable = True  # nothing more is fed to it
@@ -340,3 +350,12 @@ class ChannelManager:
             self._fail(channel, decoder.name, error)
             return
         self._collect(outputs)
+
+    def _report_undecoded(self, channel: Channel) -> None:
+        """A connection whose bytes no decoder claimed is said so in the summary, once."""
+        assert self.registry is not None  # bytes are sampled only while detection runs
+        channel.claimed = True
+        out, in_ = channel.first_bytes
+        channel.first_bytes = [b"", b""]
+        counts = (channel.bytes_by_side[0], channel.bytes_by_side[1])
+        self.emit(undecoded_object(channel.info, (out, in_), counts, self.registry.names()))
