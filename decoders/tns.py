@@ -537,7 +537,7 @@ class TnsDecoder(Decoder):
                 pos = match.start()
                 length = data[pos]
                 raw = bytes(data[pos + 1 : pos + 1 + length])
-                if not tns._printable(raw):
+                if not tns.is_printable(raw):
                     continue
                 out = self._finish_statement()
                 self.pending = _Statement(
