@@ -14,13 +14,14 @@ Pure functions, no state, one module per part of the protocol:
   values), MySQL 8 query attributes before a COM_QUERY's text.
 Builders for each (tests and fuzzing).
 
-Not here: the compressed protocol's framing (CLIENT_COMPRESS; decoders/mysql.py unwraps it), anything
-after an SSL request (it is TLS), the old pre-4.1 handshake response (only its capabilities and user),
-session-state tracking info in OK packets, COM_STMT_BULK_EXECUTE, replication and COM_BINLOG_DUMP.
+Not here: the compressed protocol's framing (CLIENT_COMPRESS; decoders/mysql/stream.py unwraps it),
+anything after an SSL request (it is TLS), the old pre-4.1 handshake response (only its capabilities
+and user), session-state tracking info in OK packets, COM_STMT_BULK_EXECUTE, replication and
+COM_BINLOG_DUMP.
 
 Parsers raise `MySqlError` (a ValueError) on a payload too short or malformed for what it claims
 (`parse_execute(partial=True)` excepted); framing, state and partial packets are the decoder's
-business (decoders/mysql.py).
+business (decoders/mysql/).
 
 This package re-exports the names its users take from it (`from protocols import mysql as p`, then
 `p.X`); new code may import from the module that holds a name.

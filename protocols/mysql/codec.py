@@ -4,7 +4,7 @@ Decoded: the 4-byte packet header (3-byte little-endian length, sequence id) and
 long payload (`packets` builds it), length-encoded integers and strings, NUL-terminated strings, read
 by `Reader`, a cursor that checks every read against the payload's end. Not here: reassembly of
 packets across reads, 16 MB continuations and the compressed protocol's framing (CLIENT_COMPRESS),
-which are the decoder's (decoders/mysql_stream.py).
+which are the decoder's (decoders/mysql/stream.py).
 """
 
 from __future__ import annotations

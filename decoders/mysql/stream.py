@@ -1,4 +1,4 @@
-"""MySQL packets out of one direction's bytes, for decoders/mysql.py: reassembly across chunks, 16 MB
+"""MySQL packets out of one direction's bytes, for the MySQL decoder: reassembly across chunks, 16 MB
 continuation, buffers the tracer cut (decoded as far as they go, then skipped or resynchronised), and
 the zlib layer of CLIENT_COMPRESS. Knows framing only, not what the packets mean."""
 

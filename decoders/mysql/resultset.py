@@ -1,0 +1,110 @@
+"""Result sets, for COM_QUERY, COM_STMT_EXECUTE and COM_STMT_FETCH replies: columns, rows, their end.
+
+Column definitions give the record's column names (redacted when they hold a password); rows are
+counted, and the first `--rows` decoded (text or binary protocol) with any auth hash in them redacted.
+Optional metadata (MariaDB's cached metadata, MySQL's optional result set metadata) takes the columns
+from the prepared statement. More results (multi-statements, CALL) add their rows to the same record.
+"""
+
+from __future__ import annotations
+
+from decoders.mysql.redaction import MAY_HOLD_SECRET, redact_value
+from decoders.mysql.state import Request
+from decoders.redact import redact_sql
+from protocols import mysql as p
+
+
+class ResultSetMixin:
+    """The result-set part of `MySqlDecoder`'s replies (reads `options.rows` and the capabilities)."""
+
+    def _result_packet(self, request: Request, payload: bytes, first: int) -> bool:
+        state = request.state
+        if request.command == p.COM_STMT_FETCH and state == "first":
+            state = request.state = "rows"
+            statement = self._statement(request)
+            request.columns = list(statement.columns) if statement else []
+        if state in ("first", "infile"):
+            if first == 0xFF:
+                err = p.parse_err(payload)
+                if err.code == 0xFFFF:
+                    return False  # MariaDB progress report
+                self._ok_or_err(request, payload, first)
+                return True
+            if first == 0x00:
+                status = self._ok_or_err(request, payload, first)
+                return not status & p.SERVER_MORE_RESULTS_EXISTS
+            if first == 0xFB and request.command == p.COM_QUERY:
+                request.state = "infile"
+                return False
+            if first == 0xFE and p.is_eof(payload):
+                request.status = "ok"
+                return True
+            metadata = True
+            optional = self._caps(p.MARIADB_CLIENT_CACHE_METADATA) or self._caps(
+                p.CLIENT_OPTIONAL_RESULTSET_METADATA
+            )
+            if 0 <= first < 0xFB:  # the usual one-byte column count
+                count = first
+                if optional and len(payload) > 1:
+                    metadata = payload[1] != 0
+            else:
+                reader = p.Reader(payload)
+                count = reader.lenenc() or 0
+                if optional:
+                    metadata = reader.int(1) != 0 if reader.remaining else True
+            request.status = "ok"
+            request.rows = request.rows or 0
+            request.columns = []
+            if metadata:
+                request.state, request.left = "columns", count
+            else:
+                statement = self._statement(request)
+                request.columns = list(statement.columns) if statement else []
+                request.state = "after_columns"
+            return False
+        if state == "columns":
+            try:
+                column = p.parse_column(payload, bool(self._caps(p.MARIADB_CLIENT_EXTENDED_METADATA)))
+            except p.MySqlError:
+                column = p.Column(name="", type=p.TYPE_VAR_STRING)  # cut: its name is unknown
+                request.cut = True
+            request.columns.append(column)
+            request.left -= 1
+            if request.left <= 0:
+                request.state = "after_columns"
+                if not request.result_columns and not request.cut:
+                    # A column is named after its expression: `SELECT PASSWORD('x')` names one PASSWORD('x').
+                    request.result_columns = [
+                        redact_sql(c.name) if MAY_HOLD_SECRET(c.name) else c.name for c in request.columns
+                    ]
+                if request.command == p.COM_STMT_EXECUTE:
+                    statement = self._statement(request)
+                    if statement is not None:
+                        statement.columns = list(request.columns)
+            return False
+        if state == "after_columns":
+            request.state = "rows"
+            if first == 0xFE and len(payload) < 9 and not self._deprecate_eof_terminator(payload):
+                status = p.eof_status(payload)
+                if status & p.SERVER_STATUS_CURSOR_EXISTS:
+                    request.rows = None
+                    return True
+                return False
+        if first == 0xFE and len(payload) < 0xFFFFFF:
+            status = self._ok_or_err(request, payload, first)
+            if status & p.SERVER_MORE_RESULTS_EXISTS:
+                request.state = "first"
+                return False
+            return True
+        if first == 0xFF:
+            self._ok_or_err(request, payload, first)
+            return True
+        request.rows = (request.rows or 0) + 1
+        if len(request.sample) < self.options.rows:
+            binary = request.command in (p.COM_STMT_EXECUTE, p.COM_STMT_FETCH)
+            try:
+                row = p.parse_binary_row(payload, request.columns) if binary else p.parse_text_row(payload)
+            except p.MySqlError:
+                row = ["?"]
+            request.sample.append([redact_value(v) if v else v for v in row])
+        return False

@@ -1,0 +1,45 @@
+"""What a connection remembers between packets: its prepared statements, its requests awaiting a reply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from decoders.mysql.stream import At
+from protocols import mysql as p
+
+
+@dataclass(slots=True)
+class Statement:
+    sql: str
+    truncated: bool
+    num_params: int = 0
+    num_columns: int = 0
+    param_types: list[tuple[int, bool]] | None = None
+    columns: list[p.Column] = field(default_factory=list)
+    long_data: set[int] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class Request:
+    command: int
+    payload: bytes
+    truncated: bool
+    at: At
+    text: str | None = None
+    statement_id: int | None = None
+    state: str = "first"
+    left: int = 0
+    columns: list[p.Column] = field(default_factory=list)
+    result_columns: list[str] = field(default_factory=list)
+    rows: int | None = None
+    sample: list[list[str | None]] = field(default_factory=list)
+    status: str = "unknown"
+    error_code: int | None = None
+    error_message: str | None = None
+    affected_rows: int | None = None
+    last_insert_id: int | None = None
+    end_time: float | None = None
+    cut: bool = False  # the stream lost step inside this reply: what follows in it is unknown
+    partial: bool = False  # a reply packet was cut but its lost bytes were skipped: the count holds
+    prepared: Statement | None = None
+    slots: list[str] = field(default_factory=list)  # PREPARE reply parts still expected, last first
