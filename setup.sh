@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 need=()
-for tool in strace ltrace gcc curl wget openssl pkg-config; do
+for tool in strace ltrace gcc curl wget openssl pkg-config forkstat; do
     command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
 done
 # The headers of the MariaDB client library: the tests build a C client and Python's MySQLdb on it.

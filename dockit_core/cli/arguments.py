@@ -17,12 +17,14 @@ EPILOG = """\
 outputs (PREFIX is -l, or the replayed log's name without .log):
   live or attach:  PREFIX.<tracer>.<pid>.log  .ini  .txt|.csv|.json  .xml|.summary.txt  [.docker/]
   replay of X.log: X.txt|.csv|.json  X.xml|X.summary.txt  [X.docker/]   (or PREFIX.<ext> with -l)
+  watch (-u/-g):   PREFIX.watch.<dockit's pid>.xml|.summary.txt  (--follow: also .log and .txt|.csv|.json)
 
 examples:
   dockit -l /tmp/run curl -s http://127.0.0.1:8000/
   dockit -p 1234                        # attach; Ctrl-C detaches and writes the outputs
   dockit -i /tmp/run.strace.4242.log -F TXT -s 'Dockit_SqlQuery'
   dockit --decode 3307=mysql -i app.log.gz
+  dockit -u www-data --follow           # watch www-data's new processes, trace each one
 
 exit status: the traced program's (128+N when it died of signal N); 127 when COMMAND is not found,
 126 when it is not executable;
@@ -126,6 +128,37 @@ def build_parser() -> argparse.ArgumentParser:
         "personal data)",
     )
     parser.add_argument("--no-decode", action="store_true", help="do not decode socket and pipe payloads")
+    watch = parser.add_argument_group(
+        "watch mode (no COMMAND, -p or -i)",
+        "  watch the whole machine for the processes of a user or group with the kernel's process\n"
+        "  connector (root or CAP_NET_ADMIN): one line per fork, exec, uid/gid or session change and exit,\n"
+        "  then the summary of every process seen when Ctrl-C, SIGTERM or --duration ends the watch",
+    )
+    watch.add_argument(
+        "-u", "--user", action="append", default=[], metavar="USER",
+        help="watch processes running as USER (a name or a uid; repeatable, or comma-separated)",
+    )  # fmt: skip
+    watch.add_argument(
+        "-g", "--group", action="append", default=[], metavar="GROUP",
+        help="watch processes running with GROUP as real or effective group (a name or a gid; repeatable)",
+    )  # fmt: skip
+    watch.add_argument("--json", action="store_true", help="print one JSON object a line instead of text")
+    watch.add_argument(
+        "--duration", type=seconds, metavar="SECONDS", help="end the watch after SECONDS (default: Ctrl-C)"
+    )
+    watch.add_argument(
+        "--follow", action="store_true",
+        help="trace each new matching process as -p would (with -t's tracer): its files, sockets and "
+        "queries join the summary",
+    )  # fmt: skip
+    watch.add_argument(
+        "--follow-max", type=row_count, default=8, metavar="N",
+        help="trace at most N processes at once with --follow (default 8); past it, processes are listed only",
+    )  # fmt: skip
+    watch.add_argument(
+        "--watch-dir", action="append", default=[], metavar="DIR",
+        help="also report the files created, written, moved in or deleted in DIR (inotify; repeatable)",
+    )  # fmt: skip
     parser.add_argument("--version", action="version", version=f"dockit {__version__}")
     parser.add_argument(
         "command",
@@ -148,6 +181,17 @@ def parse_overrides(values: list[str]) -> dict[int, str]:
             raise UsageError(f"--decode {value!r}: expected PORT=NAME, e.g. 3307=mysql")
         overrides[int(port)] = name.strip()
     return overrides
+
+
+def seconds(text: str) -> float:
+    """`--duration SECONDS`: a positive number."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
 
 
 def row_count(text: str) -> int:

@@ -10,6 +10,7 @@ import sys
 from dockit_core.cli.arguments import UsageError, build_parser, make_options
 from dockit_core.cli.live import trace
 from dockit_core.cli.replay import replay
+from dockit_core.cli.watch import watch, watch_requested
 from dockit_core.ingest import tracers
 
 # `dockit NAME ARGS...` runs one of dockit's own tools instead of tracing a program: NAME -> the
@@ -36,9 +37,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = make_options(args)
         if args.input:
-            if args.command or args.pid is not None:
-                raise UsageError("-i replays a log: give no COMMAND and no -p with it")
+            if args.command or args.pid is not None or watch_requested(args):
+                raise UsageError("-i replays a log: give no COMMAND, -p, -u, -g or --watch-dir with it")
             return replay(args, options)
+        if watch_requested(args):
+            if args.command or args.pid is not None:
+                raise UsageError("-u, -g and --watch-dir watch the machine: give no COMMAND and no -p with them")
+            return watch(args, options)
+        watch_only = [name for name, value in (("--json", args.json), ("--duration", args.duration),
+                      ("--follow", args.follow), ("--follow-max", args.follow_max != 8)) if value]  # fmt: skip
+        if watch_only:
+            raise UsageError(f"{watch_only[0]} belongs to the watch mode: give -u USER or -g GROUP with it")
         if args.pid is None and not args.command:
             raise UsageError(
                 "nothing to do: give a COMMAND to run, -p PID to attach, or -i LOGFILE to replay"

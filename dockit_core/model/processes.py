@@ -25,6 +25,12 @@ class Process:
     fds: FdTable = field(default_factory=FdTable)
     calls: int = 0
     seen_from_start: bool = True  # False when the trace attached to it while it ran
+    # Who it ran as, when known (the process watch, `-u`/`-g`): real ids and their names then.
+    uid: int | None = None
+    gid: int | None = None
+    user: str | None = None
+    group: str | None = None
+    watch_role: str | None = None  # the watch's "matched" process, or an "ancestor" of one
 
     @property
     def is_thread(self) -> bool:

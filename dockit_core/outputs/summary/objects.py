@@ -201,6 +201,10 @@ def process_object(process: Process, date: str | None, calls: int | None = None)
     elements = [CimChild(tag, text=str(value)) for tag, value in children if value is not None]
     elements += [CimChild("Argument", (("Index", i),), text=arg) for i, arg in enumerate(argv)]
     elements += [CimChild("Thread", (("Handle", tid),)) for tid in process.threads]
+    if process.uid is not None:  # the process watch knows who it ran as
+        elements.append(CimChild("User", (("Id", process.uid),), process.user))
+    if process.gid is not None:
+        elements.append(CimChild("Group", (("Id", process.gid),), process.group))
     return CimObject.make(
         "CIM_Process",
         {
@@ -209,6 +213,7 @@ def process_object(process: Process, date: str | None, calls: int | None = None)
             "CoreDumped": "true" if process.core_dumped else None,
             "AttachedMidRun": None if process.seen_from_start else "true",
             "ArgumentsCut": "true" if process.argv_cut else None,
+            "Watch": process.watch_role,
         },
         elements,
     )
