@@ -12,7 +12,10 @@ The pipeline guarantees:
   than `len(data)` the tracer cut the buffer and `size - len(data)` bytes are lost (`truncated`);
 - a decoder that raises is reported and switched off for that channel; the trace goes on;
 - `close` is called once: when a socket connection's last descriptor is closed, otherwise (pipes,
-  connections still open) at the end of the trace.
+  connections still open) at the end of the trace; and after `feed` raised, so what was pending comes
+  out (as `unknown`) before the channel is left undecoded;
+- a decoder that spends more than the watchdog's limit (`--decoder-timeout`, 10 s) on one chunk is
+  stopped and its channel left undecoded, so Ctrl-C and SIGTERM always end a live run.
 
 A third-party decoder is a subclass of `Decoder` registered under the `dockit.decoders` entry-point
 group (`[project.entry-points."dockit.decoders"] mine = "mypkg:MyDecoder"`) or named on the command
@@ -128,3 +131,11 @@ class Decoder(ABC):
         """The connection ended (its last descriptor was closed) or the trace did: flush what is
         pending, marked unfinished. The decoder is fed nothing after this."""
         return ()
+
+    def reading_since(self) -> int | None:
+        """The call (`Chunk.call_index`) where the message this decoder is still reading began, or None
+        when it holds no unfinished message. The `--each-call` calls file waits for that call and the
+        ones after it until the message is complete, so a `Secret` returned then still hides every call
+        that carried it (a password split across two writes). The readers of `decoders.framing` know
+        it: `return framing.reading_since(*self.readers.values())`. Asked after each chunk: keep it cheap."""
+        return None

@@ -11,21 +11,51 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from decoders.fields import (
+    BYTES,
+    COUNT,
+    DURATION,
+    FLAG,
+    SECRET,
+    TEXT,
+    TIME,
+    ChildType,
+    Duration,
+    FieldType,
+    RecordType,
+    Time,
+    printable_bytes,
+)
 from decoders.redact import redact_row
 
 __all__ = [
+    "BYTES",
+    "COUNT",
+    "DURATION",
+    "FLAG",
+    "SECRET",
+    "SEVERITIES",
+    "TEXT",
+    "TIME",
     "Annotation",
     "AttrValue",
+    "ChildType",
     "CimChild",
     "CimObject",
     "DatabaseSession",
+    "Duration",
+    "FieldType",
     "HttpExchange",
     "Output",
+    "Problem",
     "Record",
+    "RecordType",
     "Secret",
     "SqlQuery",
+    "Time",
     "TlsSession",
     "as_cim",
+    "printable_bytes",
 ]
 
 AttrValue = str | int | float | bool | None
@@ -67,9 +97,28 @@ class Annotation:
 @dataclass(frozen=True)
 class Secret:
     """The bytes the call `call_index` moved hold a credential (a login's auth data, a password): the
-    calls file shows that call without its buffer. (The tracer's own .log keeps every byte.)"""
+    calls file shows that call without its buffer, and so every later call of the same channel and
+    direction up to the one whose chunk made the decoder return this (a password split across writes).
+    (The tracer's own .log keeps every byte.) A decoder that returns a Secret only when a message is
+    complete says where that message began with `Decoder.reading_since`, so the calls file waits."""
 
     call_index: int
+
+
+SEVERITIES = ("note", "warning", "error")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong in the conversation itself, as Wireshark's expert info says it: a malformed
+    message, a reply to no request, a length past the protocol's limit. It becomes a
+    `Dockit_DecoderProblem` object in the summary, tied to its channel, with the decoder's name.
+    `severity` is one of SEVERITIES ("note", "warning", "error"); `call_index` the call that carried
+    the bytes, when one did."""
+
+    severity: str
+    message: str
+    call_index: int | None = None
 
 
 class Record:
@@ -79,7 +128,7 @@ class Record:
         raise NotImplementedError
 
 
-Output = Record | Annotation | Secret | CimObject
+Output = Record | Annotation | Secret | CimObject | Problem
 
 
 @dataclass(kw_only=True)
@@ -109,7 +158,7 @@ class DatabaseSession(Record):
                 "Database": self.database,
                 "ServerVersion": self.server_version,
                 "ConnectionId": self.connection_id,
-                "Start": self.start,
+                "Start": _time(self.start),
                 **self.extra,
             },
         )
@@ -165,8 +214,8 @@ class SqlQuery(Record):
             ("Protocol", self.protocol),
             ("Process", self.process),
             ("Session", self.session),
-            ("Start", self.start),
-            ("Duration", self.duration),
+            ("Start", _time(self.start)),
+            ("Duration", _duration(self.duration)),
             ("Status", self.status),
             ("ErrorCode", self.error_code),
             ("ErrorMessage", self.error_message),
@@ -221,8 +270,8 @@ class HttpExchange(Record):
                 "Reason": self.reason,
                 "Side": self.side,
                 "Process": self.process,
-                "Start": self.start,
-                "Duration": self.duration,
+                "Start": _time(self.start),
+                "Duration": _duration(self.duration),
                 "RequestBytes": self.request_bytes,
                 "ResponseBytes": self.response_bytes,
                 "ContentType": self.content_type,
@@ -257,12 +306,20 @@ class TlsSession(Record):
                 "Server": self.server,
                 "ServerName": self.server_name,
                 "Version": self.version,
-                "Start": self.start,
+                "Start": _time(self.start),
                 "BytesOut": self.bytes_out,
                 "BytesIn": self.bytes_in,
                 "Alpn": self.alpn,
             },
         )
+
+
+def _time(value: float | None) -> Time | None:
+    return None if value is None else Time(value)
+
+
+def _duration(value: float | None) -> Duration | None:
+    return None if value is None else Duration(value)
 
 
 def as_cim(output: Record | CimObject) -> CimObject:

@@ -131,7 +131,7 @@ def test_a_later_reference_replaces_a_decoder_of_the_same_name(tmp_path: Path, m
         ("x", "'x' is not of the form module:Class"),
         ("no_such_module_for_dockit:X", "cannot import no_such_module_for_dockit"),
         ("json:loads", "json:loads is not a subclass of decoders.api.Decoder"),
-        ("json:NoSuchClass", "json:NoSuchClass is not a subclass of decoders.api.Decoder"),
+        ("json:NoSuchClass", "json:NoSuchClass: module json has no class NoSuchClass"),
         ("decoders.api:Decoder", "decoders.api:Decoder has no `name`"),
     ],
 )
@@ -219,6 +219,7 @@ def test_an_override_naming_no_decoder_is_refused() -> None:
         (["--decoder", "x"], "dockit: 'x' is not of the form module:Class"),
         (["--decoder", "no_such_module_for_dockit:X"], "dockit: cannot import no_such_module_for_dockit"),
         (["--decoder", "json:loads"], "dockit: json:loads is not a subclass of decoders.api.Decoder"),
+        (["--decoder", "decoders.mysql:Nope"], "dockit: decoders.mysql:Nope: module decoders.mysql has no class Nope"),
     ],
 )
 def test_cli_decoder_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:

@@ -25,6 +25,8 @@ examples:
   dockit -i /tmp/run.strace.4242.log -F TXT -s 'Dockit_SqlQuery'
   dockit --decode 3307=mysql -i app.log.gz
   dockit -u www-data --follow           # watch www-data's new processes, trace each one
+  dockit decoders                       # the decoders installed, where from, and why any failed to load
+  dockit extract --channel ID LOG       # one channel's chunks as a test fixture (decoders.testing)
 
 exit status: the traced program's (128+N when it died of signal N); 127 when COMMAND is not found,
 126 when it is not executable;
@@ -159,6 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--watch-dir", action="append", default=[], metavar="DIR",
         help="also report the files created, written, moved in or deleted in DIR (inotify; repeatable)",
     )  # fmt: skip
+    parser.add_argument(
+        "--decoder-timeout",
+        type=seconds_or_zero,
+        default=10.0,
+        metavar="SECONDS",
+        help="stop a decoder that spends longer than this on one chunk and leave its channel undecoded "
+        "(default 10; 0: never)",
+    )
     parser.add_argument("--version", action="version", version=f"dockit {__version__}")
     parser.add_argument(
         "command",
@@ -201,6 +211,17 @@ def row_count(text: str) -> int:
     return int(text)
 
 
+def seconds_or_zero(text: str) -> float:
+    """`--decoder-timeout S`: seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 or more)")
+    return value
+
+
 def make_options(args: argparse.Namespace) -> Options:
     try:
         filters = [SummaryFilter.parse(text) for text in args.summary]
@@ -218,6 +239,7 @@ def make_options(args: argparse.Namespace) -> Options:
         verbose=args.verbose,
         dockerfile=args.dockerfile,
         each_call=args.each_call,
+        decoder_timeout=args.decoder_timeout,
     )
 
 

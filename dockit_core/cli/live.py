@@ -97,6 +97,7 @@ def _follow(
     log = tracers_log(paths.log)
 
     def detach(signum: int) -> None:
+        session.watchdog.hurry()  # a decoder stuck on a chunk must not keep dockit from ending
         if attach_pid is not None:
             if run.process.poll() is None:
                 run.process.send_signal(signal.SIGINT)
@@ -161,7 +162,7 @@ def _follow(
     report = session.finish()
     report.outputs[:0] = [paths.log, paths.ini]
     write_dockerfile_if_asked(session, options, environment, report)
-    print_report(report, options.warnings)
+    print_report(report, options.warnings, verbose=options.verbose)
     return exit_status
 
 

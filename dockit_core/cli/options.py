@@ -24,6 +24,7 @@ class Options:
     dockerfile: bool = False
     write_calls: bool = True
     each_call: bool = False  # the calls file with one record per call instead of blocks
+    decoder_timeout: float = 10.0  # seconds a decoder may spend on one chunk before it is stopped
 
 
 @dataclass

@@ -88,7 +88,7 @@ def replay(args: argparse.Namespace, options: Options) -> int:
         root.executable = root.executable or ini.get("Executable")
     report = session.finish()
     write_dockerfile_if_asked(session, options, environment_from_ini(ini), report)
-    print_report(report, options.warnings)
+    print_report(report, options.warnings, verbose=options.verbose)
     return 0
 
 

@@ -16,7 +16,9 @@ from dockit_core.ingest.events import Call, Event
 from dockit_core.ingest.strace_parser import PidAlias, StraceParser
 from dockit_core.model import Model, SocketNode
 from dockit_core.model.channels import ChannelManager
+from dockit_core.model.held_calls import HeldCalls
 from dockit_core.model.tracker import Tracker
+from dockit_core.model.watchdog import Watchdog
 from dockit_core.outputs.calls.blocks_writer import BlocksWriter
 from dockit_core.outputs.calls.each_call_writer import CallsWriter
 from dockit_core.outputs.summary.objects import (
@@ -41,6 +43,7 @@ class Report:
     unattributed_data_calls: int = 0
     unfinished_at_end: int = 0
     problems: list[str] = field(default_factory=list)
+    tracebacks: list[str] = field(default_factory=list)  # of the decoder problems, shown with -v
     records: dict[str, int] = field(default_factory=dict)
     channels: int = 0
     decoded_channels: int = 0
@@ -92,7 +95,12 @@ class TraceSession:
         if registry is None and options.decode:
             registry = Registry.default(options.decoder_references, options.decode_overrides)
         self.registry = registry
-        self.channels = ChannelManager(registry, self.spool.add, DecoderOptions(rows=options.rows))
+        self.watchdog = Watchdog(options.decoder_timeout)
+        if registry is not None:
+            self.watchdog.start()  # a no-op outside the main thread (a test driving a session from a thread)
+        self.channels = ChannelManager(
+            registry, self.spool.add, DecoderOptions(rows=options.rows), watchdog=self.watchdog
+        )
         self.parser = StraceParser(default_pid)
         self.calls_writer: CallsWriter | BlocksWriter | None = None
         if options.write_calls:
@@ -114,6 +122,10 @@ class TraceSession:
             renderer(options.summary_format, context.date), keep_filter(options.filters)
         )
         self.tracker.socket_retired = self._retire_socket
+        if isinstance(self.calls_writer, CallsWriter) and self.registry is not None:
+            # One record per call shows buffers: calls wait while a decoder reads a message they carry.
+            self.held_calls = HeldCalls(self.channels, sink)  # type: ignore[arg-type]
+            self.tracker.held_calls = self.held_calls
         self._index = 0
 
     def _retire_socket(self, node: SocketNode) -> None:
@@ -162,6 +174,7 @@ class TraceSession:
             unattributed_data_calls=self.tracker.unattributed_data_calls,
             unfinished_at_end=len(self.parser.pending),
             problems=list(self.channels.problems) + (self.registry.problems if self.registry else []),
+            tracebacks=list(self.channels.tracebacks) + (self.registry.tracebacks if self.registry else []),
             records=dict(self.spool.counts),
             channels=self.channels.stats["channels"],
             decoded_channels=self.channels.stats["decoded_channels"],
@@ -170,7 +183,10 @@ class TraceSession:
 
     def finish(self) -> Report:
         """Flush the decoders and write the summary and the calls file (atomically)."""
-        self.tracker.finish()
+        try:
+            self.tracker.finish()
+        finally:
+            self.watchdog.stop()
         report = self.report()
         if isinstance(self.calls_writer, BlocksWriter):
             self.calls_writer.flush_blocks()
@@ -194,11 +210,12 @@ class TraceSession:
         return report
 
     def abort(self) -> None:
+        self.watchdog.stop()
         if self.calls_writer is not None:
             self.calls_writer.discard()
 
 
-def print_report(report: Report, warnings: int, stream: TextIO | None = None) -> None:
+def print_report(report: Report, warnings: int, stream: TextIO | None = None, verbose: int = 0) -> None:
     """The end-of-run lines: counts always, each unparsed line and problem with -w."""
     stream = stream or sys.stderr
     decoded = ", ".join(f"{count} {name}" for name, count in sorted(report.records.items()))
@@ -226,8 +243,11 @@ def print_report(report: Report, warnings: int, stream: TextIO | None = None) ->
     if warnings and report.unattributed_data_calls:
         stream.write(f"dockit: {report.unattributed_data_calls} data call(s) whose fd was not in the trace\n")
     for problem in report.problems:
-        if warnings or "failed" in problem or "skipped" in problem:
+        if warnings or "failed" in problem or "skipped" in problem or "stopped" in problem or "returned" in problem:
             stream.write(f"dockit: {problem}\n")
+    if verbose:
+        for text in report.tracebacks:
+            stream.write("".join(f"dockit:   {line}\n" for line in text.rstrip("\n").split("\n")))
     for output in report.outputs:
         stream.write(f"dockit: wrote {output}\n")
 

@@ -4,24 +4,76 @@ A channel is one conversation: a socket connection, or two pipes that one proces
 link (an Oracle BEQ client writes one pipe and reads the other). Each byte reaches the channel's decoder
 once, even when both ends are traced: for each direction, the first kind of call that shows its bytes
 (the sender's write or the receiver's read) is the one kept.
+
+A decoder is someone else's code: whatever it does, the trace goes on. What it raises, or returns that
+is not an output, is reported in one line (its traceback kept for `-v`) and as a
+`Dockit_DecoderProblem` object tied to the channel; after a failure its `close` still runs, so what it
+had pending comes out; a decoder stuck on one chunk is stopped by the watchdog (watchdog.py).
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import traceback
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from decoders.api import ChannelInfo, Chunk, Decoder, DecoderOptions, Direction
-from decoders.records import Annotation, CimObject, Output, Record, Secret, as_cim
+from decoders.records import (
+    COUNT,
+    SEVERITIES,
+    TEXT,
+    TIME,
+    Annotation,
+    CimObject,
+    Problem,
+    Record,
+    RecordType,
+    Secret,
+)
 from decoders.registry import Registry
 from dockit_core.model import PipeNode, SocketNode
 from dockit_core.model.undecoded import SAMPLE_BYTES, SOCKET_KINDS, undecoded_object
+from dockit_core.model.watchdog import DecoderStuck, Watchdog
 
 log = logging.getLogger("dockit.channels")
 
 DETECTION_BYTES = 64 * 1024  # a channel nobody claims within this many bytes is left undecoded
 DETECTION_CHUNKS = 16
+MAX_PROBLEMS_PER_CHANNEL = 20  # Dockit_DecoderProblem objects per channel; the rest are counted
+MAX_RECENT_CALLS = 4096  # calls of one channel remembered while its decoder reads one message
+ANNOTATION_MAX = 1000  # characters of one annotation
+
+DECODER_PROBLEM = RecordType(
+    "Dockit_DecoderProblem",
+    Decoder=TEXT,
+    Channel=TEXT,
+    Severity=TEXT,
+    Message=TEXT,
+    Process=COUNT,
+    Line=COUNT,
+    Time=TIME,
+)
+
+# Characters a terminal acts on, or that reorder text (bidi controls): a peer's bytes must not reach a
+# person's terminal through an annotation in the calls file.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def _escape_control(match: re.Match[str]) -> str:
+    code = ord(match.group(0))
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe_annotation(text: str) -> str:
+    """An annotation as the calls file may show it: control characters escaped, length capped."""
+    if len(text) > ANNOTATION_MAX:
+        text = text[:ANNOTATION_MAX] + "..."
+    return _CONTROL.sub(_escape_control, text) if _CONTROL.search(text) else text
 
 
 @dataclass(eq=False)
@@ -42,6 +94,10 @@ class Channel:
     first_bytes: list[bytes] = field(default_factory=lambda: [b"", b""])  # out, in: while unclaimed
     open_ends: int = 0  # sockets of this channel whose descriptors are not all closed yet
     other_keys: list[str] = field(default_factory=list)  # its entries in the alias and inode maps
+    holds: bool = False  # its decoder says where an unfinished message began (reading_since)
+    recent: deque[tuple[int, bool]] = field(default_factory=deque)  # (call index, side) fed lately
+    problems: int = 0  # Dockit_DecoderProblem objects for this channel
+    decoder_name: str | None = None
 
     @property
     def sources(self) -> dict[Direction, str]:
@@ -62,14 +118,27 @@ class ChannelManager:
         registry: Registry | None,
         emit: Callable[[CimObject], None],
         decoder_options: DecoderOptions | None = None,
+        watchdog: Watchdog | None = None,
     ) -> None:
         self.registry = registry
         self.emit = emit
         self.decoder_options = decoder_options or DecoderOptions()
+        self.watchdog = watchdog or Watchdog()
+        self.watchdog.safe_code.update(
+            f.__code__ for f in (ChannelManager._feed, ChannelManager._detect, ChannelManager._close_channel)
+        )
         self.channels: dict[str, Channel] = {}
         self.annotations: dict[int, list[str]] = {}
         self.secret_calls: set[int] = set()  # calls whose buffers hold credentials (decoders' Secret)
         self.problems: list[str] = []
+        self.tracebacks: list[str] = []  # for -v: what each failure raised, or where a wrong output came from
+        # The --each-call calls file holds calls back while a decoder reads an unfinished message
+        # (calls.held.HeldCalls): `reading` is where each such channel's message began, and
+        # `released_up_to` the last call written, so a Secret naming a written call is known to be late.
+        self.holding_calls = False
+        self.reading: dict[Channel, int] = {}
+        self.released_up_to = 0
+        self._reported: set[tuple[str, str]] = set()  # (decoder, kind of mistake) already reported
         self._pipe_channel: dict[str, Channel] = {}
         self._socket_channel: dict[int, tuple[Channel, object]] = {}  # socket node -> (channel, its end)
         self._aliases: dict[str, Channel] = {}
@@ -235,17 +304,10 @@ class ChannelManager:
         if channel.undecodable or self.registry is None or size <= 0:
             return
         chunk = Chunk(data=data, direction=direction, time=time, pid=pid, size=size, call_index=call_index)
-        decoder = channel.decoder
-        if decoder is None:
+        if channel.decoder is None:
             self._detect(channel, chunk)
-            return
-        try:
-            outputs = decoder.feed(chunk)
-        except Exception as error:  # noqa: BLE001 - reported, and that channel's decoding stops
-            self._fail(channel, decoder.name, error)
-            return
-        if outputs:
-            self._collect(outputs)
+        else:
+            self._feed(channel, chunk)
 
     def _detect(self, channel: Channel, chunk: Chunk) -> None:
         side = chunk.direction is Direction.IN
@@ -256,7 +318,15 @@ class ChannelManager:
         assert self.registry is not None
         # Score what this direction has sent so far, so a greeting split over two calls is still seen.
         seen = b"".join(c.data for c in channel.pending if c.direction is chunk.direction)
-        chosen = self.registry.choose(seen, chunk.direction, channel.info)
+        watchdog = self.watchdog
+        try:
+            watchdog.busy = chunk
+            chosen = self.registry.choose(seen, chunk.direction, channel.info)
+            watchdog.busy = None
+        except DecoderStuck as error:  # a score() that never returned: nobody decodes this channel
+            watchdog.busy = None
+            self._fail(channel, "(scoring)", error, chunk)
+            return
         if chosen is None:
             if channel.pending_bytes > DETECTION_BYTES or len(channel.pending) > DETECTION_CHUNKS:
                 channel.undecodable = True
@@ -264,61 +334,244 @@ class ChannelManager:
             return
         channel.claimed = True
         channel.first_bytes = [b"", b""]
+        channel.decoder_name = chosen.name
         try:
-            channel.decoder = chosen(channel.info)
-        except Exception as error:  # noqa: BLE001 - a broken decoder must not stop the trace
-            self._fail(channel, chosen.name, error)
+            watchdog.busy = chunk
+            decoder = chosen(channel.info)
+            watchdog.busy = None
+        except (Exception, DecoderStuck) as error:  # noqa: BLE001 - a broken decoder must not stop the trace
+            watchdog.busy = None
+            self._fail(channel, chosen.name, error, chunk)
             return
-        channel.decoder.options = self.decoder_options
+        decoder.options = self.decoder_options
+        channel.decoder = decoder
+        channel.holds = type(decoder).reading_since is not Decoder.reading_since
         self.stats["decoded_channels"] += 1
         pending, channel.pending = channel.pending, []
         for queued in pending:
+            if channel.decoder is None:
+                break
             self._feed(channel, queued)
 
     def _feed(self, channel: Channel, chunk: Chunk) -> None:
         decoder = channel.decoder
         assert decoder is not None
+        watchdog = self.watchdog
         try:
+            watchdog.busy = chunk
             outputs = decoder.feed(chunk)
-        except Exception as error:  # noqa: BLE001 - reported, and that channel's decoding stops
-            self._fail(channel, decoder.name, error)
+            if outputs and type(outputs) is not list and type(outputs) is not tuple:
+                outputs = self._as_list(channel, outputs)  # a generator runs (and may raise) here
+            watchdog.busy = None
+        except (Exception, DecoderStuck) as error:  # noqa: BLE001 - reported, and that channel's decoding stops
+            watchdog.busy = None
+            self._fail(channel, decoder.name, error, chunk)
             return
-        self._collect(outputs)
+        if self.holding_calls:
+            self._note_call(channel, decoder, chunk)
+        if outputs:
+            self._collect(channel, outputs, chunk)
 
-    def _fail(self, channel: Channel, name: str, error: Exception) -> None:
+    def _as_list(self, channel: Channel, outputs: object) -> list[object]:
+        if isinstance(outputs, (str, bytes, bytearray)) or not hasattr(outputs, "__iter__"):
+            self._wrong(channel, "a sequence of outputs", outputs)
+            return []
+        return list(outputs)  # type: ignore[call-overload]
+
+    def _note_call(self, channel: Channel, decoder: Decoder, chunk: Chunk) -> None:
+        """Remember which calls of this channel may still hide a credential, and where the message its
+        decoder is reading began (so that the calls file waits for it)."""
+        recent = channel.recent
+        recent.append((chunk.call_index, chunk.direction is Direction.IN))
+        since = None
+        if channel.holds:
+            try:
+                since = decoder.reading_since()
+            except Exception as error:  # noqa: BLE001
+                self._wrong(channel, "reading_since() to return a call index", error)
+            if since is not None and type(since) is not int:
+                self._wrong(channel, "reading_since() to return an int or None", since)
+                since = None
+        if since is None:
+            self.reading.pop(channel, None)
+            while len(recent) > 8:
+                recent.popleft()
+        else:
+            self.reading[channel] = since
+            while recent and (recent[0][0] < since or len(recent) > MAX_RECENT_CALLS):
+                recent.popleft()
+
+    def held_from(self) -> int | None:
+        """The earliest call a decoder still reads an unfinished message from, or None."""
+        reading = self.reading
+        if not reading:
+            return None
+        return min(reading.values()) if len(reading) > 1 else next(iter(reading.values()))
+
+    def _fail(self, channel: Channel, name: str, error: BaseException, chunk: Chunk | None) -> None:
+        """A decoder raised (or was stopped): one line, its traceback for -v, a Dockit_DecoderProblem;
+        its close() still runs, so the requests it had pending come out; then the channel is left
+        undecoded."""
+        what = "was stopped" if isinstance(error, DecoderStuck) else "failed"
         self.problems.append(
-            f"decoder {name} failed on {channel.info.channel_id}: {error!r}; channel left undecoded"
+            f"decoder {name} {what} on {channel.info.channel_id}: {error if isinstance(error, DecoderStuck) else repr(error)}; "
+            "channel left undecoded"
         )
+        self.tracebacks.append("".join(traceback.format_exception(error)))
         log.debug("decoder failure", exc_info=error)
-        channel.decoder = None
+        self._problem_object(channel, name, "error", f"decoder {what}: {error!r}", chunk)
+        decoder, channel.decoder = channel.decoder, None
         channel.undecodable = True
+        channel.pending = []
+        self.reading.pop(channel, None)
+        if decoder is not None and chunk is not None:
+            self._run_close(channel, decoder, chunk.time)
 
-    def _collect(self, outputs: object) -> None:
+    def _wrong(self, channel: Channel, expected: str, got: object) -> None:
+        """A decoder returned something that is not what the contract says: ignored, reported once per
+        decoder and kind of mistake."""
+        name = channel.decoder_name or "?"
+        kind = f"{expected}:{type(got).__name__}"
+        self.stats["wrong_outputs"] = self.stats.get("wrong_outputs", 0) + 1
+        if (name, kind) in self._reported:
+            return
+        self._reported.add((name, kind))
+        self.problems.append(
+            f"decoder {name} returned {type(got).__name__} {got!r:.60} on {channel.info.channel_id}, "
+            f"expected {expected}: ignored"
+        )
+        decoder_class = type(channel.decoder) if channel.decoder is not None else None
+        where = ""
+        if decoder_class is not None:
+            import inspect
+
+            try:
+                feed = decoder_class.feed
+                where = f"  {decoder_class.__module__}.{decoder_class.__qualname__}.feed at {inspect.getsourcefile(feed)}:{feed.__code__.co_firstlineno}\n"
+            except (TypeError, AttributeError):
+                where = ""
+        self.tracebacks.append(f"decoder {name} returned {got!r:.200}, expected {expected}\n{where}")
+
+    def _problem_object(
+        self,
+        channel: Channel,
+        name: str,
+        severity: str,
+        message: str,
+        chunk: Chunk | None,
+        line: int | None = None,
+    ) -> None:
+        channel.problems += 1
+        if channel.problems > MAX_PROBLEMS_PER_CHANNEL:
+            return
+        self.stats["problem_objects"] = self.stats.get("problem_objects", 0) + 1
+        if line is None and chunk is not None:
+            line = chunk.call_index or None
+        self.emit(
+            DECODER_PROBLEM(
+                Decoder=name,
+                Channel=channel.info.channel_id,
+                Severity=severity,
+                Message=message[:ANNOTATION_MAX],
+                Process=(chunk.pid if chunk is not None else channel.info.pid) or None,
+                Line=line,
+                Time=chunk.time if chunk is not None else None,
+            )
+        )
+
+    def _collect(self, channel: Channel, outputs: object, chunk: Chunk | None) -> None:
         annotations = self.annotations
-        for output in outputs or ():  # type: ignore[attr-defined]
+        for output in outputs:  # type: ignore[attr-defined]
             kind = type(output)
             if kind is Annotation:
-                notes = annotations.get(output.call_index)
+                index, text = output.call_index, output.text
+                if type(index) is not int or type(text) is not str:
+                    self._wrong(channel, "Annotation(int, str)", output)
+                    continue
+                text = safe_annotation(text)
+                notes = annotations.get(index)
                 if notes is None:
-                    annotations[output.call_index] = [output.text]
+                    annotations[index] = [text]
                 else:
-                    notes.append(output.text)
+                    notes.append(text)
             elif kind is CimObject:
-                self.emit(output)
+                self._emit(channel, output)
             elif kind is Secret:
-                self.secret_calls.add(output.call_index)
-            elif isinstance(output, Annotation):
-                annotations.setdefault(output.call_index, []).append(output.text)
-            elif isinstance(output, (Record, CimObject)):
-                self.emit(as_cim(output))
+                self._secret(channel, output, chunk)
+            elif kind is Problem:
+                self._reported_problem(channel, output, chunk)
+            elif isinstance(output, Record):
+                try:
+                    cim = output.to_cim()
+                except Exception as error:  # noqa: BLE001
+                    self._wrong(channel, "a Record whose to_cim() works", error)
+                    continue
+                self._emit(channel, cim)
+            elif isinstance(output, (CimObject, Annotation, Secret, Problem)):  # subclasses
+                self._collect(channel, [_plain(output)], chunk)
+            else:
+                self._wrong(channel, "an output (CimObject, Record, Annotation, Secret, Problem)", output)
+
+    def _emit(self, channel: Channel, cim: object) -> None:
+        if type(cim) is not CimObject:
+            self._wrong(channel, "a CimObject from to_cim()", cim)
+            return
+        try:
+            self.emit(cim)
+        except Exception as error:  # noqa: BLE001 - an object the summary cannot write (attrs not pairs...)
+            self._wrong(channel, "a CimObject the summary can write", error)
+
+    def _reported_problem(self, channel: Channel, problem: Problem, chunk: Chunk | None) -> None:
+        if not isinstance(problem.message, str) or problem.severity not in SEVERITIES:
+            self._wrong(channel, f"Problem(severity in {SEVERITIES}, message: str)", problem)
+            return
+        line = problem.call_index if type(problem.call_index) is int else None
+        self._problem_object(
+            channel, channel.decoder_name or "?", problem.severity, problem.message, chunk, line
+        )
+
+    def _secret(self, channel: Channel, secret: Secret, chunk: Chunk | None) -> None:
+        """Hide the named call, and the later calls of this channel in that call's direction up to this
+        one: a credential split across writes is in each of them."""
+        first = secret.call_index
+        if type(first) is not int:
+            self._wrong(channel, "Secret(call_index: int)", secret)
+            return
+        marks = self.secret_calls
+        marks.add(first)
+        recent = channel.recent
+        side = next((s for index, s in recent if index == first), None)
+        if side is None and chunk is not None and chunk.call_index == first:
+            side = chunk.direction is Direction.IN
+        for index, call_side in recent:
+            if index > first and (side is None or call_side == side):
+                marks.add(index)
+        if self.holding_calls and first <= self.released_up_to:
+            # Too late for the call it names: that call is written. Hide the one that completed the
+            # message, and tell the decoder's author how to avoid this.
+            if chunk is not None:
+                marks.add(chunk.call_index)
+            name = channel.decoder_name or "?"
+            if (name, "late secret") not in self._reported:
+                self._reported.add((name, "late secret"))
+                self.problems.append(
+                    f"decoder {name} named call {first} as holding a credential after the calls file had "
+                    "written it: its reading_since() must say where an unfinished message began"
+                )
 
     def take_secret(self, call_index: int) -> bool:
-        """Whether a decoder said this call's bytes hold a credential (asked once per call). A packet
-        that began in an earlier call, already written, is known only now: this call, which carries its
-        end, is hidden then, and the earlier mark is dropped rather than kept for ever."""
-        found = [index for index in self.secret_calls if index <= call_index]
-        self.secret_calls.difference_update(found)
-        return bool(found)
+        """Whether a decoder said this call's bytes hold a credential (asked once per call, in order).
+        Without calls held back (the blocks file, which shows no buffer), a mark for an earlier call is
+        dropped here rather than kept for ever."""
+        marks = self.secret_calls
+        if call_index in marks:
+            marks.discard(call_index)
+            if not self.holding_calls:
+                marks.difference_update([index for index in marks if index < call_index])
+            return True
+        if not self.holding_calls and marks:
+            marks.difference_update([index for index in marks if index < call_index])
+        return False
 
     def take_annotations(self, call_index: int) -> list[str]:
         """Annotations for this call. A decoder that understood a message only when its last bytes came
@@ -337,19 +590,38 @@ class ChannelManager:
             self._close_channel(channel, time)
 
     def _close_channel(self, channel: Channel, time: float | None) -> None:
+        self.reading.pop(channel, None)
+        if channel.problems > MAX_PROBLEMS_PER_CHANNEL:
+            extra = channel.problems - MAX_PROBLEMS_PER_CHANNEL
+            channel.problems = MAX_PROBLEMS_PER_CHANNEL - 1  # room for this last one
+            self._problem_object(channel, channel.decoder_name or "?", "note",
+                                 f"{extra} more problem(s) on this channel not listed", None)  # fmt: skip
         if channel.decoder is None:
             if not channel.claimed and channel.info.kind in SOCKET_KINDS and any(channel.first_bytes):
                 self._report_undecoded(channel)
             return
         decoder, channel.decoder = channel.decoder, None
         channel.undecodable = True  # nothing more is fed to it
+        self._run_close(channel, decoder, time)
+
+    def _run_close(self, channel: Channel, decoder: Decoder, time: float | None) -> None:
+        watchdog = self.watchdog
         try:
-            outputs: list[Output] = list(decoder.close(time))
-        except Exception as error:  # noqa: BLE001
-            channel.decoder = decoder
-            self._fail(channel, decoder.name, error)
+            watchdog.busy = decoder
+            outputs = decoder.close(time)
+            if outputs and type(outputs) is not list and type(outputs) is not tuple:
+                outputs = self._as_list(channel, outputs)
+            watchdog.busy = None
+        except (Exception, DecoderStuck) as error:  # noqa: BLE001
+            watchdog.busy = None
+            self.problems.append(
+                f"decoder {decoder.name} failed to close {channel.info.channel_id}: {error!r}"
+            )
+            self.tracebacks.append("".join(traceback.format_exception(error)))
+            self._problem_object(channel, decoder.name, "error", f"close failed: {error!r}", None)
             return
-        self._collect(outputs)
+        if outputs:
+            self._collect(channel, outputs, None)
 
     def _report_undecoded(self, channel: Channel) -> None:
         """A connection whose bytes no decoder claimed is said so in the summary, once."""
@@ -359,3 +631,15 @@ class ChannelManager:
         channel.first_bytes = [b"", b""]
         counts = (channel.bytes_by_side[0], channel.bytes_by_side[1])
         self.emit(undecoded_object(channel.info, (out, in_), counts, self.registry.names()))
+
+
+def _plain(output: object) -> object:
+    """A subclass of an output class as the class itself (the fast paths compare exact types)."""
+    if isinstance(output, CimObject):
+        return CimObject(output.cim_class, output.attrs, output.children)
+    if isinstance(output, Annotation):
+        return Annotation(output.call_index, output.text)
+    if isinstance(output, Secret):
+        return Secret(output.call_index)
+    assert isinstance(output, Problem)
+    return Problem(output.severity, output.message, output.call_index)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from dockit_core.ingest.events import Attach, Call, Event, Exit, Signal
 from dockit_core.ingest.strace_parser import PidAlias
-from dockit_core.model import Model, SocketNode
+from dockit_core.model import Model, Process, SocketNode
 from dockit_core.model.channels import ChannelManager
 from dockit_core.model.tracker.base import CallInfo, CallSink, Handler, PendingCalls
 from dockit_core.model.tracker.data_calls import _READS, _VECTOR_READS, DataCalls
@@ -58,6 +58,9 @@ class Tracker(ProcessCalls, FileCalls, FdCalls, SocketCalls, DataCalls):
         # the session writes its summary object and drops it from the model (memory stays flat).
         self.socket_retired: Callable[[SocketNode], None] | None = None
         model.socket_refs.released = self._socket_released
+        # Set by the session for the --each-call calls file, which shows buffers: calls wait there while
+        # a decoder reads a message they carry, so a late Secret still hides them (held_calls.py).
+        self.held_calls: Callable[[Call, Process, CallInfo], None] | None = None
 
     def apply(self, event: Event) -> None:
         if isinstance(event, Call):
@@ -137,6 +140,9 @@ class Tracker(ProcessCalls, FileCalls, FdCalls, SocketCalls, DataCalls):
                     self.unattributed_data_calls += 1
             else:
                 handler(call, process, info)
+        if self.held_calls is not None:
+            self.held_calls(call, process, info)
+            return
         annotations = self.channels.take_annotations(call.index) if self.channels.annotations else []
         if self.channels.secret_calls:
             info.secret = self.channels.take_secret(call.index)
@@ -153,6 +159,9 @@ class Tracker(ProcessCalls, FileCalls, FdCalls, SocketCalls, DataCalls):
         """End of trace: processes still alive end at the last time seen; decoders flush."""
         self.channels.close(self.last_time)
         self.library_sql.finish()
+        held_finish = getattr(self.held_calls, "finish", None)
+        if held_finish is not None:
+            held_finish()  # the decoders are closed: every call they held goes to the calls file
 
     def _build_handlers(self) -> dict[str, Handler]:
         handlers: dict[str, Handler] = {}

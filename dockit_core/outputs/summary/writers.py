@@ -5,20 +5,28 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
-from decoders.records import AttrValue, CimObject
+from decoders.records import AttrValue, CimObject, Duration, Time
 from dockit_core import __version__
 from dockit_core.outputs.atomic import atomic_open
 from dockit_core.outputs.summary.objects import Rendered, format_time
 from dockit_core.outputs.xmltext import xml_safe
 
-TIME_ATTRIBUTES = frozenset({"Start", "End"})
+# Untyped objects only (`CimObject.make` with a plain float, as decoders wrote before typed records):
+# a float under one of these names is a time. A `Time` or `Duration` value is written by its type,
+# whatever its name; the built-in records and every `RecordType` give typed values.
+LEGACY_TIME_ATTRIBUTES = frozenset({"Start", "End"})
 
 
 def attribute_text(name: str, value: AttrValue, date: str | None) -> str:
+    kind = type(value)
+    if kind is Time:
+        return format_time(value, date) or ""  # type: ignore[arg-type]
+    if kind is Duration:
+        return f"{value:.6f}"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        if name in TIME_ATTRIBUTES:
+        if name in LEGACY_TIME_ATTRIBUTES:
             return format_time(value, date) or ""
         return f"{value:.6f}"
     return xml_safe(str(value))

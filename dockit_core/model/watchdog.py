@@ -1,0 +1,106 @@
+"""Stops a decoder stuck on one chunk, so that one bad plugin cannot hang a run or make Ctrl-C useless.
+
+The channel manager marks each call into a decoder (`busy` is the chunk being fed, None between calls:
+two attribute stores a chunk). A thread looks every TICK seconds: when the same call has lasted more than
+`timeout` seconds, or more than HURRY seconds after the user asked dockit to stop (Ctrl-C, SIGTERM), it
+interrupts the main thread with `_thread.interrupt_main(SIGNAL)`. The handler raises `DecoderStuck` only
+when the main thread is inside the decoder's own code (not between two chunks, not in dockit's), so the
+channel manager catches it where it called the decoder, leaves that channel undecoded and goes on.
+
+`interrupt_main` goes through Python's signal machinery, which the regular expression engine polls too:
+a pattern backtracking for ever is stopped as well as a `while True` loop. Code that never returns to
+the interpreter (a C extension spinning without checking signals) cannot be stopped from inside.
+"""
+
+from __future__ import annotations
+
+import _thread
+import signal
+import threading
+import time
+from types import CodeType, FrameType
+
+TICK = 0.2
+HURRY = 1.0  # after Ctrl-C or SIGTERM, a decoder still on the same chunk gets this long
+DEFAULT_TIMEOUT = 10.0
+SIGNAL = signal.SIGUSR2  # what interrupt_main simulates; a real SIGUSR2 is ignored unless a decoder is stuck
+
+
+class DecoderStuck(BaseException):  # noqa: N818 - not an Exception, so a decoder's `except Exception` cannot swallow it
+    """Raised inside a decoder that took too long on one chunk."""
+
+
+class Watchdog:
+    """Watches the calls into decoders; `start` in the main thread, `stop` at the end of the run."""
+
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.timeout = timeout
+        self.busy: object | None = None  # the chunk (or other token) of the decoder call in progress
+        self.safe_code: set[CodeType] = set()  # dockit's own frames around the call: never interrupted there
+        self.fired: object | None = None
+        self.hurry_token: object | None = None
+        self.hurry_at = 0.0
+        self.stops = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._previous: object = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def start(self) -> bool:
+        """Start watching; False (and no watching) when not called from the main thread, where a signal
+        handler can be set."""
+        if self._thread is not None or threading.current_thread() is not threading.main_thread():
+            return False
+        if self.timeout <= 0:
+            return False
+        self._previous = signal.signal(SIGNAL, self._handle)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._watch, name="dockit-decoder-watchdog", daemon=True)
+        self._thread.start()
+        return True
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join(timeout=2 * TICK + 1)
+        self._thread = None
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(SIGNAL, self._previous)  # type: ignore[arg-type]
+
+    def hurry(self) -> None:
+        """The user asked dockit to stop: the decoder call in progress, if any, gets HURRY more seconds."""
+        if self.busy is not None:
+            self.hurry_token = self.busy
+            self.hurry_at = time.monotonic()
+
+    def _watch(self) -> None:
+        last: object | None = None
+        since = time.monotonic()
+        while not self._stop.wait(TICK):
+            busy = self.busy
+            now = time.monotonic()
+            if busy is None or busy is not last:
+                last, since = busy, now
+                continue
+            late = now - since >= self.timeout
+            hurried = busy is self.hurry_token and now - self.hurry_at >= HURRY
+            if late or hurried:
+                self.fired = busy
+                _thread.interrupt_main(SIGNAL)
+
+    def _handle(self, _signum: int, frame: FrameType | None) -> None:
+        fired = self.fired
+        if fired is None or fired is not self.busy:
+            return
+        if frame is not None and frame.f_code in self.safe_code:
+            return  # between two calls into the decoder: the next tick decides again
+        self.fired = None
+        self.stops += 1
+        reason = (
+            "interrupted by a signal" if fired is self.hurry_token else f"took more than {self.timeout:g} s"
+        )
+        raise DecoderStuck(f"{reason} on one chunk")
