@@ -277,6 +277,17 @@ class ChannelManager:
         self._pipe_channel[pipe_id] = channel
         return channel
 
+    # -- chunks that come from no trace (a fixture file, a packet capture: decoders.testing) ---------
+    def feed_chunk(self, info: ChannelInfo, chunk: Chunk) -> None:
+        """Deliver a chunk of the channel `info` describes, as the trace would have: the same detection,
+        isolation and collection. OUT chunks count as the local end's writes, IN as its reads."""
+        channel = self.channels.get(info.channel_id)
+        if channel is None:
+            channel = self.channels[info.channel_id] = Channel(info, info.channel_id)
+            self.stats["channels"] += 1
+        op = "write" if chunk.direction is Direction.OUT else "read"
+        self._deliver(channel, chunk.direction, op, chunk.data, chunk.size, chunk.time, chunk.pid, chunk.call_index)
+
     # -- delivery ------------------------------------------------------------------------------------
     def _deliver(
         self,
