@@ -16,7 +16,10 @@ from dockit_core.ingest import tracers
 # `dockit NAME ARGS...` runs one of dockit's own tools instead of tracing a program: NAME -> the
 # "module:function" that takes ARGS and returns the exit status, imported only when asked for. A
 # program with such a name is traced when given by its path (`dockit ./report`) or after `--`.
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {
+    "decoders": "dockit_core.cli.decoders_list:main",
+    "extract": "dockit_core.cli.extract:main",
+}
 
 
 def run_subcommand(name: str, args: list[str]) -> int:
