@@ -19,6 +19,11 @@ if [ ${#need[@]} -gt 0 ]; then
     $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# The distribution is dockit-trace (the PyPI name `dockit` is an unrelated project). An editable install
+# of this checkout made under the old name "dockit" would shadow it: it goes first.
+if python3 -m pip show dockit 2>/dev/null | grep -qx "Editable project location: $PWD"; then
+    python3 -m pip uninstall -q -y dockit
+fi
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 # MySQLdb (a client that links libmariadb) for the ltrace tests; optional for dockit itself.
 python3 -c 'import MySQLdb' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check mysqlclient \

@@ -15,14 +15,42 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from decoders import framing
 from decoders.api import ChannelInfo, Chunk, Decoder, Direction
-from decoders.records import Annotation, CimObject, Output
+from decoders.records import (
+    COUNT,
+    DURATION,
+    FLAG,
+    TEXT,
+    TIME,
+    Annotation,
+    CimObject,
+    Output,
+    Problem,
+    RecordType,
+)
 
 GREETING = b"KV1"
 COMMANDS = frozenset({"GET", "SET", "DEL", "QUIT"})
 REPLIES = frozenset({"OK", "VALUE", "ERR"})
 MAX_WORD = 32  # the longest command name kept in a record
 MAX_LINE = 64 * 1024  # a longer line is kept to this length, marked truncated: memory stays bounded
+
+# The summary class, declared once: each attribute's type says how it is written (Start as a date,
+# Latency with six decimals), whatever its name.
+KV_COMMAND = RecordType(
+    "Kv_Command",
+    Command=TEXT,
+    Key=TEXT,
+    Status=TEXT,
+    Error=TEXT,
+    ValueBytes=COUNT,
+    Process=COUNT,
+    Server=TEXT,
+    Start=TIME,
+    Latency=DURATION,
+    Truncated=FLAG,
+)
 
 
 def is_greeting(line: bytes) -> bool:
@@ -33,45 +61,10 @@ def first_word(data: bytes) -> str:
     return data.split(b" ", 1)[0].split(b"\n", 1)[0].rstrip(b"\r").decode("ascii", "replace")
 
 
-class LineBuffer:
-    """One direction's bytes cut into lines. Each byte is scanned once and consumed bytes are trimmed,
-    so a long stream costs linear time, fed whole or one byte at a time."""
-
-    def __init__(self) -> None:
-        self.buffer = bytearray()
-        self.scanned = 0  # bytes of `buffer` already known to hold no newline
-        self.skipping = False  # drop bytes up to the next newline: the tail of a cut line
-        self.lost = False  # that tail was lost by the tracer, so it may end where a call starts
-
-    def feed(self, data: bytes, starts_message: bool) -> list[tuple[bytes, bool]]:
-        """The lines `data` completes, each with True when it was cut."""
-        if self.skipping:
-            if self.lost and starts_message:
-                self.skipping = False  # the lost bytes ended on a line boundary: resynchronised
-            else:
-                newline = data.find(b"\n")
-                if newline < 0:
-                    return []
-                data, self.skipping = data[newline + 1 :], False
-        self.buffer += data
-        lines, start = [], 0
-        while (end := self.buffer.find(b"\n", max(start, self.scanned))) >= 0:
-            head = bytes(self.buffer[start : min(end, start + MAX_LINE)]).rstrip(b"\r")
-            lines.append((head, end - start > MAX_LINE))
-            start = end + 1
-        del self.buffer[:start]
-        self.scanned = len(self.buffer)
-        if self.scanned > MAX_LINE:  # keep the head of an endless line, skip its tail
-            lines.append((self.cut(lost=False), True))
-        return lines
-
-    def cut(self, lost: bool) -> bytes:
-        """End the current line here (decoded as far as it goes) and skip the rest of it."""
-        line = bytes(self.buffer[:MAX_LINE]).rstrip(b"\r")
-        self.buffer.clear()
-        self.scanned = 0
-        self.skipping, self.lost = True, lost
-        return line
+def starts_message(data: bytes) -> bool:
+    """Whether a chunk begins with a KV1 message: after the tracer lost the tail of a line, such a
+    chunk is where the stream takes up again."""
+    return first_word(data[: MAX_WORD + 1]) in COMMANDS | REPLIES or is_greeting(data)
 
 
 @dataclass
@@ -99,22 +92,25 @@ class KvDecoder(Decoder):
 
     def __init__(self, channel: ChannelInfo) -> None:
         super().__init__(channel)
-        self.lines = {Direction.OUT: LineBuffer(), Direction.IN: LineBuffer()}
+        # One line reader per direction (decoders.framing): each byte scanned once, lines capped at
+        # MAX_LINE, a line the tracer cut given as truncated, and the stream taken up again at the next
+        # chunk that starts with a message.
+        self.lines = {
+            direction: framing.LineReader(max_line=MAX_LINE, starts_message=starts_message)
+            for direction in Direction
+        }
         self.client: Direction | None = None  # which direction carries commands, learnt from content
         self.pending: deque[PendingCommand] = deque()
 
     def feed(self, chunk: Chunk) -> Sequence[Output]:
-        lines = self.lines[chunk.direction]
-        head = chunk.data[: MAX_WORD + 1]
-        starts_message = first_word(head) in COMMANDS | REPLIES or is_greeting(head)
         outputs: list[Output] = []
-        for line, cut in lines.feed(chunk.data, starts_message):
-            outputs += self._line(line, chunk, truncated=cut)
-        if chunk.missing:  # the tracer lost the next `missing` bytes: this line ends here, cut
-            line = lines.cut(lost=True)
-            if line:
-                outputs += self._line(line, chunk, truncated=True)
+        for line in self.lines[chunk.direction].feed(chunk):
+            outputs += self._line(line.data, line.start, line.end, truncated=line.truncated)
         return outputs
+
+    def reading_since(self) -> int | None:
+        """Where an unfinished line began, so that dockit's calls file waits for it (see Secret)."""
+        return framing.reading_since(*self.lines.values())
 
     def close(self, time: float | None) -> Sequence[Output]:
         """Commands never answered are reported with status "unknown"."""
@@ -123,18 +119,26 @@ class KvDecoder(Decoder):
         return outputs
 
     # -- one line ----------------------------------------------------------------------------------------
-    def _line(self, line: bytes, chunk: Chunk, truncated: bool) -> list[Output]:
+    def _line(self, line: bytes, start: Chunk, end: Chunk, truncated: bool) -> list[Output]:
+        """One line: `start` is the chunk that carried its first byte (its call gets the annotation, its
+        time is the command's start), `end` the chunk that completed it (a reply's time)."""
         word, _, rest = line.decode("utf-8", "replace").partition(" ")
         if self.client is None:  # roles from content: the server greets and replies, the client commands
             if is_greeting(line) or word in REPLIES:
-                self.client = chunk.direction.reverse()
+                self.client = start.direction.reverse()
             elif word in COMMANDS:
-                self.client = chunk.direction
+                self.client = start.direction
             else:
                 return []
-        if chunk.direction is self.client:
-            return self._command(word, rest, chunk, truncated)
-        return self._reply(word, rest, chunk, truncated)
+        if start.direction is self.client:
+            return self._command(word, rest, start, truncated)
+        if word not in REPLIES and not is_greeting(line):
+            return [
+                Problem(
+                    "warning", f"the server sent {word[:MAX_WORD]!r}, which is no KV1 reply", end.call_index
+                )
+            ]
+        return self._reply(word, rest, end, truncated)
 
     def _command(self, word: str, rest: str, chunk: Chunk, truncated: bool) -> list[Output]:
         # Every line gets one reply, even a command the server does not know: keep them all in line.
@@ -178,18 +182,15 @@ class KvDecoder(Decoder):
         latency: float | None,
         value_bytes: int | None,
     ) -> CimObject:
-        return CimObject.make(
-            "Kv_Command",
-            {
-                "Command": command.command,
-                "Key": command.key,
-                "Status": status,
-                "Error": error,
-                "ValueBytes": value_bytes,
-                "Process": command.pid,
-                "Server": self.channel.server,
-                "Start": command.start,
-                "Latency": round(latency, 6) if latency is not None else None,
-                "Truncated": "true" if command.truncated else None,
-            },
+        return KV_COMMAND(
+            Command=command.command,
+            Key=command.key,
+            Status=status,
+            Error=error,
+            ValueBytes=value_bytes,
+            Process=command.pid,
+            Server=self.channel.server,
+            Start=command.start,
+            Latency=round(latency, 6) if latency is not None else None,
+            Truncated=command.truncated,
         )

@@ -1,17 +1,19 @@
 """The KV1 decoder, sans-IO: bytes recorded from a conversation with the real server, fed back as chunks.
 
 Expected values are what the test sent and what the server answered, never the decoder's own output.
-The same recording is fed whole, one byte at a time and in random splits, from the client's side and
-from the server's; a cut buffer and random garbage complete the picture.
+The same recording is fed whole, one byte at a time, merged and in random splits, from the client's
+side and from the server's; a cut buffer and random garbage complete the picture. dockit's testing
+helpers (`decoders.testing`) do the feeding, splitting, cutting and collecting; a fixture file made by
+`dockit extract` from a real trace, and a hex dump, are replayed too.
 """
 
 from __future__ import annotations
 
-import random
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from dockit_kvproto import KvDecoder
@@ -21,6 +23,24 @@ from hypothesis import strategies as st
 
 from decoders.api import ChannelInfo, Chunk, Direction
 from decoders.records import Annotation, CimObject
+from decoders.testing import (
+    IN,
+    OUT,
+    assert_never_raises,
+    assert_same_records,
+    byte_by_byte,
+    channel,
+    conversation,
+    cut,
+    from_hex,
+    garbage,
+    random_splits,
+    replay,
+    reversed_directions,
+)
+from decoders.testing import decode as run_decoder
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 COMMANDS = ["SET color blue", "GET color", "DEL color", "GET color", "SET secret hunter2", "FLY away"]
 EXPECTED = [  # (command, key, status, error), as the protocol says the server must answer
@@ -72,14 +92,11 @@ def converse(server: KvServer, commands: list[str], pipeline: bool = False) -> l
 
 
 def client_channel(server: KvServer) -> ChannelInfo:
-    host, port = server.server_address[:2]
-    return ChannelInfo(channel_id="t", kind="tcp", remote=f"{host}:{port}", remote_port=port, pid=1)
+    return channel(server.server_address[1])
 
 
-def decode(chunks: list[Chunk], channel: ChannelInfo) -> list[CimObject]:
-    decoder = KvDecoder(channel)
-    outputs = [out for chunk in chunks for out in decoder.feed(chunk)] + list(decoder.close(None))
-    return [out for out in outputs if isinstance(out, CimObject)]
+def decode(chunks: list[Chunk], info: ChannelInfo) -> list[CimObject]:
+    return run_decoder(KvDecoder, chunks, info).records
 
 
 def summary(records: list[CimObject]) -> list[tuple]:
@@ -88,15 +105,7 @@ def summary(records: list[CimObject]) -> list[tuple]:
 
 def split(chunks: list[Chunk], seed: int | None) -> list[Chunk]:
     """Each chunk cut at random places (seed None: into single bytes)."""
-    rng, pieces = random.Random(seed), []
-    for chunk in chunks:
-        data, pos = chunk.data, 0
-        while pos < len(data):
-            step = 1 if seed is None else rng.randint(1, 8)
-            piece = data[pos : pos + step]
-            pieces.append(Chunk(**{**vars(chunk), "data": piece, "size": len(piece)}))
-            pos += step
-    return pieces
+    return byte_by_byte(chunks) if seed is None else random_splits(chunks, seed, max_pieces=8)
 
 
 def test_every_command_with_its_reply_and_latency(server: KvServer) -> None:
@@ -127,6 +136,58 @@ def test_any_split_gives_the_same_records(server: KvServer, seed: int | None) ->
     assert summary(decode(split(chunks, seed), client_channel(server))) == EXPECTED
 
 
+def test_every_way_of_cutting_the_bytes_gives_the_same_records(server: KvServer) -> None:
+    """whole, byte by byte, merged, random splits: one helper call, records and annotations compared."""
+    decoded = assert_same_records(
+        KvDecoder, converse(server, COMMANDS), client_channel(server), seeds=range(8)
+    )
+    assert decoded.table("Command", "Key", "Status", "Error") == EXPECTED
+
+
+def test_a_hex_dump_decodes(server: KvServer) -> None:
+    """Bytes pinned as a hex dump (as `xxd` prints them), in the conversation a KV1 server must hold."""
+    greeting = from_hex("00000000: 4b56 3120 6b76 640a                      KV1 kvd.")
+    command = from_hex("47 45 54 20 63 6f 6c 6f 72 0a")  # GET color
+    reply = from_hex("4552 5220 6e6f 2073 7563 6820 6b65 790a")  # ERR no such key
+    assert (greeting, command, reply) == (b"KV1 kvd\n", b"GET color\n", b"ERR no such key\n")
+    decoded = run_decoder(KvDecoder, conversation([(IN, greeting), (OUT, command), (IN, reply)], step=0.25))
+    assert decoded.table("Command", "Key", "Status", "Error", "Latency") == [
+        ("GET", "color", "error", "no such key", 0.25)
+    ]
+    assert decoded.notes() == ["kvproto: GET color", "kvproto: ERR to GET color"]
+
+
+def test_a_reply_that_is_no_reply_is_a_problem(server: KvServer) -> None:
+    chunks = conversation([(IN, b"KV1 kvd\n"), (OUT, b"GET a\n"), (IN, b"HELLO\n"), (IN, b"OK\n")])
+    decoded = run_decoder(KvDecoder, chunks)
+    assert [(p.severity, p.call_index) for p in decoded.problems] == [("warning", 3)]
+    assert decoded.table("Command", "Status") == [("GET", "ok")]
+
+
+def test_a_real_trace_extracted_as_a_fixture_replays() -> None:
+    """tests/fixtures/kv_session.chunks is one channel of a real `dockit` trace of the client against
+    the real server (recorded by tests/fixtures/record.py with `dockit extract`): the commands the
+    recording script sent, with the statuses the protocol requires."""
+    decoded = replay(FIXTURES / "kv_session.chunks", KvDecoder)
+    assert decoded.table("Command", "Key", "Status", "Error") == [
+        ("SET", "color", "ok", None),
+        ("GET", "color", "ok", None),
+        ("DEL", "color", "ok", None),
+        ("GET", "color", "error", "no such key"),
+    ]
+    assert decoded.failures == [] and decoded.problems == []
+
+
+def test_the_calls_carrying_an_unfinished_line_are_held() -> None:
+    """A command split across two writes: `reading_since` names the first until the line is complete."""
+    decoder = KvDecoder(channel(7379))
+    first, second = conversation([(OUT, b"SET tok"), (OUT, b"en abc\n")], first_call=10)
+    decoder.feed(first)
+    assert decoder.reading_since() == 10
+    decoder.feed(second)
+    assert decoder.reading_since() is None
+
+
 def test_pipelined_commands_are_matched_in_order(server: KvServer) -> None:
     chunks = converse(server, COMMANDS, pipeline=True)
     assert sum(c.direction is Direction.OUT for c in chunks) == 1
@@ -135,9 +196,8 @@ def test_pipelined_commands_are_matched_in_order(server: KvServer) -> None:
 
 def test_server_side_roles_come_from_content(server: KvServer) -> None:
     """Traced on the server, the greeting and replies are OUT: the decoder finds the roles itself."""
-    chunks = [Chunk(**{**vars(c), "direction": c.direction.reverse()}) for c in converse(server, COMMANDS)]
-    channel = ChannelInfo(channel_id="t", kind="tcp", local="127.0.0.1:7379", listening=True, pid=1)
-    records = decode(chunks, channel)
+    chunks = reversed_directions(converse(server, COMMANDS))
+    records = decode(chunks, channel(7379, server=True))
     assert summary(records) == EXPECTED
     assert records[0].attr("Server") == "127.0.0.1:7379"
 
@@ -147,7 +207,7 @@ def test_a_cut_buffer_is_marked_and_the_next_line_decoded(server: KvServer) -> N
     commands = ["SET big " + "x" * 5000, "GET big", "DEL nothing"]
     chunks = converse(server, commands)
     long_send = next(i for i, c in enumerate(chunks) if c.size > 5000)
-    chunks[long_send] = Chunk(**{**vars(chunks[long_send]), "data": chunks[long_send].data[:12]})
+    chunks = cut(chunks, long_send, 12)
     assert chunks[long_send].missing == len(commands[0]) + 1 - 12
     records = decode(chunks, client_channel(server))
     assert summary(records) == [
@@ -190,10 +250,15 @@ def test_score_claims_the_greeting_only(server: KvServer) -> None:
     assert KvDecoder.score(b"", Direction.IN, channel) == 0
 
 
+def test_garbage_never_raises_with_the_helpers() -> None:
+    assert_never_raises(KvDecoder, [garbage(seed) for seed in range(20)])
+    assert_never_raises(KvDecoder, [garbage(seed, alphabet=b"KV1 GETSOKVALUERR\r\n") for seed in range(20)])
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.binary(max_size=64), st.booleans(), st.integers(0, 100)), max_size=20))
 def test_garbage_never_raises(pieces: list[tuple[bytes, bool, int]]) -> None:
-    decoder = KvDecoder(ChannelInfo(channel_id="g", kind="tcp"))
+    decoder = KvDecoder(channel())
     decoder.feed(Chunk(data=b"KV1 x\n", direction=Direction.IN, time=0.0, pid=1, size=6))
     for data, out, lost in pieces:
         direction = Direction.OUT if out else Direction.IN
