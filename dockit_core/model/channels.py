@@ -438,7 +438,7 @@ class ChannelManager:
         if decoder is not None and chunk is not None:
             self._run_close(channel, decoder, chunk.time)
 
-    def _wrong(self, channel: Channel, expected: str, got: object) -> None:
+    def _wrong(self, channel: Channel, expected: str, got: object, detail: str = "") -> None:
         """A decoder returned something that is not what the contract says: ignored, reported once per
         decoder and kind of mistake."""
         name = channel.decoder_name or "?"
@@ -449,7 +449,7 @@ class ChannelManager:
         self._reported.add((name, kind))
         self.problems.append(
             f"decoder {name} returned {type(got).__name__} {got!r:.60} on {channel.info.channel_id}, "
-            f"expected {expected}: ignored"
+            f"expected {expected}{detail}: ignored"
         )
         decoder_class = type(channel.decoder) if channel.decoder is not None else None
         where = ""
@@ -530,7 +530,7 @@ class ChannelManager:
         try:
             self.emit(cim)
         except Exception as error:  # noqa: BLE001 - an object the summary cannot write (attrs not pairs...)
-            self._wrong(channel, "a CimObject the summary can write", error)
+            self._wrong(channel, "a CimObject the summary can write", cim, f" ({type(error).__name__}: {error})")
 
     def _reported_problem(self, channel: Channel, problem: Problem, chunk: Chunk | None) -> None:
         if not isinstance(problem.message, str) or problem.severity not in SEVERITIES:

@@ -7,21 +7,25 @@ interrupts the main thread with `_thread.interrupt_main(SIGNAL)`. The handler ra
 when the main thread is inside the decoder's own code (not between two chunks, not in dockit's), so the
 channel manager catches it where it called the decoder, leaves that channel undecoded and goes on.
 
-`interrupt_main` goes through Python's signal machinery, which the regular expression engine polls too:
-a pattern backtracking for ever is stopped as well as a `while True` loop. Code that never returns to
-the interpreter (a C extension spinning without checking signals) cannot be stopped from inside.
+Only Python code can be interrupted so: a decoder stuck inside one call into C (on Python 3.11, a
+regular expression backtracking for ever is one; so is a C extension spinning) never returns to the
+interpreter, and neither the watchdog nor a signal handler runs in that thread until it does. The
+watchdog then says so on stderr, once, with the pid to kill.
 """
 
 from __future__ import annotations
 
 import _thread
+import os
 import signal
+import sys
 import threading
 import time
 from types import CodeType, FrameType
 
 TICK = 0.2
 HURRY = 1.0  # after Ctrl-C or SIGTERM, a decoder still on the same chunk gets this long
+NATIVE_GRACE = 5.0  # a decoder interrupted this long ago and still on its chunk is stuck in C code
 DEFAULT_TIMEOUT = 10.0
 SIGNAL = signal.SIGUSR2  # what interrupt_main simulates; a real SIGUSR2 is ignored unless a decoder is stuck
 
@@ -79,7 +83,8 @@ class Watchdog:
 
     def _watch(self) -> None:
         last: object | None = None
-        since = time.monotonic()
+        since = fired_at = time.monotonic()
+        warned = False
         while not self._stop.wait(TICK):
             busy = self.busy
             now = time.monotonic()
@@ -89,7 +94,14 @@ class Watchdog:
             late = now - since >= self.timeout
             hurried = busy is self.hurry_token and now - self.hurry_at >= HURRY
             if late or hurried:
-                self.fired = busy
+                if self.fired is busy and now - fired_at >= NATIVE_GRACE and not warned:
+                    warned = True
+                    sys.stderr.write(
+                        "dockit: a decoder is stuck inside native code (a C extension or a regular "
+                        f"expression) and cannot be stopped; kill -9 {os.getpid()} ends dockit\n"
+                    )
+                if self.fired is not busy:
+                    self.fired, fired_at = busy, now
                 _thread.interrupt_main(SIGNAL)
 
     def _handle(self, _signum: int, frame: FrameType | None) -> None:

@@ -135,8 +135,12 @@ class RecordSpool:
         self.counts: dict[str, int] = {}
 
     def add(self, obj: CimObject) -> None:
-        self.count += 1
+        # Rendered before it is counted: an object a third-party decoder built wrong raises here, and
+        # is then neither counted nor written (the channel manager reports it).
         cim_class = obj.cim_class
+        keep = self._keep is None or self._keep(obj)
+        text = self._render(obj) if keep else ""
+        self.count += 1
         counts = self.counts
         counts[cim_class] = counts.get(cim_class, 0) + 1
         if cim_class == "Dockit_SqlQuery":
@@ -145,10 +149,10 @@ class RecordSpool:
                     attrs = dict(child.attrs)
                     entry = self.tables.setdefault(str(attrs.get("Name")), [0, 0])
                     entry[1 if attrs.get("Access") == "write" else 0] += 1
-        if self._keep is not None and not self._keep(obj):
+        if not keep:
             return
         batch = self._batch
-        batch.append((cim_class, self._render(obj)))
+        batch.append((cim_class, text))
         if len(batch) >= self.SPILL_BATCH:
             pickle.dump(batch, self._file, protocol=pickle.HIGHEST_PROTOCOL)
             self._spilled += 1
