@@ -21,6 +21,7 @@ from lxml import etree
 from tests.test_example_plugin import CLIENT, kv_server
 
 REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "dockit-kvproto"  # this checkout's example, whatever pip installed
 COMMANDS = ["SET a 1", "GET a", "DEL a", "GET a"]
 ALL = [("SET", "a", "ok"), ("GET", "a", "ok"), ("DEL", "a", "ok"), ("GET", "a", "error")]
 
@@ -140,7 +141,10 @@ def kv_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def misbehaving(tmp_path: Path) -> dict[str, str]:
     (tmp_path / "misbehaving_kv.py").write_text(MISBEHAVING)
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(EXAMPLE), os.environ.get("PYTHONPATH", "")]),
+    }
 
 
 def replay(
@@ -319,7 +323,10 @@ def test_ctrl_c_ends_a_live_run_whose_decoder_loops(tmp_path: Path) -> None:
     and every output is written."""
     pytest.importorskip("dockit_kvproto")
     (tmp_path / "looping_kv.py").write_text(LOOPING_PLUGIN)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(EXAMPLE), os.environ.get("PYTHONPATH", "")]),
+    }
     prefix = tmp_path / "live"
     with kv_server(name="kvd") as port:
         client = f"{' '.join(CLIENT)} --port {port} 'SET a 1' 'GET a'; sleep 1; echo done"

@@ -53,6 +53,14 @@ class MySqlDecoder(
         self._session_extra: dict[str, AttrValue] = {}
         self._last_server_time: float | None = None
 
+    def reading_since(self) -> int | None:
+        """Where a packet not yet complete began: a login packet read or written in pieces is known as one
+        (and its calls named by a Secret) only when its last piece comes; the calls file waits till then."""
+        out, in_ = self._out.reading_since(), self._in.reading_since()
+        if out is None:
+            return in_
+        return out if in_ is None else min(out, in_)
+
     # --- detection ------------------------------------------------------------------------------
 
     @classmethod

@@ -57,6 +57,18 @@ class PacketStream:
         self.parts_sequence_id = 0  # a continued payload has the first packet's sequence id
         self.compressed: CompressedPackets | None = None
 
+    def reading_since(self) -> int | None:
+        """The call where the packet this stream still waits the end of began (None: none pending):
+        the calls file holds that call back, so a login packet found whole only later is still hidden."""
+        if self.parts_start is not None:
+            return self.parts_start.call_index
+        if self.buf and self.synced:
+            return self.start.call_index
+        compressed = self.compressed
+        if compressed is not None and compressed.buf:
+            return self.start.call_index
+        return None
+
     def push(self, data: bytes, at: At, missing: int) -> list[Frame]:
         if self.compressed is not None:
             return self.compressed.push(data, at, missing)

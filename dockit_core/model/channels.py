@@ -379,8 +379,11 @@ class ChannelManager:
             self._fail(channel, decoder.name, error, chunk)
             return
         if self.holding_calls:
-            self._note_call(channel, decoder, chunk)
-        if outputs:
+            channel.recent.append((chunk.call_index, chunk.direction is Direction.IN))
+            if outputs:
+                self._collect(channel, outputs, chunk)
+            self._note_call(channel, decoder)
+        elif outputs:
             self._collect(channel, outputs, chunk)
 
     def _as_list(self, channel: Channel, outputs: object) -> list[object]:
@@ -389,11 +392,11 @@ class ChannelManager:
             return []
         return list(outputs)  # type: ignore[call-overload]
 
-    def _note_call(self, channel: Channel, decoder: Decoder, chunk: Chunk) -> None:
-        """Remember which calls of this channel may still hide a credential, and where the message its
-        decoder is reading began (so that the calls file waits for it)."""
+    def _note_call(self, channel: Channel, decoder: Decoder) -> None:
+        """Remember which calls of this channel may still hide a credential (a Secret marks them all,
+        from the call it names to the last fed), and where the message its decoder is reading began (so
+        that the calls file waits for it). Called after the chunk's outputs were collected."""
         recent = channel.recent
-        recent.append((chunk.call_index, chunk.direction is Direction.IN))
         since = None
         if channel.holds:
             try:
