@@ -88,6 +88,7 @@ def conversation(
 
 
 _OFFSET = re.compile(r"\s*([0-9A-Fa-f]{4,16})(?::\s|\s\s|:?$)")
+_LONE_OFFSET = re.compile(r"\s*[0-9A-Fa-f]{4,16}:?\s*")
 _HEX_TOKEN = re.compile(r"(?:[0-9A-Fa-f]{2})+")
 
 
@@ -95,7 +96,11 @@ def from_hex(dump: str) -> bytes:
     """The bytes of a hex dump: plain hex (`16 03 01 00 a5` or `160301`), `xxd`, `hexdump -C`, tshark's
     and Wireshark's hex dumps (offsets and the ASCII column are skipped)."""
     data = bytearray()
+    offsets = False  # the dump has offsets: a last line that is only one (hexdump -C's total) is no data
     for line in dump.splitlines():
+        if offsets and _LONE_OFFSET.fullmatch(line):
+            continue
+        offsets = offsets or bool(_OFFSET.match(line) and len(line.strip()) > 16)
         data += _hex_line(line)
     return bytes(data)
 
