@@ -63,7 +63,14 @@ class Watchdog:
         self._previous = signal.signal(SIGNAL, self._handle)
         self._stop.clear()
         self._thread = threading.Thread(target=self._watch, name="dockit-decoder-watchdog", daemon=True)
-        self._thread.start()
+        # The thread is born with every signal blocked (it inherits this mask): a signal the kernel gave
+        # it would not interrupt the main thread's blocking read of the trace, and Ctrl-C or SIGTERM
+        # would wait for the tracer's next line.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        try:
+            self._thread.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         return True
 
     def stop(self) -> None:
