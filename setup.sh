@@ -11,12 +11,16 @@ for tool in strace ltrace gcc curl wget openssl pkg-config forkstat; do
 done
 # The headers of the MariaDB client library: the tests build a C client and Python's MySQLdb on it.
 dpkg -s libmariadb-dev >/dev/null 2>&1 || need+=(libmariadb-dev)
+# memcached: the example memcached decoder's tests start their own server on a port of their own.
+command -v memcached >/dev/null 2>&1 || need+=(memcached)
+# tshark: the independent check (Wireshark's dissectors), and captures that decoders.testing replays.
+command -v tshark >/dev/null 2>&1 || need+=(tshark)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     echo "setup: installing ${need[*]}"
     $sudo apt-get update -qq
-    $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
 # The distribution is dockit-trace (the PyPI name `dockit` is an unrelated project). An editable install

@@ -39,13 +39,15 @@ class Frame:
     """One message. `start` is the chunk that carried its first byte (its time, pid, call_index and
     direction), `end` the chunk that completed it. `truncated`: bytes of the message are missing (the
     tracer cut a buffer, or the message was longer than the reader keeps): `data` is its beginning.
-    `header` is the parsed construct header (`LengthPrefixed`, `TLV`), None for a line."""
+    `header` is the parsed construct header (`LengthPrefixed`, `TLV`), None for a line. `block`: the
+    counted bytes that followed a line, when the LineReader's `block_size` asked for them."""
 
     data: bytes
     start: Chunk
     end: Chunk
     truncated: bool = False
     header: Any = None
+    block: bytes | None = None  # LineReader with `block_size`: the raw bytes that followed the line
 
 
 def reading_since(*readers: LineReader | LengthPrefixed) -> int | None:
@@ -63,7 +65,13 @@ class LineReader:
     truncated, and its tail skipped up to the next terminator. `starts_message(data) -> bool`, when given,
     says whether a chunk begins with a message: after the tracer lost the tail of a line, such a chunk
     ends the skipping (a line protocol written one message per call usually loses exactly one tail);
-    without it, the bytes up to the next terminator are skipped."""
+    without it, the bytes up to the next terminator are skipped.
+
+    `block_size(line) -> int`, when given, says how many raw bytes follow a line as its payload (0 for
+    none): memcached's `set k 0 0 5` is followed by 5 bytes and `\r\n`, which may hold any byte, a
+    terminator too. Those bytes are not cut into lines: the line's Frame comes when they are complete,
+    with them in `block` (at most `max_line` of them kept; the frame is truncated beyond, or when the
+    tracer lost some)."""
 
     def __init__(
         self,
@@ -72,6 +80,7 @@ class LineReader:
         max_line: int = DEFAULT_MAX_LINE,
         strip_cr: bool = True,
         starts_message: Callable[[bytes], bool] | None = None,
+        block_size: Callable[[bytes], int] | None = None,
     ) -> None:
         if not terminator:
             raise ValueError("a LineReader needs a terminator")
@@ -84,15 +93,68 @@ class LineReader:
         self.start: Chunk | None = None  # the chunk where the buffered line began
         self.skipping = False  # dropping the tail of a line that was cut or too long
         self.lost = False  # that tail was lost by the tracer (a chunk may then start a new line)
-        self.cut_line: Frame | None = None
+        self.block_size = block_size
+        self.waiting: Frame | None = None  # a line whose block is still coming
+        self.block_left = 0
+        self.block = bytearray()
+        self._consumed = 0
 
     @property
     def reading_since(self) -> int | None:
+        if self.waiting is not None:
+            return self.waiting.start.call_index
         return self.start.call_index if self.start is not None and self.buffer else None
 
     def feed(self, chunk: Chunk) -> list[Frame]:
+        if self.block_size is not None:
+            return self._feed_with_blocks(chunk)
+        return self._feed_lines(chunk)
+
+    def _feed_with_blocks(self, chunk: Chunk) -> list[Frame]:
+        """Lines, each maybe followed by a counted block: the chunk is cut where a block starts, so
+        that the block's bytes are never searched for terminators."""
+        frames: list[Frame] = []
+        data = memoryview(chunk.data)
+        lost = chunk.missing
+        while True:
+            waiting = self.waiting
+            if waiting is not None:
+                take = min(self.block_left, len(data))
+                room = self.max_line - len(self.block)
+                if room > 0:
+                    self.block += data[: min(take, room)]
+                if take > room:
+                    waiting.truncated = True
+                self.block_left -= take
+                data = data[take:]
+                if self.block_left and lost:  # the tracer lost bytes of the block
+                    waiting.truncated = True
+                    used = min(lost, self.block_left)
+                    self.block_left -= used
+                    lost -= used
+                if self.block_left:
+                    return frames
+                self.waiting = None
+                waiting.block, waiting.end = bytes(self.block), chunk
+                self.block.clear()
+                frames.append(waiting)
+                if lost and not data:  # what followed the block was lost too: skip to the next line
+                    self._cut(chunk, lost=True)
+                    return frames
+                continue
+            if not data and not lost:
+                return frames
+            piece = Chunk(data=bytes(data), direction=chunk.direction, time=chunk.time, pid=chunk.pid,
+                          size=len(data) + lost, call_index=chunk.call_index)  # fmt: skip
+            frames += self._feed_lines(piece)
+            if self.waiting is None:
+                return frames
+            data = data[self._consumed :]  # the bytes after the line are its block's; `lost` too
+
+    def _feed_lines(self, chunk: Chunk) -> list[Frame]:
         frames: list[Frame] = []
         data = chunk.data
+        self._consumed = len(data)  # less the bytes left for a block (_lines says)
         if self.skipping and data:
             if self.lost and self.starts_message is not None and self.starts_message(bytes(data[:64])):
                 self.skipping = False
@@ -108,6 +170,8 @@ class LineReader:
                 self.scanned = 0
             self.buffer += data
             self._lines(chunk, frames)
+            if self.waiting is not None:
+                return frames  # the rest of the chunk, and what the tracer lost of it, is the block's
         if chunk.missing:
             line = self._cut(chunk, lost=True)
             if line is not None:
@@ -120,10 +184,22 @@ class LineReader:
         search = max(0, self.scanned - size + 1)
         while (end := buffer.find(terminator, search)) >= 0:
             length = end - begin
-            frames.append(self._frame(bytes(buffer[begin : begin + min(length, self.max_line)]), chunk,
-                                      length > self.max_line))  # fmt: skip
+            frame = self._frame(
+                bytes(buffer[begin : begin + min(length, self.max_line)]), chunk, length > self.max_line
+            )
             begin = end + size
             search = begin
+            block = self.block_size(frame.data) if self.block_size is not None else 0
+            if block and block > 0:
+                # The rest of the buffer is the block's: hand it back to the caller uncut.
+                self.waiting, self.block_left = frame, block
+                rest = len(buffer) - begin
+                self._consumed -= rest
+                del buffer[:]
+                self.scanned = 0
+                self.start = None
+                return
+            frames.append(frame)
             self.start = chunk  # the next line begins in this chunk
         if begin:
             del buffer[:begin]

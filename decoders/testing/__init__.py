@@ -3,7 +3,7 @@
     from decoders.testing import conversation, decode, assert_same_records, OUT, IN
 
     chunks = conversation([(OUT, b"GET color\\n"), (IN, b"VALUE blue\\n")])
-    decoded = assert_same_records(KvDecoder, chunks)      # whole, byte by byte, merged, random splits
+    decoded = assert_same_records(KvDecoder, chunks)      # whole, byte by byte, random splits
     assert decoded.table("Command", "Key", "Status") == [("GET", "color", "ok")]
 
 - chunks: `chunk`, `conversation`, `channel` (a ChannelInfo in one line), `from_hex` (bytes from a hex

@@ -123,8 +123,8 @@ def assert_same_records(
     seeds: Iterable[int] = range(5),
     notes: bool = True,
 ) -> Decoded:
-    """Decode `chunks` whole, byte by byte, merged and in random splits (one seed each); every way must
-    give the same records (and annotation texts, unless `notes=False`). Returns the whole decoding."""
+    """Decode `chunks` whole, byte by byte and in random splits (one seed each); every way must give
+    the same records (and annotation texts, unless `notes=False`). Returns the whole decoding."""
     expected = decode(decoder, chunks, channel, options=options)
     for label, variant in variants(chunks, seeds):
         got = decode(decoder, variant, channel, options=options)
