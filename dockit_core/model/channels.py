@@ -330,6 +330,7 @@ class ChannelManager:
         # Score what this direction has sent so far, so a greeting split over two calls is still seen.
         seen = b"".join(c.data for c in channel.pending if c.direction is chunk.direction)
         watchdog = self.watchdog
+        self.registry.classes  # noqa: B018 - the first use imports the decoders: not a decoder's time
         try:
             watchdog.busy = chunk
             chosen = self.registry.choose(seen, chunk.direction, channel.info)
