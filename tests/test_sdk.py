@@ -92,10 +92,7 @@ def test_a_value_is_written_by_its_declared_type_whatever_its_name() -> None:
     )
     # The same float under another name, declared a time too: a date, not an epoch number.
     other = RecordType("My_Other", When=TIME, Elapsed=DURATION)(When=1_795_716_012.5, Elapsed=2)
-    assert (
-        element_markup(other, None)
-        == f'<My_Other When="{iso(1_795_716_012.5)}" Elapsed="2.000000"/>'
-    )
+    assert element_markup(other, None) == f'<My_Other When="{iso(1_795_716_012.5)}" Elapsed="2.000000"/>'
     assert f"When={iso(1_795_716_012.5)}" in txt_block(other, None)
     # A time of day from a log without dates, with the .ini's date.
     assert 'When="2018-05-08T10:07:39.446765"' in element_markup(
@@ -129,9 +126,7 @@ def test_builtin_records_are_typed_and_their_xml_unchanged() -> None:
     )
     # An untyped object, as decoders built them before RecordType, renders as it always did.
     legacy = CimObject.make("Old", {"Start": 1_795_716_012.25, "Latency": 0.5})
-    assert (
-        element_markup(legacy, None) == f'<Old Start="{iso(1_795_716_012.25)}" Latency="0.500000"/>'
-    )
+    assert element_markup(legacy, None) == f'<Old Start="{iso(1_795_716_012.25)}" Latency="0.500000"/>'
 
 
 # -- framing ------------------------------------------------------------------------------------------
@@ -142,7 +137,12 @@ def test_line_reader_gives_each_line_once_however_it_is_split() -> None:
         lines = [(f.data, f.start.call_index) for c in variant for f in reader.feed(c)]
         assert lines == [(b"get a", 1), (b"set b 0 0 1", 1), (b"x", 2), (b"get c", 2)]
     reader = framing.LineReader(b"\r\n")  # merged: one call carried them all
-    assert [f.data for c in merged(chunks) for f in reader.feed(c)] == [b"get a", b"set b 0 0 1", b"x", b"get c"]
+    assert [f.data for c in merged(chunks) for f in reader.feed(c)] == [
+        b"get a",
+        b"set b 0 0 1",
+        b"x",
+        b"get c",
+    ]
     reader = framing.LineReader()
     reader.feed(chunk(b"half a li", call_index=9))
     assert reader.reading_since == 9
