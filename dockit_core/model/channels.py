@@ -150,6 +150,13 @@ class ChannelManager:
             if self._inode_channel.get(key) is channel:
                 del self._inode_channel[key]
 
+    def channel_of(self, node: SocketNode | PipeNode) -> Channel | None:
+        """The channel a socket's or a pipe's bytes went to (None before its first bytes)."""
+        if isinstance(node, SocketNode):
+            known = self._socket_channel.get(node.node_id)
+            return known[0] if known is not None else None
+        return self._pipe_channel.get(node.pipe_id)
+
     def _unix_peer_channel(self, node: SocketNode) -> Channel | None:
         """The channel of the other end of a unix socket, when that end came first under another key:
         a client's decoration names no peer until the server has accepted (`4<UNIX-STREAM:[56234]>`),

@@ -41,7 +41,6 @@ def open_bridges(
         from dockit_core.outputs.events import open_event_log
 
         events = open_event_log(options.events, options.case, context, model, channels)  # type: ignore[arg-type]
-        channels.taps.append(events)
         call_observers.append(events.call)
         event_observers.append(events.event)
         bridges.append(events)
