@@ -102,7 +102,10 @@ class TraceSession:
         self.observers = list(call_observers or [])
         self.event_observers: list[Callable[[Event], None]] = []  # exits, signals: what is no call
         # --pcap and --events: outputs that watch every chunk, call and exit as they come
-        self.bridges = open_bridges(options, context, self.model, self.channels, self.observers, self.event_observers)
+        self.bridges = open_bridges(
+            options.pcap, options.events, options.case, context, self.model, self.channels, self.observers,
+            self.event_observers,
+        )  # fmt: skip
         sink = self._dispatch if (self.calls_writer or self.observers) else None
         if isinstance(self.calls_writer, BlocksWriter) and not self.observers:
             sink = self.calls_writer.aggregator  # the only consumer: called directly, once per call

@@ -12,7 +12,6 @@ from dockit_core.model.state import Model
 from dockit_core.outputs.redaction import redact_argv
 
 if TYPE_CHECKING:
-    from dockit_core.cli.options import Options
     from dockit_core.outputs.summary.objects import RunContext
 
 
@@ -23,7 +22,9 @@ class Bridge(Protocol):
 
 
 def open_bridges(
-    options: Options,
+    pcap_path: str | None,
+    events_path: str | None,
+    case: str,
     context: RunContext,
     model: Model,
     channels: ChannelManager,
@@ -31,16 +32,16 @@ def open_bridges(
     event_observers: list[Callable],  # type: ignore[type-arg]
 ) -> list[Bridge]:
     bridges: list[Bridge] = []
-    if getattr(options, "pcap", None):
+    if pcap_path:
         from dockit_core.outputs.pcap import PcapOutput, process_description
 
-        pcap = PcapOutput(options.pcap, channels, process_description(model.processes, redact_argv))  # type: ignore[arg-type]
+        pcap = PcapOutput(pcap_path, channels, process_description(model.processes, redact_argv))  # type: ignore[arg-type]
         channels.taps.append(pcap)
         bridges.append(pcap)
-    if getattr(options, "events", None):
+    if events_path:
         from dockit_core.outputs.events import open_event_log
 
-        events = open_event_log(options.events, options.case, context, model, channels)  # type: ignore[arg-type]
+        events = open_event_log(events_path, case, context, model, channels)
         call_observers.append(events.call)
         event_observers.append(events.event)
         bridges.append(events)

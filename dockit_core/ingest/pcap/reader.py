@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -48,7 +49,7 @@ def capture_format(path: str) -> str | None:
     try:
         with _open(path) as stream:
             magic = stream.read(4)
-    except (OSError, EOFError):
+    except (OSError, EOFError, zlib.error):  # a gzip that is not one: the log reader will say so
         return None
     if magic in PCAP_MAGICS:
         return "pcap"
