@@ -221,7 +221,7 @@ class Reassembler:
                 data = b""
             else:
                 data = data[-ahead:]
-            ahead = 0
+            ahead, seq = 0, side.next_seq
         if ahead > 0:
             known = side.held.get(seq)
             if known is not None and len(known[0]) + known[1] >= len(data) + cut:
