@@ -11,12 +11,16 @@ for tool in strace ltrace gcc curl wget openssl pkg-config forkstat; do
 done
 # The headers of the MariaDB client library: the tests build a C client and Python's MySQLdb on it.
 dpkg -s libmariadb-dev >/dev/null 2>&1 || need+=(libmariadb-dev)
+# tshark (and editcap) read and make the captures the pcap bridges are checked against; gopacket's
+# package ships public sample captures (its tests'), read by tests/test_pcap_in.py.
+command -v tshark >/dev/null 2>&1 || need+=(tshark)
+dpkg -s golang-github-google-gopacket-dev >/dev/null 2>&1 || need+=(golang-github-google-gopacket-dev)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     echo "setup: installing ${need[*]}"
     $sudo apt-get update -qq
-    $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
