@@ -283,3 +283,36 @@ def test_no_loopback_server_needed_for_pipes(tmp_path: Path) -> None:
     payloads = column(pcap, "tcp.payload")
     assert bytes.fromhex("".join(payloads)) == b"hello pipe"
     assert socket  # the loopback is never touched: the file is made from the trace alone
+
+
+@pytest.mark.skipif(
+    shutil.which("curl") is None or shutil.which("strace") is None, reason="needs curl, strace"
+)
+@pytest.mark.parametrize("http_server", ["tcp"], indirect=True)
+def test_attached_server_written_server_side(tmp_path: Path, http_server) -> None:  # type: ignore[no-untyped-def]
+    """-p on a running HTTP server: its accepted connections are written with the client as the
+    connection's opener (the SYN goes to the server's port), and tshark reads the requests."""
+    import signal
+    import time
+
+    from tests.test_http_live import wait_until_traced
+
+    _transport, port = http_server
+    pid = int(subprocess.check_output(["pgrep", "-n", "-f", f"{tmp_path}/server.py"]).split()[0])
+    prefix, pcap = outputs(tmp_path, "srv")
+    dockit = subprocess.Popen([sys.executable, "-m", "dockit_core.cli", "-l", str(prefix), "-p", str(pid),
+                               "--pcap", str(pcap)], stderr=subprocess.PIPE, text=True)  # fmt: skip
+    wait_until_traced(pid)
+    for path in ("/a", "/missing/b"):
+        subprocess.run(
+            ["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{port}{path}"], check=True, timeout=30
+        )
+    time.sleep(0.3)
+    dockit.send_signal(signal.SIGINT)
+    _, stderr = dockit.communicate(timeout=60)
+    assert dockit.returncode == 0, stderr
+    ours = summary_requests(the_xml(prefix))
+    assert ours == [("GET", "/a", "200"), ("GET", "/missing/b", "404")]
+    theirs = fields(pcap, "http.request.method", "http.request.uri", display_filter="http.request")
+    assert [tuple(row) for row in theirs] == [(m, u) for m, u, _ in ours]
+    assert set(column(pcap, "tcp.dstport", "tcp.flags.syn == 1 && tcp.flags.ack == 0")) == {port}

@@ -24,9 +24,17 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from decoders.api import Chunk, Direction
-from dockit_core.model.channels import Channel, ChannelManager
-from dockit_core.outputs.atomic import AtomicStream
+logging.getLogger("scapy.runtime").setLevel(logging.ERROR)  # its start-up chatter is no news here
+
+from scapy.layers.inet import IP, TCP, UDP  # noqa: E402
+from scapy.layers.inet6 import IPv6  # noqa: E402
+from scapy.layers.l2 import Ether  # noqa: E402
+from scapy.packet import Raw  # noqa: E402
+from scapy.utils import PcapNgWriter  # noqa: E402
+
+from decoders.api import Chunk, Direction  # noqa: E402
+from dockit_core.model.channels import Channel, ChannelManager  # noqa: E402
+from dockit_core.outputs.atomic import AtomicStream  # noqa: E402
 
 MAX_SEGMENT = 65000  # payload bytes in one TCP segment or UDP datagram (an IPv4 packet holds 65535)
 NO_DECODER_PORT = 9  # the discard port: a channel no decoder claimed
@@ -64,13 +72,6 @@ class PcapOutput:
     def __init__(
         self, path: str, channels: ChannelManager, describe: Callable[[int], str] | None = None
     ) -> None:
-        logging.getLogger("scapy.runtime").setLevel(logging.ERROR)  # its start-up chatter is no news here
-        from scapy.layers.inet import IP, TCP, UDP
-        from scapy.layers.inet6 import IPv6
-        from scapy.layers.l2 import Ether
-        from scapy.packet import Raw
-        from scapy.utils import PcapNgWriter
-
         self._layers = (Ether, IP, IPv6, TCP, UDP, Raw)
         self.path = path
         self.channels = channels
