@@ -56,7 +56,9 @@ def resolve_inputs(inputs: list[str]) -> tuple[list[str], str]:
         files = multilog.per_process_files(inputs[0])
         if files:
             return files, inputs[0]
-        raise UsageError(f"{inputs[0]}: no such file (nor {os.path.basename(inputs[0])}.PID files of strace -ff)")
+        raise UsageError(
+            f"{inputs[0]}: no such file (nor {os.path.basename(inputs[0])}.PID files of strace -ff)"
+        )
     for path in inputs:
         open_log(path).close()  # each one exists, is a file and is not empty
     if len(inputs) == 1:
@@ -100,7 +102,9 @@ def replay(args: argparse.Namespace, options: Options) -> int:
         session.tracker.attached(top_pid, threads, executable=ini.get("Executable"), argv=context.command,
                                  cwd=context.cwd)  # fmt: skip
     size = sum(os.path.getsize(path) for path in files)
-    progress = Progress(size, stream, enabled=len(files) == 1 and (options.verbose > 0 or sys.stderr.isatty()))
+    progress = Progress(
+        size, stream, enabled=len(files) == 1 and (options.verbose > 0 or sys.stderr.isatty())
+    )
     lines = stream if len(files) == 1 else multilog.merged_lines(streams, files)
     try:
         session.feed_lines(lines, progress.update)

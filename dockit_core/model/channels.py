@@ -276,7 +276,9 @@ class ChannelManager:
         if channel.undecodable or self.registry is None or size <= 0:
             return
         if chunk is None:
-            chunk = Chunk(data=data, direction=direction, time=time, pid=pid, size=size, call_index=call_index)
+            chunk = Chunk(
+                data=data, direction=direction, time=time, pid=pid, size=size, call_index=call_index
+            )
         decoder = channel.decoder
         if decoder is None:
             self._detect(channel, chunk)
