@@ -255,3 +255,23 @@ def test_capture_given_with_other_logs_is_refused(tmp_path: Path) -> None:
     log.write_text("1 0.1 exit_group(0) = ?\n")
     result = run_dockit("-i", str(GOPACKET / "test_ethernet.pcap"), str(log), "-l", str(tmp_path / "o"))
     assert result.returncode == 2 and "replay it alone" in result.stderr
+
+
+@pytest.mark.skipif(
+    not GOPACKET.is_dir(), reason="apt package golang-github-google-gopacket-dev (its test captures)"
+)
+@needs_tshark
+def test_udp_flows_of_a_public_sample(tmp_path: Path) -> None:
+    """gopacket's DNS capture: each UDP conversation tshark numbers is one flow, one socket, with the
+    datagrams' bytes."""
+    capture = GOPACKET / "test_dns.pcap"
+    root, _result = decode(capture, tmp_path / "dns")
+    streams = fields(capture, "udp.stream", "ip.src", "udp.srcport", "ip.dst", "udp.dstport", "udp.length")
+    sockets = {(s.get("Local"), s.get("Remote")): int(s.get("BytesOut")) + int(s.get("BytesIn"))
+               for s in root.iter("Dockit_Socket")}  # fmt: skip
+    expected: dict[tuple[str, str], int] = {}
+    for _stream, src, sport, dst, dport, length in streams:
+        key = (f"{src}:{sport}", f"{dst}:{dport}")
+        expected[key] = expected.get(key, 0) + int(length) - 8
+    assert sockets == expected
+    assert root.find("Dockit_Capture").get("Flows") == str(len({row[0] for row in streams}))
