@@ -42,7 +42,7 @@ class OcelLog:
         self.db = sqlite3.connect(os.path.join(self.folder, "objects.db"))
         self.db.executescript(
             """
-            PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-8000;
+            PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-2000; PRAGMA temp_store=FILE;
             CREATE TABLE objects (rank INTEGER PRIMARY KEY, id TEXT UNIQUE, type TEXT);
             CREATE TABLE attributes (rank INTEGER PRIMARY KEY, id TEXT, name TEXT, time TEXT, value TEXT);
             CREATE TABLE relations (id TEXT, target TEXT, qualifier TEXT, UNIQUE (id, target, qualifier));
