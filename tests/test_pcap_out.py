@@ -316,3 +316,44 @@ def test_attached_server_written_server_side(tmp_path: Path, http_server) -> Non
     theirs = fields(pcap, "http.request.method", "http.request.uri", display_filter="http.request")
     assert [tuple(row) for row in theirs] == [(m, u) for m, u, _ in ours]
     assert set(column(pcap, "tcp.dstport", "tcp.flags.syn == 1 && tcp.flags.ack == 0")) == {port}
+
+
+PG_SOCKET_DIR = "/var/run/postgresql"
+
+
+def _has_postgres_decoder() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("decoders.postgres") is not None
+
+
+@pytest.mark.skipif(
+    not _has_postgres_decoder(), reason="the PostgreSQL decoder (decoders/postgres) is not on this branch yet"
+)
+@pytest.mark.skipif(
+    shutil.which("psql") is None or shutil.which("strace") is None, reason="needs psql and strace"
+)
+@pytest.mark.parametrize("transport", ["tcp", "unix"])
+def test_postgres_queries_seen_by_tshark(tmp_path: Path, transport: str) -> None:
+    """psql against the machine's PostgreSQL, over TCP and over its unix socket: tshark's pgsql
+    dissector reads the same statements as dockit's summary."""
+    where = ["-h", "127.0.0.1"] if transport == "tcp" else ["-h", PG_SOCKET_DIR]
+    table = f"bridges_{uuid.uuid4().hex[:10]}"
+    script = (f"create table {table} (id int primary key, item text); insert into {table} values (1, 'pen'); "
+              f"select item from {table}; drop table {table}")  # fmt: skip
+    prefix, pcap = outputs(tmp_path, f"pg-{transport}")
+    result = run_dockit("-l", str(prefix), "--pcap", str(pcap), "psql", *where, "-U", "postgres", "-d", "postgres",
+                        "-c", script)  # fmt: skip
+    if "Connection refused" in result.stderr or "No such file" in result.stderr:
+        pytest.skip(f"no PostgreSQL on {where[-1]}")
+    assert result.returncode == 0, result.stderr
+    from lxml import etree
+
+    root = etree.parse(str(the_xml(prefix))).getroot()
+    ours = [
+        q.findtext("Text")
+        for q in root.iter("Dockit_SqlQuery")
+        if (q.get("Protocol") or "").startswith("postg")
+    ]
+    theirs = column(pcap, "pgsql.query")
+    assert ours and theirs == ours
