@@ -13,14 +13,17 @@ done
 dpkg -s libmariadb-dev >/dev/null 2>&1 || need+=(libmariadb-dev)
 # memcached: the example memcached decoder's tests start their own server on a port of their own.
 command -v memcached >/dev/null 2>&1 || need+=(memcached)
-# tshark: the independent check (Wireshark's dissectors), and captures that decoders.testing replays.
+# tshark (and editcap): the independent check (Wireshark's dissectors), the captures the pcap bridges are
+# checked against and that decoders.testing replays; gopacket's package ships public sample captures
+# (its tests'), read by tests/test_pcap_in.py.
 command -v tshark >/dev/null 2>&1 || need+=(tshark)
+dpkg -s golang-github-google-gopacket-dev >/dev/null 2>&1 || need+=(golang-github-google-gopacket-dev)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     echo "setup: installing ${need[*]}"
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
 # The distribution is dockit-trace (the PyPI name `dockit` is an unrelated project). An editable install

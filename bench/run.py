@@ -8,6 +8,8 @@
            connections (streaming: it must stay flat).
 - live:    `dockit COMMAND` against the same strace command writing to a file (target: <= 1.10).
 - decode:  replay of a capture with 20,000 MySQL queries, decoders on vs `--no-decode` (target: <= 1.5).
+- bridges: peak RSS replaying a ~1 GB synthetic log (file calls and HTTP connections) with each bridge
+           output: `--pcap`, `--events` OCEL 2.0 JSON and `--events` CSV (streaming: it must stay flat).
 
 Every number is a median of several runs, wall clock; the ratios are what the README shows.
 """
@@ -172,6 +174,63 @@ def bench_connections(work: Path, sizes: list[int]) -> list[tuple[str, str, str]
     return rows
 
 
+CONNECTIONS_PER_BLOCK = 50
+
+
+def bridges_log(path: Path, megabytes: int, seed_log: Path) -> Path:
+    """The synthetic log of bench_memory with, after each copy of the seed, 50 HTTP connections of
+    their own (new addresses, new inodes): every output has channels to write and events to log."""
+    seed = [line for line in open(seed_log, encoding="utf-8", errors="surrogateescape")
+            if "exited with" not in line and "execve(" not in line]
+    block = "".join(seed)
+    pid = seed[0].split()[0]
+    target = megabytes * 1024 * 1024
+    with open(path, "w", encoding="utf-8", errors="surrogateescape") as out:
+        written, number = 0, 0
+        while written < target:
+            out.write(block)
+            written += len(block)
+            for _ in range(CONNECTIONS_PER_BLOCK):
+                number += 1
+                local = f"127.{(number >> 16) & 255}.{(number >> 8) & 255}.{number & 255}:{40000 + number % 20000}"
+                fd = f"77<TCP:[{local}->127.0.0.1:8000]>"
+                request = f"GET /item/{number} HTTP/1.1\\r\\nHost: h\\r\\n\\r\\n"
+                size = len(request.replace("\\r\\n", "  "))
+                head = f"{pid}  1796240000.{number % 1000000:06d} "
+                lines = (f"{head}socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_TCP) = 77<TCP:[{900000 + number}]>\n"
+                         f"{head}connect(77<TCP:[{900000 + number}]>, {{sa_family=AF_INET, sin_port=htons(8000), "
+                         f'sin_addr=inet_addr("127.0.0.1")}}, 16) = 0\n'
+                         f'{head}sendto({fd}, "{request}", {size}, 0, NULL, 0) = {size}\n'
+                         f'{head}recvfrom({fd}, "HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok", 8192, 0, '
+                         f"NULL, NULL) = 40\n{head}close({fd}) = 0\n")
+                out.write(lines)
+                written += len(lines)
+    return path
+
+
+def bench_bridges(work: Path, megabytes: int) -> list[tuple[str, str, str]]:
+    seed = work / "seed-bridges.strace.log"
+    script = "import os\nfor i in range(200):\n    open('/etc/hostname').read()\n    os.stat('/tmp')\n"
+    subprocess.run(["strace", *STRACE_FLAGS, "-o", str(seed), sys.executable, "-c", script], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = bridges_log(work / f"bridges-{megabytes}.log", megabytes, seed)
+    size = f"{log.stat().st_size / 1e6:.0f} MB"
+    rows = []
+    plain = peak_rss(DOCKIT + ["-i", str(log), "-l", str(work / "bridges-plain")])
+    rows.append((f"peak memory, replay of a {megabytes} MB log with connections, no bridge", size,
+                 f"{plain / 1024:.0f} MB peak RSS"))
+    for name, extra in (("--pcap", ["--pcap", str(work / "b.pcapng")]),
+                        ("--events OCEL 2.0 JSON", ["--events", str(work / "b.json")]),
+                        ("--events CSV", ["--events", str(work / "b.csv"), "--case", "connection"])):
+        rss = peak_rss(DOCKIT + ["-i", str(log), "-l", str(work / "bridges-out"), *extra])
+        output = work / extra[1]
+        rows.append((f"peak memory, same log with {name}", f"{size}, wrote {output.stat().st_size / 1e6:.1f} MB",
+                     f"{rss / 1024:.0f} MB peak RSS"))
+        output.unlink()
+    log.unlink()
+    return rows
+
+
 def bench_live(work: Path, runs: int) -> list[tuple[str, str, str]]:
     """strace alone, as is and pinned to one CPU: ptrace stops cost far less when the tracer and the
     program share a core, which they do under dockit because dockit keeps the other core busy."""
@@ -227,7 +286,7 @@ def bench_decode(work: Path, runs: int, queries: int) -> list[tuple[str, str, st
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer runs, smaller logs")
-    parser.add_argument("--only", nargs="*", choices=["replay", "memory", "live", "decode"])
+    parser.add_argument("--only", nargs="*", choices=["replay", "memory", "live", "decode", "bridges"])
     args = parser.parse_args()
     if shutil.which("strace") is None:
         print("bench: strace is not installed (apt-get install strace)", file=sys.stderr)
@@ -236,7 +295,7 @@ def main() -> int:
     # Timed as pip installs it: byte-compiled (with PYTHONDONTWRITEBYTECODE set, each run would
     # compile every module again and the startup would count several times over).
     subprocess.run([sys.executable, "-m", "compileall", "-q", *(str(ROOT / name) for name in PACKAGES)], check=True)
-    chosen = set(args.only or ["replay", "memory", "live", "decode"])
+    chosen = set(args.only or ["replay", "memory", "live", "decode", "bridges"])
     rows: list[tuple[str, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="dockit-bench-") as folder:
         work = Path(folder)
@@ -250,6 +309,9 @@ def main() -> int:
             rows += bench_live(work, runs)
         if "decode" in chosen:
             rows += bench_decode(work, runs, 2000 if args.quick else 20000)
+        if "bridges" in chosen:
+            for megabytes in [20, 100] if args.quick else [100, 1024]:
+                rows += bench_bridges(work, megabytes)
     print("| benchmark | input | result |")
     print("|---|---|---|")
     for row in rows:

@@ -27,6 +27,9 @@ examples:
   dockit -u www-data --follow           # watch www-data's new processes, trace each one
   dockit decoders                       # the decoders installed, where from, and why any failed to load
   dockit extract --channel ID LOG       # one channel's chunks as a test fixture (decoders.testing)
+  dockit -i trace                       # strace -ff -o trace wrote trace.PID files
+  dockit -i capture.pcapng              # a packet capture: connections and what crossed them
+  dockit --pcap run.pcapng --events run.csv --case session python3 app.py
 
 exit status: the traced program's (128+N when it died of signal N); 127 when COMMAND is not found,
 126 when it is not executable;
@@ -97,7 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
         "-i",
         "--input",
         metavar="LOGFILE",
-        help="replay a saved strace or ltrace log (plain or gzip); its .ini is optional",
+        nargs="+",
+        action="extend",
+        help="replay a saved strace or ltrace log (plain or gzip; its .ini is optional), several logs of one "
+        "run merged by time, strace -ff's PREFIX.PID files given as PREFIX, or a packet capture (pcap, pcapng)",
     )
     parser.add_argument("-l", "--log", metavar="PREFIX", help="prefix of the output files")
     parser.add_argument(
@@ -130,6 +136,22 @@ def build_parser() -> argparse.ArgumentParser:
         "personal data)",
     )
     parser.add_argument("--no-decode", action="store_true", help="do not decode socket and pipe payloads")
+    parser.add_argument(
+        "--pcap",
+        metavar="FILE",
+        help="also write every channel's bytes (TCP, UDP, unix sockets, pipes) as a pcapng file for Wireshark",
+    )
+    parser.add_argument(
+        "--events",
+        metavar="FILE",
+        help="also write an event log for process mining: OCEL 2.0 JSON, or a flat CSV when FILE ends in .csv",
+    )
+    parser.add_argument(
+        "--case",
+        default="process",
+        choices=["process", "session", "connection"],
+        help="the case id of the --events CSV (default process)",
+    )
     watch = parser.add_argument_group(
         "watch mode (no COMMAND, -p or -i)",
         "  watch the whole machine for the processes of a user or group with the kernel's process\n"
@@ -240,6 +262,9 @@ def make_options(args: argparse.Namespace) -> Options:
         dockerfile=args.dockerfile,
         each_call=args.each_call,
         decoder_timeout=args.decoder_timeout,
+        pcap=args.pcap,
+        events=args.events,
+        case=args.case,
     )
 
 

@@ -48,6 +48,9 @@ def trace(args: argparse.Namespace, options: Options) -> int:
         try:
             # The program already runs under the tracer, and the FIFO keeps what it writes meanwhile.
             import dockit_core.cli.session  # noqa: F401 - the parser, the tracker, the decoders' seam, the summary
+
+            if options.pcap:
+                import dockit_core.outputs.pcap  # noqa: F401 - scapy takes a moment to load
         except BaseException:
             run.process.kill()
             raise

@@ -25,6 +25,9 @@ class Options:
     write_calls: bool = True
     each_call: bool = False  # the calls file with one record per call instead of blocks
     decoder_timeout: float = 10.0  # seconds a decoder may spend on one chunk before it is stopped
+    pcap: str | None = None  # --pcap FILE: every channel's bytes as pcapng
+    events: str | None = None  # --events FILE: OCEL 2.0 JSON, or CSV when FILE ends in .csv
+    case: str = "process"  # --case: the case id of the events CSV
 
 
 @dataclass

@@ -13,6 +13,8 @@ import zlib
 
 from dockit_core.cli.arguments import UsageError, make_registry
 from dockit_core.cli.options import Options, OutputPaths
+from dockit_core.ingest import multilog
+from dockit_core.ingest.pcap.reader import capture_format
 
 
 def open_log(path: str) -> io.TextIOWrapper:
@@ -47,6 +49,24 @@ def default_pid(path: str, ini: dict[str, str]) -> int:
     return int(match.group(1)) if match else 1
 
 
+def resolve_inputs(inputs: list[str]) -> tuple[list[str], str]:
+    """The files to read and the prefix the outputs take after them: one log, `strace -ff`'s
+    `PREFIX.PID` files when PREFIX itself is no file, or several logs of one run."""
+    if len(inputs) == 1 and not os.path.exists(inputs[0]):
+        files = multilog.per_process_files(inputs[0])
+        if files:
+            return files, inputs[0]
+        raise UsageError(
+            f"{inputs[0]}: no such file (nor {os.path.basename(inputs[0])}.PID files of strace -ff)"
+        )
+    for path in inputs:
+        open_log(path).close()  # each one exists, is a file and is not empty
+    if len(inputs) == 1:
+        return inputs, log_stem(inputs[0])
+    stems = {re.sub(r"\.\d{1,10}$", "", log_stem(path)) for path in inputs}
+    return inputs, stems.pop() if len(stems) == 1 else log_stem(inputs[0])
+
+
 def replay(args: argparse.Namespace, options: Options) -> int:
     from dockit_core.cli.session import TraceSession, print_report, write_dockerfile_if_asked
     from dockit_core.outputs.ini import (
@@ -54,32 +74,49 @@ def replay(args: argparse.Namespace, options: Options) -> int:
         context_from_ini,
         environment_from_ini,
         read_ini,
+        top_pid_from_ini,
     )
 
-    stream = open_log(args.input)
-    ini = read_ini(log_stem(args.input) + ".ini")
+    files, stem = resolve_inputs(args.input)
+    if len(files) == 1 and capture_format(files[0]):
+        from dockit_core.cli.capture import replay_capture
+
+        return replay_capture(files[0], stem, args, options)
+    for path in files:
+        if capture_format(path):
+            raise UsageError(f"{path} is a packet capture: replay it alone (-i {path})")
+    streams = [open_log(path) for path in files]
+    stream = streams[0]
+    ini = read_ini(stem + ".ini")
     context = context_from_ini(ini)
     if not context.tracer:
-        context.tracer = "ltrace" if ".ltrace" in os.path.basename(args.input) else "strace"
-    paths = OutputPaths(args.log or log_stem(args.input), options.calls_format, options.summary_format)
+        context.tracer = "ltrace" if ".ltrace" in os.path.basename(files[0]) else "strace"
+    paths = OutputPaths(args.log or stem, options.calls_format, options.summary_format)
     registry = make_registry(options)
-    top_pid = default_pid(args.input, ini)
+    top_pid = default_pid(files[0], ini)
+    if len(files) > 1 and top_pid_from_ini(ini) is None:
+        top_pid = multilog.first_pid(files) or top_pid
     session = TraceSession(options, context, paths, default_pid=top_pid, registry=registry)
     threads = attached_threads_from_ini(ini)
     if threads:  # an attach log: what the live run knew of the process from /proc, the .ini says
         session.tracker.attached(top_pid, threads, executable=ini.get("Executable"), argv=context.command,
                                  cwd=context.cwd)  # fmt: skip
-    size = os.path.getsize(args.input)
-    progress = Progress(size, stream, enabled=options.verbose > 0 or sys.stderr.isatty())
+    size = sum(os.path.getsize(path) for path in files)
+    progress = Progress(
+        size, stream, enabled=len(files) == 1 and (options.verbose > 0 or sys.stderr.isatty())
+    )
+    lines = stream if len(files) == 1 else multilog.merged_lines(streams, files)
     try:
-        with stream:
-            session.feed_lines(stream, progress.update)
+        session.feed_lines(lines, progress.update)
     except (OSError, EOFError, zlib.error) as error:  # a gzip that is not one or is cut, a read error
         session.abort()
-        raise UsageError(f"{args.input}: cannot read: {error}") from error
+        raise UsageError(f"{' '.join(files) if len(files) < 4 else stem}: cannot read: {error}") from error
     except BaseException:
         session.abort()
         raise
+    finally:
+        for each in streams:
+            each.close()
     progress.done()
     root = session.model.processes.get(top_pid)
     if root is not None and not root.argv and context.command:

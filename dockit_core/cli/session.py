@@ -19,6 +19,7 @@ from dockit_core.model.channels import ChannelManager
 from dockit_core.model.held_calls import HeldCalls
 from dockit_core.model.tracker import Tracker
 from dockit_core.model.watchdog import Watchdog
+from dockit_core.outputs.bridges import open_bridges
 from dockit_core.outputs.calls.blocks_writer import BlocksWriter
 from dockit_core.outputs.calls.each_call_writer import CallsWriter
 from dockit_core.outputs.summary.objects import (
@@ -107,6 +108,12 @@ class TraceSession:
             writer = CallsWriter if options.each_call else BlocksWriter
             self.calls_writer = writer(paths.calls, options.calls_format, context.date)
         self.observers = list(call_observers or [])
+        self.event_observers: list[Callable[[Event], None]] = []  # exits, signals: what is no call
+        # --pcap and --events: outputs that watch every chunk, call and exit as they come
+        self.bridges = open_bridges(
+            options.pcap, options.events, options.case, context, self.model, self.channels, self.observers,
+            self.event_observers,
+        )  # fmt: skip
         sink = self._dispatch if (self.calls_writer or self.observers) else None
         if isinstance(self.calls_writer, BlocksWriter) and not self.observers:
             sink = self.calls_writer.aggregator  # the only consumer: called directly, once per call
@@ -145,6 +152,9 @@ class TraceSession:
         event = self.parser.parse(line, self._index)
         if event is not None:
             self.tracker.apply(event)
+            if self.event_observers and type(event) is not Call:
+                for observer in self.event_observers:
+                    observer(event)
         return event
 
     def feed_lines(self, lines, progress: Callable[[int], None] | None = None) -> None:  # type: ignore[no-untyped-def]
@@ -159,6 +169,8 @@ class TraceSession:
                 apply_call(event)
             elif event is not None:
                 apply(event)
+                for observer in self.event_observers:
+                    observer(event)
             if progress is not None and not index & 0xFFFF:
                 progress(index)
         self._index = index
@@ -207,23 +219,30 @@ class TraceSession:
         if self.calls_writer is not None:
             self.calls_writer.close()
             report.outputs.append(self.paths.calls)
+        for bridge in self.bridges:
+            report.outputs.append(bridge.commit())
         return report
 
     def abort(self) -> None:
         self.watchdog.stop()
         if self.calls_writer is not None:
             self.calls_writer.discard()
+        for bridge in self.bridges:
+            bridge.discard()
 
 
 def print_report(report: Report, warnings: int, stream: TextIO | None = None, verbose: int = 0) -> None:
     """The end-of-run lines: counts always, each unparsed line and problem with -w."""
     stream = stream or sys.stderr
     decoded = ", ".join(f"{count} {name}" for name, count in sorted(report.records.items()))
-    stream.write(
-        f"dockit: {report.lines} lines, {report.calls} calls"
-        + (f", decoded: {decoded}" if decoded else "")
-        + "\n"
-    )
+    if report.lines or not decoded:
+        stream.write(
+            f"dockit: {report.lines} lines, {report.calls} calls"
+            + (f", decoded: {decoded}" if decoded else "")
+            + "\n"
+        )
+    else:  # a packet capture: no lines, no calls
+        stream.write(f"dockit: decoded: {decoded}\n")
     if report.blocks is not None:
         ratio = f" ({report.calls / report.blocks:.1f} calls per block)" if report.blocks else ""
         stream.write(f"dockit: calls file: {report.calls} calls in, {report.blocks} blocks out{ratio}\n")

@@ -19,6 +19,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from decoders.api import ChannelInfo, Chunk, Decoder, DecoderOptions, Direction
 from decoders.records import (
@@ -110,6 +111,15 @@ class Channel:
         return {Direction.OUT: self.bytes_by_side[0], Direction.IN: self.bytes_by_side[1]}
 
 
+class ChannelTap(Protocol):
+    """An output that sees every chunk of every channel once (the pcap and event-log writers), after
+    the channel's decoder had it: `channel.decoder` says which protocol claimed the channel."""
+
+    def chunk(self, channel: Channel, chunk: Chunk) -> None: ...
+
+    def closed(self, channel: Channel, time: float | None) -> None: ...
+
+
 class ChannelManager:
     """Routes bytes to decoders and collects what they return."""
 
@@ -145,6 +155,8 @@ class ChannelManager:
         self._inode_channel: dict[str, Channel] = {}  # unix socket inode -> the channel its end joined
         self._last_pipe_use: dict[int, tuple[Channel, str, str]] = {}  # pid -> (channel, pipe id, op)
         self.stats = {"chunks": 0, "bytes": 0, "duplicate_chunks": 0, "decoded_channels": 0, "channels": 0}
+        self.taps: list[ChannelTap] = []
+        self.feeding: Channel | None = None  # the channel whose decoder is running (records come from it)
 
     # -- sockets -----------------------------------------------------------------------------------
     def socket_data(
@@ -196,6 +208,8 @@ class ChannelManager:
         channel.open_ends -= 1
         if channel.open_ends > 0:
             return
+        for tap in self.taps:
+            tap.closed(channel, time)
         self._close_channel(channel, time)
         if self.channels.get(channel.info.channel_id) is channel:
             del self.channels[channel.info.channel_id]
@@ -204,6 +218,13 @@ class ChannelManager:
                 del self._aliases[key]
             if self._inode_channel.get(key) is channel:
                 del self._inode_channel[key]
+
+    def channel_of(self, node: SocketNode | PipeNode) -> Channel | None:
+        """The channel a socket's or a pipe's bytes went to (None before its first bytes)."""
+        if isinstance(node, SocketNode):
+            known = self._socket_channel.get(node.node_id)
+            return known[0] if known is not None else None
+        return self._pipe_channel.get(node.pipe_id)
 
     def _unix_peer_channel(self, node: SocketNode) -> Channel | None:
         """The channel of the other end of a unix socket, when that end came first under another key:
@@ -312,9 +333,32 @@ class ChannelManager:
         channel.bytes_by_side[side] += size
         stats["chunks"] += 1
         stats["bytes"] += size
-        if channel.undecodable or self.registry is None or size <= 0:
+        self.feeding = channel
+        if not self.taps:
+            self._decode(channel, direction, data, size, time, pid, call_index)
             return
         chunk = Chunk(data=data, direction=direction, time=time, pid=pid, size=size, call_index=call_index)
+        self._decode(channel, direction, data, size, time, pid, call_index, chunk)
+        for tap in self.taps:
+            tap.chunk(channel, chunk)
+
+    def _decode(
+        self,
+        channel: Channel,
+        direction: Direction,
+        data: bytes,
+        size: int,
+        time: float | None,
+        pid: int,
+        call_index: int,
+        chunk: Chunk | None = None,
+    ) -> None:
+        if channel.undecodable or self.registry is None or size <= 0:
+            return
+        if chunk is None:
+            chunk = Chunk(
+                data=data, direction=direction, time=time, pid=pid, size=size, call_index=call_index
+            )
         if channel.decoder is None:
             self._detect(channel, chunk)
         else:
@@ -602,9 +646,12 @@ class ChannelManager:
     def close(self, time: float | None) -> None:
         """The trace ended: every decoder flushes what it holds."""
         for channel in self.channels.values():
+            for tap in self.taps:
+                tap.closed(channel, time)
             self._close_channel(channel, time)
 
     def _close_channel(self, channel: Channel, time: float | None) -> None:
+        self.feeding = channel
         self.reading.pop(channel, None)
         if channel.problems > MAX_PROBLEMS_PER_CHANNEL:
             extra = channel.problems - MAX_PROBLEMS_PER_CHANNEL

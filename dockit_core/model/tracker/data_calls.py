@@ -83,7 +83,7 @@ class DataCalls(TrackerBase):
             else:
                 self._route(node, process, op, buffer.data, size, call)
             return
-        if self.channels.registry is None:
+        if self.channels.registry is None and not self.channels.taps:
             data = b""  # --no-decode: the bytes are counted, never read, so not unescaped either
         elif name in _READS or name in _WRITES:
             decoded = buffer_arg(args_text, fd_arg)
