@@ -288,7 +288,12 @@ def test_attach_refused_is_one_clear_line(tmp_path: Path) -> None:
             children = Path(f"/proc/{tracer.pid}/task/{tracer.pid}/children").read_text().split()
             if children:
                 pid = int(children[0])
-                status = Path(f"/proc/{pid}/status").read_text()
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except FileNotFoundError:  # a short-lived child of strace's, gone already
+                    pid = None
+                    time.sleep(0.05)
+                    continue
                 # traced, and past its execve: strace's own child before the exec is no `sleep` yet
                 if "TracerPid:\t0\n" not in status and "Name:\tsleep\n" in status:
                     break
