@@ -18,11 +18,14 @@ command -v memcached >/dev/null 2>&1 || need+=(memcached)
 # (its tests'), read by tests/test_pcap_in.py.
 command -v tshark >/dev/null 2>&1 || need+=(tshark)
 dpkg -s golang-github-google-gopacket-dev >/dev/null 2>&1 || need+=(golang-github-google-gopacket-dev)
+# The broker tests: Mosquitto's own clients (mosquitto_pub, mosquitto_sub).
+command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     echo "setup: installing ${need[*]}"
     $sudo apt-get update -qq
+    # noninteractive: tshark's package asks whether non-root users may capture (the default, no, is fine)
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 

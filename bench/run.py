@@ -10,6 +10,8 @@
 - decode:  replay of a capture with 20,000 MySQL queries, decoders on vs `--no-decode` (target: <= 1.5).
 - bridges: peak RSS replaying a ~1 GB synthetic log (file calls and HTTP connections) with each bridge
            output: `--pcap`, `--events` OCEL 2.0 JSON and `--events` CSV (streaming: it must stay flat).
+- brokers: replay of an MQTT connection publishing at QoS 1, each message to a topic of its own:
+           decoders on vs `--no-decode`, and peak RSS for 10,000 and 100,000 topics (it must stay flat).
 
 Every number is a median of several runs, wall clock; the ratios are what the README shows.
 """
@@ -283,10 +285,57 @@ def bench_decode(work: Path, runs: int, queries: int) -> list[tuple[str, str, st
              f"{null:.2f} s vs {plain:.2f} s: **{null / plain:.2f}x**")]
 
 
+def escaped(data: bytes) -> str:
+    """Bytes as strace -x writes a buffer."""
+    return "".join(f"\\x{byte:02x}" for byte in data)
+
+
+def mqtt_log(path: Path, messages: int) -> Path:
+    """One MQTT 3.1.1 client: CONNECT, then `messages` QoS 1 PUBLISHes to `sensors/<i>`, each acked."""
+    socket = "3<TCP:[127.0.0.1:40000->127.0.0.1:1883]>"
+    connect = b"\x10\x10\x00\x04MQTT\x04\x02\x00\x3c\x00\x04bnch"
+    with open(path, "w", encoding="ascii") as out:
+        now = 1796240000.0
+        head = "4242  {:.6f} "
+        out.write(head.format(now) + "socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_TCP) = 3<TCP:[100000]> <0.000010>\n")
+        out.write(head.format(now) + 'connect(3<TCP:[100000]>, {sa_family=AF_INET, sin_port=htons(1883), '
+                  'sin_addr=inet_addr("127.0.0.1")}, 16) = 0 <0.000050>\n')
+        out.write(head.format(now) + f'sendto({socket}, "{escaped(connect)}", {len(connect)}, 0, NULL, 0) = {len(connect)} <0.000010>\n')
+        out.write(head.format(now) + f'recvfrom({socket}, "\\x20\\x02\\x00\\x00", 8192, 0, NULL, NULL) = 4 <0.000010>\n')
+        for i in range(messages):
+            now += 0.0001
+            topic = f"sensors/{i}".encode()
+            packet_id = (i % 65535 + 1).to_bytes(2, "big")
+            body = len(topic).to_bytes(2, "big") + topic + packet_id + b"21.5 C"
+            publish = bytes([0x32, len(body)]) + body
+            puback = b"\x40\x02" + packet_id
+            out.write(head.format(now) + f'sendto({socket}, "{escaped(publish)}", {len(publish)}, 0, NULL, 0) = {len(publish)} <0.000010>\n')
+            out.write(head.format(now) + f'recvfrom({socket}, "{escaped(puback)}", 8192, 0, NULL, NULL) = 4 <0.000010>\n')
+        out.write(head.format(now) + f"close({socket}) = 0 <0.000010>\n")
+        out.write(head.format(now) + "+++ exited with 0 +++\n")
+    return path
+
+
+def bench_brokers(work: Path, runs: int, sizes: list[int]) -> list[tuple[str, str, str]]:
+    rows = []
+    log = mqtt_log(work / "mqtt-decode.log", sizes[0])
+    plain = median_time(DOCKIT + ["-i", str(log), "-l", str(work / "q-plain"), "--no-decode"], runs)
+    decoded = median_time(DOCKIT + ["-i", str(log), "-l", str(work / "q-decoded")], runs)
+    rows.append((f"decoding, replay of {sizes[0]} MQTT QoS 1 publishes", "decoders on vs --no-decode",
+                 f"{decoded:.2f} s vs {plain:.2f} s: **{decoded / plain:.2f}x** ({(decoded - plain) / sizes[0] * 1e6:.0f} µs a message)"))
+    for messages in sizes:
+        log = mqtt_log(work / f"mqtt-{messages}.log", messages)
+        rss = peak_rss(DOCKIT + ["-i", str(log), "-l", str(work / f"mqtt-{messages}-out")])
+        rows.append((f"peak memory, replay of {messages} MQTT messages to as many topics",
+                     f"{log.stat().st_size / 1e6:.0f} MB", f"{rss / 1024:.0f} MB peak RSS"))
+        log.unlink()
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer runs, smaller logs")
-    parser.add_argument("--only", nargs="*", choices=["replay", "memory", "live", "decode", "bridges"])
+    parser.add_argument("--only", nargs="*", choices=["replay", "memory", "live", "decode", "bridges", "brokers"])
     args = parser.parse_args()
     if shutil.which("strace") is None:
         print("bench: strace is not installed (apt-get install strace)", file=sys.stderr)
@@ -295,7 +344,7 @@ def main() -> int:
     # Timed as pip installs it: byte-compiled (with PYTHONDONTWRITEBYTECODE set, each run would
     # compile every module again and the startup would count several times over).
     subprocess.run([sys.executable, "-m", "compileall", "-q", *(str(ROOT / name) for name in PACKAGES)], check=True)
-    chosen = set(args.only or ["replay", "memory", "live", "decode", "bridges"])
+    chosen = set(args.only or ["replay", "memory", "live", "decode", "bridges", "brokers"])
     rows: list[tuple[str, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="dockit-bench-") as folder:
         work = Path(folder)
@@ -312,6 +361,8 @@ def main() -> int:
         if "bridges" in chosen:
             for megabytes in [20, 100] if args.quick else [100, 1024]:
                 rows += bench_bridges(work, megabytes)
+        if "brokers" in chosen:
+            rows += bench_brokers(work, runs, [2000, 10000] if args.quick else [10000, 100000])
     print("| benchmark | input | result |")
     print("|---|---|---|")
     for row in rows:

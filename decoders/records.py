@@ -3,7 +3,8 @@
 The summary writers know only `CimObject` (a class name, attributes, children), so a third-party
 decoder can add its own classes without touching them. The records below are the shared vocabulary of
 the built-in decoders: every SQL decoder (MySQL, Oracle, PostgreSQL...) returns the same `SqlQuery`,
-which is what makes the summary contract one contract.
+and every message-broker decoder (AMQP, MQTT, NATS) the same `BrokerMessage`, `BrokerOperation` and
+`BrokerSession`, which is what makes the summary contract one contract.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from decoders.fields import (
     Time,
     printable_bytes,
 )
-from decoders.redact import redact_row
+from decoders.redact import redact_header, redact_row
 
 __all__ = [
+    "MESSAGE_DELIVER",
+    "MESSAGE_PUBLISH",
     "BYTES",
     "COUNT",
     "DURATION",
@@ -39,6 +42,9 @@ __all__ = [
     "TIME",
     "Annotation",
     "AttrValue",
+    "BrokerMessage",
+    "BrokerOperation",
+    "BrokerSession",
     "ChildType",
     "CimChild",
     "CimObject",
@@ -55,6 +61,7 @@ __all__ = [
     "Time",
     "TlsSession",
     "as_cim",
+    "named_values",
     "printable_bytes",
 ]
 
@@ -320,6 +327,163 @@ def _time(value: float | None) -> Time | None:
 
 def _duration(value: float | None) -> Duration | None:
     return None if value is None else Duration(value)
+
+
+MESSAGE_PUBLISH = "publish"
+MESSAGE_DELIVER = "deliver"
+
+
+def _value_text(value: AttrValue | bytes | tuple) -> str:
+    """A property or header value as the summary shows it: bytes (correlation data, AMQP byte arrays)
+    by their size only, as they may be anything."""
+    if isinstance(value, (bytes, bytearray)):
+        return f"({len(value)} bytes)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def named_values(tag: str, pairs: Iterable[tuple[str, object]]) -> list[CimChild]:
+    """`<Tag Name= Value=>` children, each value redacted when its name says it is a secret."""
+    return [
+        CimChild(tag, (("Name", name), ("Value", redact_header(name, _value_text(value)))))
+        for name, value in pairs
+    ]
+
+
+@dataclass(kw_only=True)
+class BrokerMessage(Record):
+    """One message that crossed a connection to a message broker: published by the traced program
+    (`publish`) or delivered to it (`deliver`). The payload is never kept, only its size."""
+
+    protocol: str  # "amqp", "mqtt", "nats"
+    process: int
+    session: str
+    direction: str  # MESSAGE_PUBLISH or MESSAGE_DELIVER
+    destination: str  # AMQP "exchange/routing key", an MQTT topic, a NATS subject
+    time: float | None = None
+    size: int | None = None  # payload bytes
+    qos: int | None = None  # MQTT's QoS level
+    status: str = "unknown"  # "ok", "error", "unacknowledged", "unknown": see README
+    ack: str | None = None  # what acknowledged it, in the protocol's words (ack, nack, puback...)
+    duration: float | None = None  # from the message to its acknowledgement
+    error: str | None = None
+    truncated: bool = False
+    extra: dict[str, AttrValue] = field(default_factory=dict)  # Exchange, RoutingKey, PacketId...
+    properties: list[tuple[str, object]] = field(default_factory=list)  # the protocol's own (content-type...)
+    headers: list[tuple[str, object]] = field(default_factory=list)  # the application's, redacted by name
+
+    def to_cim(self) -> CimObject:
+        return CimObject.make(
+            "Dockit_Message",
+            {
+                "Protocol": self.protocol,
+                "Process": self.process,
+                "Session": self.session,
+                "Time": _time(self.time),
+                "Direction": self.direction,
+                "Destination": self.destination,
+                "Size": self.size,
+                "QoS": self.qos,
+                "Status": self.status,
+                "Ack": self.ack,
+                "Duration": _duration(self.duration),
+                "Error": self.error,
+                **self.extra,
+                "Truncated": "true" if self.truncated else None,
+            },
+            named_values("Property", self.properties) + named_values("Header", self.headers),
+        )
+
+
+@dataclass(kw_only=True)
+class BrokerOperation(Record):
+    """Any other request to a broker, with its reply: a queue declared, a binding, a subscription, a
+    JetStream API call, a transaction committed."""
+
+    protocol: str
+    process: int
+    session: str
+    operation: str  # "queue.declare", "SUBSCRIBE", "STREAM.CREATE"
+    time: float | None = None
+    duration: float | None = None
+    status: str = "unknown"  # "ok", "error", "unknown" (no reply seen), "sent" (none expected)
+    error: str | None = None
+    truncated: bool = False
+    extra: dict[str, AttrValue] = field(default_factory=dict)
+    arguments: list[tuple[str, object]] = field(default_factory=list)  # <Argument Name= Value=>
+    children: list[CimChild] = field(default_factory=list)  # <Subscription Topic= QoS= Granted=>...
+
+    def to_cim(self) -> CimObject:
+        return CimObject.make(
+            "Dockit_BrokerOperation",
+            {
+                "Protocol": self.protocol,
+                "Process": self.process,
+                "Session": self.session,
+                "Time": _time(self.time),
+                "Operation": self.operation,
+                "Status": self.status,
+                "Duration": _duration(self.duration),
+                "Error": self.error,
+                **self.extra,
+                "Truncated": "true" if self.truncated else None,
+            },
+            named_values("Argument", self.arguments) + self.children,
+        )
+
+
+@dataclass(kw_only=True)
+class BrokerSession(Record):
+    """One client connection to a message broker: who logged in where, what the server is, how the
+    connection ended, and how many of each command crossed it (`<Command Name= Count=>`)."""
+
+    session_id: str
+    protocol: str
+    process: int
+    server: str | None = None
+    user: str | None = None  # never a password
+    virtual_host: str | None = None  # AMQP
+    client_id: str | None = None  # MQTT's client identifier, NATS's client name
+    server_version: str | None = None
+    server_product: str | None = None
+    protocol_version: str | None = None
+    start: float | None = None
+    end: float | None = None
+    close_code: int | str | None = None
+    close_reason: str | None = None
+    published: int = 0
+    delivered: int = 0
+    extra: dict[str, AttrValue] = field(default_factory=dict)
+    commands: dict[str, int] = field(default_factory=dict)
+
+    def to_cim(self) -> CimObject:
+        return CimObject.make(
+            "Dockit_BrokerSession",
+            {
+                "Id": self.session_id,
+                "Protocol": self.protocol,
+                "Process": self.process,
+                "Server": self.server,
+                "User": self.user,
+                "VirtualHost": self.virtual_host,
+                "ClientId": self.client_id,
+                "ServerVersion": self.server_version,
+                "ServerProduct": self.server_product,
+                "ProtocolVersion": self.protocol_version,
+                "Start": _time(self.start),
+                "End": _time(self.end),
+                "CloseCode": self.close_code,
+                "CloseReason": self.close_reason,
+                "Published": self.published,
+                "Delivered": self.delivered,
+                **self.extra,
+            },
+            [
+                CimChild("Command", (("Name", name), ("Count", count)))
+                for name, count in sorted(self.commands.items())
+            ],
+        )
 
 
 def as_cim(output: Record | CimObject) -> CimObject:

@@ -30,6 +30,9 @@ BUILTIN_DECODERS: tuple[str, ...] = (
     "decoders.http:HttpDecoder",
     "decoders.tls:TlsDecoder",
     "decoders.tns:TnsDecoder",
+    "decoders.amqp:AmqpDecoder",
+    "decoders.mqtt:MqttDecoder",
+    "decoders.nats:NatsDecoder",
 )
 ENTRY_POINT_GROUP = "dockit.decoders"
 PORT_BONUS = 20

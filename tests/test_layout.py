@@ -22,6 +22,9 @@ PUBLIC = {
     "decoders.records": {
         "Annotation",
         "AttrValue",
+        "BrokerMessage",
+        "BrokerOperation",
+        "BrokerSession",
         "CimChild",
         "CimObject",
         "DatabaseSession",
@@ -48,6 +51,10 @@ PUBLIC = {
         "RecordType",
         "Time",
         "printable_bytes",
+        # message brokers (issue 18)
+        "MESSAGE_DELIVER",
+        "MESSAGE_PUBLISH",
+        "named_values",
     },
     "decoders.framing": {"Frame", "LengthPrefixed", "LineReader", "TLV", "reading_since"},
     "decoders.testing": {

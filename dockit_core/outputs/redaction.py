@@ -29,6 +29,7 @@ _PASSWORD_DASH_P = frozenset(
         "mariadb-slap",
     }
 )
+_MOSQUITTO_CLIENTS = frozenset({"mosquitto_pub", "mosquitto_sub", "mosquitto_rr"})
 _PASSWORD_OPTION = re.compile(r"^(--?(?:password|passwd|pass|pwd|secret|token|api-key|apikey)=)(.+)$", re.I)
 _PASSWORD_FLAG = re.compile(r"^--?(?:password|passwd|pass|pwd|secret|token|api-key|apikey)$", re.I)
 _URL_CREDENTIALS = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^/\s:@]*):[^@/\s]*@")
@@ -73,6 +74,8 @@ def redact_argv(argv: list[str]) -> list[str]:
             elif arg in ("-u", "--user", "--proxy-user", "-U") and program in ("curl", "wget"):
                 user_next = True
             elif arg in ("-b", "--cookie", "--oauth2-bearer", "--proxy-pass", "--pass") and program == "curl":
+                hide_next = True
+            elif arg in ("-P", "--pw") and program in _MOSQUITTO_CLIENTS:  # Mosquitto's password flag
                 hide_next = True
             elif arg.startswith(("--user=", "--proxy-user=")):
                 option, _, value = arg.partition("=")

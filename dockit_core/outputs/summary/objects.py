@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
+from decoders.destinations import MessageDestinations
 from decoders.records import AttrValue, CimChild, CimObject
 from dockit_core.model import FileAccess, Model, Process, SocketNode
 from dockit_core.outputs.redaction import redact_argv
@@ -132,6 +133,7 @@ class RecordSpool:
         self._spilled = 0  # batches in the file
         self.count = 0
         self.tables: dict[str, list[int]] = {}  # name -> [reads, writes]
+        self.destinations = MessageDestinations()  # Dockit_MessageDestination, bounded
         self.counts: dict[str, int] = {}
 
     def add(self, obj: CimObject) -> None:
@@ -149,6 +151,8 @@ class RecordSpool:
                     attrs = dict(child.attrs)
                     entry = self.tables.setdefault(str(attrs.get("Name")), [0, 0])
                     entry[1 if attrs.get("Access") == "write" else 0] += 1
+        elif cim_class == "Dockit_Message":
+            self.destinations.add(obj)
         if not keep:
             return
         batch = self._batch
@@ -174,7 +178,7 @@ class RecordSpool:
         return [
             CimObject.make("Dockit_SqlTable", {"Name": name, "Reads": reads, "Writes": writes})
             for name, (reads, writes) in sorted(self.tables.items())
-        ]
+        ] + self.destinations.objects()
 
 
 def _load_without_gc(stream: IO[bytes]) -> list[tuple[str, str]]:
