@@ -152,6 +152,18 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["process", "session", "connection"],
         help="the case id of the --events CSV (default process)",
     )
+    parser.add_argument(
+        "--serve",
+        metavar="[HOST:]PORT",
+        help="serve the run's objects over HTTP while it goes: a page at http://HOST:PORT/ and a JSON API "
+        "(HOST defaults to 127.0.0.1, this machine only; another address must be named, e.g. "
+        "0.0.0.0:8765; port 0 picks a free one)",
+    )
+    parser.add_argument(
+        "--serve-after",
+        action="store_true",
+        help="with --serve: keep serving when the run is over, until Ctrl-C, so it can be browsed",
+    )
     watch = parser.add_argument_group(
         "watch mode (no COMMAND, -p or -i)",
         "  watch the whole machine for the processes of a user or group with the kernel's process\n"

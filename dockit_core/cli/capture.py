@@ -12,6 +12,7 @@ import zlib
 
 from dockit_core.cli.arguments import UsageError, make_registry
 from dockit_core.cli.options import Options, OutputPaths
+from dockit_core.cli.serving import end_serving, serve_if_asked
 
 NO_PROCESS_NOTE = "a packet capture shows no processes: Process is 0 on what was decoded"
 
@@ -34,6 +35,7 @@ def replay_capture(path: str, stem: str, args: argparse.Namespace, options: Opti
     context = RunContext(tracer="pcap", os_type="")
     paths = OutputPaths(args.log or stem, options.calls_format, options.summary_format)
     session = TraceSession(options, context, paths, registry=make_registry(options))
+    serving = serve_if_asked(args, session, [path], "capture", tick_when_idle=False)
     flows = CapturedFlows(session.model, session.channels, session._retire_socket)
     reassembler = Reassembler()
     frames = other = 0
@@ -48,6 +50,8 @@ def replay_capture(path: str, stem: str, args: argparse.Namespace, options: Opti
                 continue
             for event in reassembler.feed(segment, frame.time):
                 flows.apply(event)
+            if session.live is not None and not frames & 0xFFF:
+                session.live.tick()
         for event in reassembler.finish(time):
             flows.apply(event)
         flows.finish()
@@ -84,4 +88,5 @@ def replay_capture(path: str, stem: str, args: argparse.Namespace, options: Opti
         f"dockit: {NO_PROCESS_NOTE}\n"
     )
     print_report(report, options.warnings)
+    end_serving(serving, args)
     return 0

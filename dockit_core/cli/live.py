@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from dockit_core.cli import procfs
 from dockit_core.cli.arguments import make_registry
 from dockit_core.cli.options import Options, OutputPaths
+from dockit_core.cli.serving import end_serving, serve_if_asked
 from dockit_core.ingest import tracers
 
 # The pipeline's modules (parser, tracker, decoders, summary) are imported where they are used: a live
@@ -98,6 +99,7 @@ def _follow(
         executable = procfs.exe(attach_pid)
         session.tracker.attached(attach_pid, attached_threads, executable=executable, argv=command, cwd=context.cwd)
     log = tracers_log(paths.log)
+    serving = serve_if_asked(args, session, command, "attach" if attach_pid else "live", tick_when_idle=True)
 
     def detach(signum: int) -> None:
         session.watchdog.hurry()  # a decoder stuck on a chunk must not keep dockit from ending
@@ -166,6 +168,7 @@ def _follow(
     report.outputs[:0] = [paths.log, paths.ini]
     write_dockerfile_if_asked(session, options, environment, report)
     print_report(report, options.warnings, verbose=options.verbose)
+    end_serving(serving, args)
     return exit_status
 
 

@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.serve_after and not args.serve:
+            raise UsageError("--serve-after keeps the --serve server up: give --serve [HOST:]PORT with it")
         options = make_options(args)
         if args.input:
             if args.command or args.pid is not None or watch_requested(args):

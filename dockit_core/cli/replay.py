@@ -13,6 +13,7 @@ import zlib
 
 from dockit_core.cli.arguments import UsageError, make_registry
 from dockit_core.cli.options import Options, OutputPaths
+from dockit_core.cli.serving import end_serving, serve_if_asked
 from dockit_core.ingest import multilog
 from dockit_core.ingest.pcap.reader import capture_format
 
@@ -101,6 +102,7 @@ def replay(args: argparse.Namespace, options: Options) -> int:
     if threads:  # an attach log: what the live run knew of the process from /proc, the .ini says
         session.tracker.attached(top_pid, threads, executable=ini.get("Executable"), argv=context.command,
                                  cwd=context.cwd)  # fmt: skip
+    serving = serve_if_asked(args, session, context.command or list(files), "replay", tick_when_idle=False)
     size = sum(os.path.getsize(path) for path in files)
     progress = Progress(
         size, stream, enabled=len(files) == 1 and (options.verbose > 0 or sys.stderr.isatty())
@@ -126,6 +128,7 @@ def replay(args: argparse.Namespace, options: Options) -> int:
     report = session.finish()
     write_dockerfile_if_asked(session, options, environment_from_ini(ini), report)
     print_report(report, options.warnings, verbose=options.verbose)
+    end_serving(serving, args)
     return 0
 
 

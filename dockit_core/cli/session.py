@@ -4,6 +4,7 @@ outputs written at the end. Nothing here spawns a process or knows where the lin
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -22,6 +23,7 @@ from dockit_core.model.watchdog import Watchdog
 from dockit_core.outputs.bridges import open_bridges
 from dockit_core.outputs.calls.blocks_writer import BlocksWriter
 from dockit_core.outputs.calls.each_call_writer import CallsWriter
+from dockit_core.outputs.live.publisher import LivePublisher
 from dockit_core.outputs.summary.objects import (
     RecordSpool,
     RunContext,
@@ -134,9 +136,26 @@ class TraceSession:
             self.held_calls = HeldCalls(self.channels, sink)  # type: ignore[arg-type]
             self.tracker.held_calls = self.held_calls
         self._index = 0
+        self.live: LivePublisher | None = None  # `--serve`: objects published as they change
+        self.lock = threading.Lock()  # held while the model changes, when `--serve` ticks from a thread
+
+    def serve(self, publisher: LivePublisher) -> None:
+        """Publish the objects to a live store as the run goes (`--serve`)."""
+        self.live = publisher
+        add = self.spool.add
+
+        def add_and_publish(obj: CimObject) -> None:
+            add(obj)
+            publisher.record(obj)
+
+        self.spool.add = add_and_publish  # type: ignore[method-assign]
+        self.channels.emit = add_and_publish
 
     def _retire_socket(self, node: SocketNode) -> None:
-        self.retired_sockets.add(socket_object(node))
+        obj = socket_object(node)
+        self.retired_sockets.add(obj)
+        if self.live is not None:
+            self.live.retired_socket(node, obj)
         self.model.retire_socket(node)
 
     def _dispatch(self, call, process, info, annotations) -> None:  # type: ignore[no-untyped-def]
@@ -149,6 +168,14 @@ class TraceSession:
         """One line; returns what the parser made of it (None for an unfinished call, chatter or an
         unparsed line; a PidAlias, alone or with the line's event, when it names the first process)."""
         self._index += 1
+        if self.live is not None:
+            with self.lock:
+                event = self.parser.parse(line, self._index)
+                if event is not None:
+                    self.tracker.apply(event)
+                if not self._index & 0xFF:
+                    self.live.tick()
+            return event
         event = self.parser.parse(line, self._index)
         if event is not None:
             self.tracker.apply(event)
@@ -171,8 +198,11 @@ class TraceSession:
                 apply(event)
                 for observer in self.event_observers:
                     observer(event)
-            if progress is not None and not index & 0xFFFF:
-                progress(index)
+            if not index & 0xFFF:
+                if self.live is not None:
+                    self.live.tick()
+                if progress is not None and not index & 0xFFFF:
+                    progress(index)
         self._index = index
 
     def report(self) -> Report:
@@ -203,6 +233,9 @@ class TraceSession:
         if isinstance(self.calls_writer, BlocksWriter):
             self.calls_writer.flush_blocks()
             report.blocks = self.calls_writer.blocks_out
+        if self.live is not None:
+            with self.lock:
+                self.live.finish(self.spool.table_objects(), report.statistics_object())
         objects = summary_objects(
             self.model,
             self.context,

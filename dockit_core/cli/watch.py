@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from dockit_core.cli.arguments import UsageError, make_registry
 from dockit_core.cli.options import Options, OutputPaths
+from dockit_core.cli.serving import end_serving, serve_if_asked
 from dockit_core.ingest import tracers
 
 if TYPE_CHECKING:
@@ -282,6 +283,7 @@ def _watch(
     if args.follow:
         watcher.log = AtomicStream(paths.log, "w", encoding="utf-8", errors="surrogateescape", newline="")
     deadline = time.monotonic() + args.duration if args.duration else None
+    serving = serve_if_asked(args, session, command, "watch", tick_when_idle=True)
 
     def stop(signum: int) -> None:
         watcher.stop_requested = True
@@ -314,6 +316,7 @@ def _watch(
         f"{len(watcher.followed)} followed\n"
     )
     print_report(report, options.warnings)
+    end_serving(serving, args)
     return 0
 
 

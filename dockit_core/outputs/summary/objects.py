@@ -17,7 +17,7 @@ from typing import IO
 
 from decoders.destinations import MessageDestinations
 from decoders.records import AttrValue, CimChild, CimObject
-from dockit_core.model import FileAccess, Model, Process, SocketNode
+from dockit_core.model import FileAccess, FileNode, Model, PipeNode, Process, SocketNode
 from dockit_core.outputs.redaction import redact_argv
 from dockit_core.outputs.summary.filter import SummaryFilter
 
@@ -278,50 +278,63 @@ def model_objects(
     """`retired_sockets`: the finished connections, written as they ended (see Tracker.socket_retired);
     they come before the sockets still in the model."""
     """Everything the model holds, in a stable order: machine, processes, files, sockets, pipes."""
-    yield CimObject.make("CIM_ComputerSystem", {"Name": context.hostname or None})
-    yield CimObject.make(
-        "CIM_OperatingSystem",
-        {
-            "Name": context.os_type or None,
-            "Release": context.os_release or None,
-            "Version": context.kernel or None,
-        },
-    )
+    yield from machine_objects(context)
     processes = model.processes
     for process in processes.values():
         if not process.is_thread:
             # a process's calls are its threads' too (each thread is a Process of the model)
             calls = process.calls + sum(processes[t].calls for t in process.threads if t in processes)
             yield process_object(process, context.date, calls)
-    # Most files have one Access like many others (a directory walk: the same process, one stat): the
-    # children are immutable, so one is made per distinct attributes (ints and strs: equal means alike).
-    access_children: dict[tuple[tuple[str, AttrValue], ...], CimChild] = {}
     for path, node in sorted(model.files.items()):
-        accesses = []
-        for pid, access in node.accesses.items():
-            attrs = _access_attributes(pid, access)
-            child = access_children.get(attrs)
-            if child is None:
-                if len(access_children) >= 4096:
-                    access_children.clear()
-                child = access_children[attrs] = CimChild("Access", attrs)
-            accesses.append(child)
-        yield CimObject("CIM_DataFile", (("Name", path), ("Category", node.category)), tuple(accesses))
+        yield file_object(path, node)
     yield from retired_sockets
     for socket in model.sockets.values():
         yield socket_object(socket)
     for pipe in model.pipes.values():
-        yield CimObject.make(
-            "Dockit_Pipe",
-            {
-                "Id": pipe.pipe_id,
-                "Writers": " ".join(map(str, sorted(pipe.writers))) or None,
-                "Readers": " ".join(map(str, sorted(pipe.readers))) or None,
-                "Processes": " ".join(map(str, sorted(pipe.holders | pipe.writers | pipe.readers))) or None,
-                "Bytes": pipe.bytes,
-                "CreatedBy": pipe.created_by,
-            },
-        )
+        yield pipe_object(pipe)
+
+
+def machine_objects(context: RunContext) -> list[CimObject]:
+    """The traced machine and its operating system."""
+    return [
+        CimObject.make("CIM_ComputerSystem", {"Name": context.hostname or None}),
+        CimObject.make(
+            "CIM_OperatingSystem",
+            {"Name": context.os_type or None, "Release": context.os_release or None, "Version": context.kernel or None},
+        ),
+    ]
+
+
+# Most files have one Access like many others (a directory walk: the same process, one stat): the
+# children are immutable, so one is made per distinct attributes (ints and strs: equal means alike).
+_access_children: dict[tuple[tuple[str, AttrValue], ...], CimChild] = {}
+
+
+def file_object(path: str, node: FileNode) -> CimObject:
+    accesses = []
+    for pid, access in node.accesses.items():
+        attrs = _access_attributes(pid, access)
+        child = _access_children.get(attrs)
+        if child is None:
+            if len(_access_children) >= 4096:
+                _access_children.clear()
+            child = _access_children[attrs] = CimChild("Access", attrs)
+        accesses.append(child)
+    return CimObject("CIM_DataFile", (("Name", path), ("Category", node.category)), tuple(accesses))
+
+
+def pipe_object(pipe: PipeNode) -> CimObject:
+    return CimObject.make(
+        "Dockit_Pipe",
+        {
+            "Id": pipe.pipe_id,
+            "Writers": " ".join(map(str, sorted(pipe.writers))) or None,
+            "Readers": " ".join(map(str, sorted(pipe.readers))) or None,
+            "Processes": " ".join(map(str, sorted(pipe.holders | pipe.writers | pipe.readers))) or None,
+            "Bytes": pipe.bytes,
+            "CreatedBy": pipe.created_by,
+        },
+    )
 
 
 def summary_objects(
