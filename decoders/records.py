@@ -194,6 +194,8 @@ class SqlQuery(Record):
     sample_rows: list[list[str | None]] = field(default_factory=list)
     confidence: str | None = None  # None when fully decoded; "heuristic" for a fallback
     written_tables: list[str] = field(default_factory=list)  # subset of `tables` the statement writes
+    extra: dict[str, AttrValue] = field(default_factory=dict)  # protocol-specific (PostgreSQL's Command...)
+    notices: list[tuple[str, str, str]] = field(default_factory=list)  # (severity, code, message) sent with it
 
     def to_cim(self) -> CimObject:
         # Built directly as tuples (no dict, no empty comprehensions): one is made per query.
@@ -216,6 +218,11 @@ class SqlQuery(Record):
                 CimChild("Row", (), "\t".join("NULL" if v is None else _cell(v) for v in redact_row(self.columns, row)))
                 for row in self.sample_rows
             ]
+        if self.notices:
+            children += [
+                CimChild("Notice", (("Severity", severity), ("Code", code)), message)
+                for severity, code, message in self.notices
+            ]
         # None values are left out here rather than by each writer: a third fewer tuples to spool.
         attrs = (
             ("Protocol", self.protocol),
@@ -232,6 +239,8 @@ class SqlQuery(Record):
             ("Truncated", "true" if self.truncated else None),
             ("Confidence", self.confidence),
         )
+        if self.extra:
+            attrs += tuple(self.extra.items())
         return CimObject("Dockit_SqlQuery", tuple([a for a in attrs if a[1] is not None]), tuple(children))
 
 

@@ -110,10 +110,19 @@ _VIA_USING = re.compile(
 )
 
 
+# PostgreSQL's `CREATE ROLE u [WITH] [ENCRYPTED] PASSWORD 'x'` (`ALTER USER`, psql's \password, a user
+# mapping's OPTIONS (password 'x')): the literal right after the word, as a string, E'...' or $$...$$.
+_PG_PASSWORD = re.compile(
+    r"""(\bPASSWORD\s+)([eE]?'(?:[^'\\]|\\.|'')*(?:'|$)|\$(\w*)\$.*?(?:\$\3\$|$))""",
+    re.I | re.S,
+)
+
+
 def redact_sql(sql: str) -> str:
     """SQL with the literals that carry passwords or auth hashes replaced by '<redacted>'."""
     sql = _SQL_SECRET.sub(lambda m: m.group(1) + "'<redacted>'", sql)
     sql = _SQL_BARE_SECRET.sub(lambda m: m.group(1) + "'<redacted>'", sql)
+    sql = _PG_PASSWORD.sub(lambda m: m.group(1) + "'<redacted>'", sql)
     return _VIA_USING.sub(lambda m: m.group(1) + "'<redacted>'", sql) if "USING" in sql.upper() else sql
 
 

@@ -33,6 +33,7 @@ BUILTIN_DECODERS: tuple[str, ...] = (
     "decoders.amqp:AmqpDecoder",
     "decoders.mqtt:MqttDecoder",
     "decoders.nats:NatsDecoder",
+    "decoders.postgres:PostgresDecoder",
 )
 ENTRY_POINT_GROUP = "dockit.decoders"
 PORT_BONUS = 20

@@ -31,10 +31,10 @@ _MODIFIERS = re.compile(
 )
 
 
-def parsed(sql: str) -> tuple[list[str], list[str]] | None:
+def parsed(sql: str, dialect: str = "mysql") -> tuple[list[str], list[str]] | None:
     """Tables from sqlglot's tree; None when it cannot say (parse error, generic command)."""
     try:
-        trees = sqlglot.parse(_MODIFIERS.sub(r"\1", sql), read="mysql")
+        trees = sqlglot.parse(_MODIFIERS.sub(r"\1", sql) if dialect == "mysql" else sql, read=dialect)
     except SqlglotError:
         return None
     tables: list[str] = []
@@ -78,8 +78,10 @@ def _written(tree: exp.Expression, aliases: dict[str, str]) -> list[str]:
             node = node.this
         return [_name(node)] if isinstance(node, exp.Table) and node.name else []
 
-    if isinstance(tree, exp.Insert | exp.Create | exp.Alter | exp.Describe):
+    if isinstance(tree, exp.Insert | exp.Create | exp.Alter | exp.Describe | exp.Merge):
         return [] if isinstance(tree, exp.Describe) else table_of(tree.this)
+    if isinstance(tree, exp.Copy):  # COPY t FROM ... writes t; COPY t TO ... reads it
+        return table_of(tree.this) if tree.args.get("kind") else []
     if isinstance(tree, exp.Drop | exp.TruncateTable):
         return [_name(t) for t in tree.find_all(exp.Table) if t.name]
     if isinstance(tree, exp.Delete):
@@ -134,12 +136,18 @@ _STOP = {"WHERE", "SET", "ON", "USING", "GROUP", "ORDER", "LIMIT", "HAVING", "VA
          "MODIFY", "CHANGE", "RENAME", "ENGINE", "DEFAULT", "LIKE", "PROCEDURE"}  # fmt: skip
 
 
-def scanned(sql: str, truncated: bool) -> tuple[list[str], list[str]]:
+# PostgreSQL statements whose FROM or IN names a cursor, not a table.
+_CURSOR_VERBS = {"FETCH", "MOVE", "CLOSE"}
+
+
+def scanned(sql: str, truncated: bool, dialect: str = "mysql") -> tuple[list[str], list[str]]:
     """Keyword scan: names that follow FROM, JOIN, INTO, UPDATE, TABLE... outside function calls."""
-    tokens = _rough_tokens(sql)  # not sqlglot's: it turns the rest of REPLACE or RENAME into one string
+    tokens = _rough_tokens(sql, dialect)  # not sqlglot's: it turns the rest of REPLACE or RENAME into one string
     end = len(sql.rstrip())
     words = [_word(t) for t in tokens]
     verb = words[0] if words else ""
+    if dialect == "postgres" and verb in _CURSOR_VERBS:
+        return [], []
     ctes = {
         words[i - 1]
         for i in range(1, len(words))
@@ -279,12 +287,17 @@ _ROUGH = re.compile(
     r"`((?:[^`]|``)*)`?|'(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?|--[^\n]*|/\*.*?(?:\*/|$)|#[^\n]*|(\w+)|(\S)",
     re.S,
 )
+# PostgreSQL: "..." is a name, '...' a string ('' inside), and # an operator.
+_ROUGH_PG = re.compile(
+    r"\"((?:[^\"]|\"\")*)\"?|'(?:[^']|'')*'?|--[^\n]*|/\*.*?(?:\*/|$)|(\w+)|(\S)",
+    re.S,
+)
 
 
-def _rough_tokens(sql: str) -> list[Token]:
+def _rough_tokens(sql: str, dialect: str = "mysql") -> list[Token]:
     """Tokens for text sqlglot's tokenizer refuses (an unterminated quote at a cut)."""
     out: list[Token] = []
-    for match in _ROUGH.finditer(sql):
+    for match in (_ROUGH_PG if dialect == "postgres" else _ROUGH).finditer(sql):
         if match.group(1) is not None:
             out.append(Token(TokenType.IDENTIFIER, match.group(1), start=match.start(), end=match.end() - 1))
         elif match.group(2) is not None:

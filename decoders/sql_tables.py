@@ -1,6 +1,6 @@
 """Which tables a SQL statement reads and writes, as written in the SQL (`test.t1`, backticks removed).
 
-sqlglot (MySQL dialect) parses the statement; CTE names, aliases and derived tables are not tables, and
+sqlglot parses the statement in the dialect the caller names (`mysql`, the default, or `postgres`); CTE names, aliases and derived tables are not tables, and
 aliases named by multi-table UPDATE / DELETE are resolved to the tables they stand for. What sqlglot
 cannot parse (a statement cut by the tracer, REPLACE, RENAME TABLE, SHOW COLUMNS, CALL...) goes to a
 small keyword scanner over sqlglot's tokens, which never raises. For a cut statement, a name that runs
@@ -18,9 +18,15 @@ from functools import lru_cache
 MAX_SQL = 100_000  # longer statements (bulk INSERTs) are scanned only up to here
 
 
-def tables_in(sql: str, truncated: bool = False) -> tuple[list[str], list[str]]:
-    """(every table named by `sql`, the ones it writes), each in order of first appearance."""
-    return _cached(_without_literals(sql[:MAX_SQL]), truncated or len(sql) > MAX_SQL)
+DIALECTS = ("mysql", "postgres")
+
+
+def tables_in(sql: str, truncated: bool = False, dialect: str = "mysql") -> tuple[list[str], list[str]]:
+    """(every table named by `sql`, the ones it writes), each in order of first appearance. `dialect`
+    is sqlglot's name for the SQL's dialect: "mysql" (also used for Oracle) or "postgres"."""
+    if dialect == "postgres":
+        return _cached(_pg_without_literals(sql[:MAX_SQL]), truncated or len(sql) > MAX_SQL, dialect)
+    return _cached(_without_literals(sql[:MAX_SQL]), truncated or len(sql) > MAX_SQL, "mysql")
 
 
 _LITERAL = re.compile(
@@ -42,16 +48,33 @@ def _without_literals(sql: str) -> str:
     return _LITERAL.sub(lambda m: m.group(1) or ("0" if m.group(0)[0].isdigit() else "''"), sql)
 
 
+# PostgreSQL: "..." is a name (kept); strings are '...', E'...' (backslash escapes) and $tag$...$tag$.
+_PG_LITERAL = re.compile(
+    r"(\"(?:[^\"]|\"\")*\"?)"  # a quoted name: kept
+    r"|(?<![\w$])[eE]'(?:[^'\\]|\\.|'')*(?:'|$)|'(?:[^']|'')*(?:'|$)"  # a string
+    r"|(?<![\w$])\$([A-Za-z_]\w*)?\$.*?(?:\$\2\$|$)"  # a dollar-quoted string
+    r"|(?<![\w$.])\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w$])",  # a number
+    re.S,
+)
+
+
+def _pg_without_literals(sql: str) -> str:
+    """As `_without_literals`, by PostgreSQL's quoting rules."""
+    if "'" not in sql and '"' not in sql and "$" not in sql:
+        return _NUMBER.sub("0", sql)
+    return _PG_LITERAL.sub(lambda m: m.group(1) or ("0" if m.group(0)[0].isdigit() else "''"), sql)
+
+
 @lru_cache(maxsize=4096)
-def _cached(sql: str, truncated: bool) -> tuple[list[str], list[str]]:
+def _cached(sql: str, truncated: bool, dialect: str = "mysql") -> tuple[list[str], list[str]]:
     # sqlglot is imported here, at the first statement, not when dockit starts: it takes longer to
     # import (about 0.13 s) than a short trace takes to replay.
     from decoders.sql_grammar import parsed, scanned
 
     try:
-        found = None if truncated else parsed(sql)
+        found = None if truncated else parsed(sql, dialect)
         if found is None:
-            found = scanned(sql, truncated)
+            found = scanned(sql, truncated, dialect)
     except Exception:  # noqa: BLE001 - a SQL text must never break a trace
         return [], []
     tables, written = found

@@ -1,0 +1,287 @@
+"""PostgreSQL messages out of one direction's bytes, for decoders/postgres.py: reassembly across chunks,
+the untyped startup family, the one-byte answer to an SSLRequest, buffers the tracer cut, resync.
+Knows framing only, not what the messages mean.
+
+Every message says its length, so lost bytes (`Chunk.missing`) that end inside a message are skipped
+exactly and the stream stays in step: the message is delivered as far as it was seen, marked
+truncated. Lost bytes that go past its end (or a header too damaged to trust) put the stream out of
+step; it takes up again at the start of a later chunk whose bytes walk as a chain of whole messages of
+this direction's types (a reader's buffer boundary rarely falls inside a message after a gap, and when
+it does, the chain test refuses it).
+
+Memory does not follow what a header claims: a message keeps at most `MAX_KEPT` bytes of its body (the
+head: a SQL text, a row's first values); the rest is counted and skipped, and the message is marked
+`capped` (its count of bytes holds, its body does not).
+"""
+
+from __future__ import annotations
+
+from protocols import postgres as p
+
+MAX_KEPT = 1 << 20  # body bytes kept of one message; a longer one is delivered capped
+MAX_LENGTH = (1 << 30) + 4  # PostgreSQL's own limit on a message (1 GB): a longer header is garbage
+UNTYPED = 0  # Frame.type of a startup-family message (SSLRequest, StartupMessage, CancelRequest)
+_INVALID = object()
+
+
+class Frame:
+    """One message: its type byte (UNTYPED for the startup family), body, and where it began and ended.
+    (A plain class with slots: one is made per message.)"""
+
+    __slots__ = (
+        "type",
+        "body",
+        "length",
+        "truncated",
+        "capped",
+        "time",
+        "pid",
+        "call_index",
+        "end_time",
+        "answer",
+    )
+
+    def __init__(
+        self,
+        type_: int,
+        body: bytes,
+        length: int,
+        time: float | None,
+        pid: int,
+        call_index: int,
+        end_time: float | None,
+        truncated: bool = False,
+        capped: bool = False,
+        answer: bool = False,
+    ) -> None:
+        self.type = type_
+        self.body = body
+        self.length = length  # the body's length as its header says (`len(body)` when whole)
+        self.time = time
+        self.pid = pid
+        self.call_index = call_index
+        self.end_time = end_time
+        self.truncated = truncated  # the tracer lost part of the body
+        self.capped = capped  # the body was longer than MAX_KEPT: only its head is here
+        self.answer = answer  # the one-byte answer to an SSLRequest or GSSENCRequest (type is the byte)
+
+
+class MessageStream:
+    """Messages out of one direction's bytes."""
+
+    def __init__(self, valid_types: frozenset[int]) -> None:
+        self.valid_types = valid_types  # the types this direction may send (narrowed once roles are known)
+        self.expect_answer = False  # the next byte is a one-byte answer (set by the decoder)
+        self.synced = True
+        self.lost = False  # set when the stream lost step; the decoder reads and clears it
+        self.buf = bytearray()  # header bytes, or a whole small message, not complete yet
+        # The message in progress once its header is known:
+        self.in_message = False
+        self.type = 0
+        self.length = 0  # body length from the header
+        self.need = 0  # body bytes still to come
+        self.body = bytearray()
+        self.damaged = False  # bytes of this body were lost: keep no more of it
+        self.start: tuple[float | None, int, int] = (None, 0, 0)
+        self.skipped = 0  # messages dropped by an out-of-step stream, for tests and statistics
+
+    # -- feeding ------------------------------------------------------------------------------------
+
+    def push(self, data: bytes, time: float | None, pid: int, call_index: int, missing: int) -> list[Frame]:
+        """The messages completed by `data`, then `missing` bytes the tracer lost after it."""
+        out: list[Frame] = []
+        if data and not self.synced:
+            if not self._resumes(data):
+                self.skipped += 1
+                return out
+            self.synced = True
+        if data:
+            if not self.buf and not self.in_message and not self.expect_answer:
+                self._whole(data, time, pid, call_index, out)
+            else:
+                self._slow(memoryview(data), time, pid, call_index, out)
+        if missing and self.synced:
+            self._gap(missing, time, out)
+        return out
+
+    def _whole(self, data: bytes, time: float | None, pid: int, call_index: int, out: list[Frame]) -> None:
+        """The common case, nothing held over: messages sliced straight from `data`."""
+        if type(data) is not bytes:
+            data = bytes(data)
+        size = len(data)
+        pos = 0
+        valid = self.valid_types
+        while size - pos >= 5:
+            kind = data[pos]
+            if kind == UNTYPED:
+                length = int.from_bytes(data[pos : pos + 4], "big")
+                if not 8 <= length <= p.MAX_STARTUP:
+                    self._lose_sync(out)
+                    return
+                end = pos + length
+                if end > size:
+                    break
+                out.append(Frame(UNTYPED, data[pos + 4 : end], length - 4, time, pid, call_index, time))
+                pos = end
+                continue
+            length = int.from_bytes(data[pos + 1 : pos + 5], "big")
+            if kind not in valid or not 4 <= length <= MAX_LENGTH:
+                self._lose_sync(out)
+                return
+            end = pos + 1 + length
+            if end > size or length - 4 > MAX_KEPT:
+                break
+            out.append(Frame(kind, data[pos + 5 : end], length - 4, time, pid, call_index, time))
+            pos = end
+        if pos < size:
+            self._slow(memoryview(data)[pos:], time, pid, call_index, out)
+
+    def _slow(
+        self, view: memoryview, time: float | None, pid: int, call_index: int, out: list[Frame]
+    ) -> None:
+        """Byte-exact framing across chunks: header bytes gathered, bodies kept up to MAX_KEPT."""
+        pos = 0
+        size = len(view)
+        while pos < size:
+            if self.in_message:
+                take = min(self.need, size - pos)
+                if not self.damaged and len(self.body) < MAX_KEPT:
+                    self.body += view[pos : pos + min(take, MAX_KEPT - len(self.body))]
+                self.need -= take
+                pos += take
+                if not self.need:
+                    self._finish(time, out)
+                continue
+            if self.expect_answer and not self.buf:
+                self.expect_answer = False
+                if view[pos] in (ord("S"), ord("N"), ord("G")):
+                    out.append(Frame(view[pos], b"", 0, time, pid, call_index, time, answer=True))
+                    pos += 1
+                    continue
+            if not self.buf:
+                self.start = (time, pid, call_index)
+            header = 4 if (self.buf[:1] or view[pos : pos + 1]) == b"\0" else 5
+            take = min(header - len(self.buf), size - pos)
+            self.buf += view[pos : pos + take]
+            pos += take
+            if len(self.buf) < header:
+                return
+            if not self._open_message():
+                self._lose_sync(out)
+                return
+            if not self.need:
+                self._finish(time, out)
+
+    def _open_message(self) -> bool:
+        """The header in `buf` is complete: start its body (False when the header is not plausible)."""
+        head = self.buf
+        if head[0] == UNTYPED:
+            length = int.from_bytes(head[:4], "big")
+            if not 8 <= length <= p.MAX_STARTUP:
+                return False
+            self.type, self.length = UNTYPED, length - 4
+        else:
+            length = int.from_bytes(head[1:5], "big")
+            if head[0] not in self.valid_types or not 4 <= length <= MAX_LENGTH:
+                return False
+            self.type, self.length = head[0], length - 4
+        self.buf = bytearray()
+        self.in_message = True
+        self.need = self.length
+        self.body = bytearray()
+        self.damaged = False
+        return True
+
+    def _finish(self, time: float | None, out: list[Frame]) -> None:
+        start_time, pid, call_index = self.start
+        capped = len(self.body) < self.length and not self.damaged
+        out.append(
+            Frame(
+                self.type,
+                bytes(self.body),
+                self.length,
+                start_time,
+                pid,
+                call_index,
+                time,
+                truncated=self.damaged,
+                capped=capped,
+            )
+        )
+        self.in_message = False
+        self.body = bytearray()
+        self.damaged = False
+
+    def _gap(self, missing: int, time: float | None, out: list[Frame]) -> None:
+        """`missing` bytes that followed this chunk's data were lost by the tracer."""
+        if self.in_message:
+            self.damaged = True
+            if missing < self.need:
+                self.need -= missing
+                return
+            rest = missing - self.need
+            self.need = 0
+            self._finish(time, out)
+            if rest:
+                self._lose_sync(out)
+            return
+        self._lose_sync(out)  # the lost bytes began a message (or were one): where it ends is unknown
+
+    def _lose_sync(self, out: list[Frame]) -> None:
+        if self.in_message and self.body:
+            self.damaged = True
+            start_time, pid, call_index = self.start
+            out.append(
+                Frame(
+                    self.type,
+                    bytes(self.body),
+                    self.length,
+                    start_time,
+                    pid,
+                    call_index,
+                    None,
+                    truncated=True,
+                )
+            )
+        self.in_message = False
+        self.body = bytearray()
+        self.buf = bytearray()
+        self.need = 0
+        self.expect_answer = False
+        self.synced = False
+        self.lost = True
+
+    def _resumes(self, data: bytes) -> bool:
+        """Whether an out-of-step stream may take up again at the start of `data`: its bytes walk as
+        whole messages of this direction's types, ending at its end or inside a last plausible one."""
+        return chain_length(data, self.valid_types) > 0
+
+
+def chain_length(data: bytes, valid_types: frozenset[int]) -> int:
+    """How many whole typed messages `data` starts with, when its bytes walk as a chain of messages of
+    `valid_types` that ends exactly at its end or inside a last message with a plausible header; else
+    0. (A startup-family message counts too.)"""
+    pos = 0
+    size = len(data)
+    count = 0
+    while pos < size:
+        if size - pos < 5:
+            return count if count and data[pos] in valid_types else 0
+        kind = data[pos]
+        if kind == UNTYPED:
+            length = int.from_bytes(data[pos : pos + 4], "big")
+            if (
+                not 8 <= length <= p.MAX_STARTUP
+                or p.startup_code(data[pos + 4 : pos + 8]) not in p.STARTUP_CODES
+            ):
+                return 0
+            pos += length
+        else:
+            length = int.from_bytes(data[pos + 1 : pos + 5], "big")
+            if kind not in valid_types or not 4 <= length <= MAX_LENGTH:
+                return 0
+            pos += 1 + length
+        if pos > size:
+            return count  # a last message that goes on in the next chunk
+        count += 1
+    return count
