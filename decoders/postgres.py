@@ -42,7 +42,14 @@ from collections.abc import Sequence
 
 from decoders.api import ChannelInfo, Chunk, Decoder, DecoderOptions, Direction
 from decoders.postgres_query import PROTOCOL, QueryProtocol
-from decoders.postgres_stream import UNTYPED, Frame, MessageStream, chain_length
+from decoders.postgres_stream import (
+    BACKEND_LIMITS,
+    FRONTEND_LIMITS,
+    UNTYPED,
+    Frame,
+    MessageStream,
+    chain_length,
+)
 from decoders.records import Annotation, AttrValue, CimObject, DatabaseSession, Output, Secret
 from decoders.tls import TlsDecoder
 from protocols import postgres as p
@@ -103,7 +110,9 @@ class PostgresDecoder(Decoder):
                 sample = data[5:69]
                 if all(b in (9, 10, 13) or 32 <= b < 127 or b >= 128 for b in sample[:-1]):
                     return 60  # a whole Query message: a type, a length that fits, SQL text, a NUL
-        count = chain_length(data, p.FRONTEND_TYPES) or chain_length(data, p.BACKEND_TYPES)
+        count = chain_length(data, p.FRONTEND_TYPES, FRONTEND_LIMITS) or chain_length(
+            data, p.BACKEND_TYPES, BACKEND_LIMITS
+        )
         if hinted and count >= 1:
             return 40  # messages of one side, whole, on PostgreSQL's port or socket
         if count >= 3 and _walks_exactly(data):
@@ -162,8 +171,8 @@ class PostgresDecoder(Decoder):
             self._server_dir = Direction.OUT if self.channel.listening else Direction.IN
         server = self._out if self._server_dir is Direction.OUT else self._in
         client = self._in if server is self._out else self._out
-        server.valid_types = p.BACKEND_TYPES
-        client.valid_types = p.FRONTEND_TYPES
+        server.valid_types, server.limits = p.BACKEND_TYPES, BACKEND_LIMITS
+        client.valid_types, client.limits = p.FRONTEND_TYPES, FRONTEND_LIMITS
         if frame.type != UNTYPED:
             self._phase = "ready"  # a trace attached after the connection's start
 
@@ -234,11 +243,17 @@ class PostgresDecoder(Decoder):
             out.append(Annotation(frame.call_index, f"postgresql cancel request for backend {pid}"))
             self._send_session(out)
             return
-        if code is None or code >> 16 != 3:
-            version = f"{code >> 16}.{code & 0xFFFF}" if code is not None else "?"
-            out.append(Annotation(frame.call_index, f"postgresql startup, protocol {version}: not decoded"))
+        if code is not None and code >> 16 in (1, 2):  # the protocols before 3.0: other framing
+            out.append(
+                Annotation(
+                    frame.call_index,
+                    f"postgresql startup, protocol {code >> 16}.{code & 0xFFFF}: not decoded",
+                )
+            )
             self._phase = "closed"
             return
+        if code is None or code >> 16 != 3:  # a damaged startup: what follows may still be decoded
+            self._extra["Truncated"] = "true"
         try:
             startup = p.parse_startup(frame.body)
             parameters = startup.parameters

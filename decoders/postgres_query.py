@@ -149,6 +149,7 @@ class QueryProtocol:
         self.portals: dict[str, Portal] = {}
         self.copy_in: Execution | None = None
         self.confused = False  # answers are dropped until the next ReadyForQuery
+        self.client_damaged = False  # requests were lost: a statement or portal not known may be one of them
         self.skipping = False  # an error made the server skip the client's messages until its Sync
         self.parsed_at: tuple[int, Statement] | None = None  # the last Parse's call, for annotations
         self.last_server_time: float | None = None
@@ -258,7 +259,7 @@ class QueryProtocol:
             name, max_rows = p.text(frame.body.partition(b"\0")[0]), 0
         portal = self.portals.get(name)
         if portal is None:
-            text, truncated = f"/* portal {name or '(unnamed)'} (its Bind was not seen) */", False
+            text, truncated = f"/* portal {name or '(unnamed)'} (its Bind was not seen) */", self.client_damaged
         else:
             text, truncated = self._portal_text(portal)
         execution = Execution(text, truncated, frame.time, frame.pid, portal)
@@ -278,12 +279,11 @@ class QueryProtocol:
         else:
             out.append(Annotation(frame.call_index, "postgresql execute: " + _short(text)))
 
-    @staticmethod
-    def _portal_text(portal: Portal) -> tuple[str, bool]:
+    def _portal_text(self, portal: Portal) -> tuple[str, bool]:
         statement = portal.statement
         if statement is None:
             name = portal.statement_name or "(unnamed)"
-            return f"/* prepared statement {name} (its Parse was not seen) */", False
+            return f"/* prepared statement {name} (its Parse was not seen) */", self.client_damaged
         return statement.text, statement.truncated
 
     def _describe(self, frame: Frame) -> None:
@@ -583,8 +583,10 @@ class QueryProtocol:
         while self.queue:
             operation = self.queue.popleft()
             self._settle(operation, out, frame.end_time)
-            if operation.kind in _ENDS_AT_READY:
+            if operation.kind in _ENDS_AT_READY and not self.confused:
                 break
+        # (After lost answers, which ReadyForQuery this is cannot be told: everything waiting goes, and
+        # the next request starts in step.)
         self.confused = False
         self.copy_in = None
 
@@ -623,6 +625,7 @@ class QueryProtocol:
         """The client stream lost requests: answers to them would be taken for answers to later
         ones, so they are dropped up to the next ReadyForQuery."""
         self.confused = True
+        self.client_damaged = True
         for operation in self.queue:
             if operation.execution is not None:
                 operation.execution.cut = True

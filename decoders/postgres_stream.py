@@ -9,6 +9,12 @@ step; it takes up again at the start of a later chunk whose bytes walk as a chai
 this direction's types (a reader's buffer boundary rarely falls inside a message after a gap, and when
 it does, the chain test refuses it).
 
+A header damaged into a wrong length would swallow what follows. Two checks limit that: message types
+of a fixed or small size must have it (a Sync is 4 bytes, a ReadyForQuery 5...), and a chunk that
+walks exactly as whole messages, arriving while a message begun in an earlier call is still
+incomplete, starts afresh there (a continuation of a body rarely walks as exact messages, while
+a length damaged into a larger one makes the body seem to go on).
+
 Memory does not follow what a header claims: a message keeps at most `MAX_KEPT` bytes of its body (the
 head: a SQL text, a row's first values); the rest is counted and skipped, and the message is marked
 `capped` (its count of bytes holds, its body does not).
@@ -21,7 +27,18 @@ from protocols import postgres as p
 MAX_KEPT = 1 << 20  # body bytes kept of one message; a longer one is delivered capped
 MAX_LENGTH = (1 << 30) + 4  # PostgreSQL's own limit on a message (1 GB): a longer header is garbage
 UNTYPED = 0  # Frame.type of a startup-family message (SSLRequest, StartupMessage, CancelRequest)
-_INVALID = object()
+_SMALL = 1 << 16
+# The longest each direction's messages of a fixed or small size can be (length field included).
+FRONTEND_LIMITS: dict[int, int] = {
+    p.SYNC: 4, p.FLUSH: 4, p.TERMINATE: 4, p.COPY_DONE: 4, p.EXECUTE: _SMALL, p.DESCRIBE: _SMALL, p.CLOSE: _SMALL,
+}  # fmt: skip
+BACKEND_LIMITS: dict[int, int] = {
+    p.READY_FOR_QUERY: 5, p.PARSE_COMPLETE: 4, p.BIND_COMPLETE: 4, p.CLOSE_COMPLETE: 4, p.NO_DATA: 4,
+    p.PORTAL_SUSPENDED: 4, p.EMPTY_QUERY: 4, p.COPY_DONE: 4, p.BACKEND_KEY_DATA: 4 + 4 + 256,
+    p.AUTHENTICATION: _SMALL, p.COMMAND_COMPLETE: _SMALL, p.PARAMETER_STATUS: _SMALL, p.NOTIFICATION: _SMALL,
+    p.COPY_IN_RESPONSE: _SMALL, p.COPY_OUT_RESPONSE: _SMALL, p.COPY_BOTH_RESPONSE: _SMALL,
+    p.NEGOTIATE_PROTOCOL: _SMALL, p.PARAMETER_DESCRIPTION: 4 + 2 + 4 * 65535,
+}  # fmt: skip
 
 
 class Frame:
@@ -69,8 +86,9 @@ class Frame:
 class MessageStream:
     """Messages out of one direction's bytes."""
 
-    def __init__(self, valid_types: frozenset[int]) -> None:
+    def __init__(self, valid_types: frozenset[int], limits: dict[int, int] | None = None) -> None:
         self.valid_types = valid_types  # the types this direction may send (narrowed once roles are known)
+        self.limits = limits or {}  # type -> longest length (set with the roles)
         self.expect_answer = False  # the next byte is a one-byte answer (set by the decoder)
         self.synced = True
         self.lost = False  # set when the stream lost step; the decoder reads and clears it
@@ -94,6 +112,10 @@ class MessageStream:
             if not self._resumes(data):
                 self.skipped += 1
                 return out
+            self.synced = True
+        elif data and self.in_message and self.start[2] != call_index and self._restarts(data):
+            self._lose_sync(out)  # the message in progress had a damaged length: drop it
+            self.lost = True
             self.synced = True
         if data:
             if not self.buf and not self.in_message and not self.expect_answer:
@@ -125,7 +147,7 @@ class MessageStream:
                 pos = end
                 continue
             length = int.from_bytes(data[pos + 1 : pos + 5], "big")
-            if kind not in valid or not 4 <= length <= MAX_LENGTH:
+            if kind not in valid or not 4 <= length <= self.limits.get(kind, MAX_LENGTH):
                 self._lose_sync(out)
                 return
             end = pos + 1 + length
@@ -182,7 +204,7 @@ class MessageStream:
             self.type, self.length = UNTYPED, length - 4
         else:
             length = int.from_bytes(head[1:5], "big")
-            if head[0] not in self.valid_types or not 4 <= length <= MAX_LENGTH:
+            if head[0] not in self.valid_types or not 4 <= length <= self.limits.get(head[0], MAX_LENGTH):
                 return False
             self.type, self.length = head[0], length - 4
         self.buf = bytearray()
@@ -254,19 +276,27 @@ class MessageStream:
     def _resumes(self, data: bytes) -> bool:
         """Whether an out-of-step stream may take up again at the start of `data`: its bytes walk as
         whole messages of this direction's types, ending at its end or inside a last plausible one."""
-        return chain_length(data, self.valid_types) > 0
+        return chain_length(data, self.valid_types, self.limits) > 0
+
+    def _restarts(self, data: bytes) -> bool:
+        """Whether `data`, arriving inside a message, is rather the start of new messages: it walks
+        as whole messages ending exactly at its end."""
+        return chain_length(data, self.valid_types, self.limits, exact=True) > 0
 
 
-def chain_length(data: bytes, valid_types: frozenset[int]) -> int:
+def chain_length(
+    data: bytes, valid_types: frozenset[int], limits: dict[int, int] | None = None, exact: bool = False
+) -> int:
     """How many whole typed messages `data` starts with, when its bytes walk as a chain of messages of
-    `valid_types` that ends exactly at its end or inside a last message with a plausible header; else
-    0. (A startup-family message counts too.)"""
+    `valid_types` that ends exactly at its end or (unless `exact`) inside a last message with a
+    plausible header; else 0. (A startup-family message counts too.)"""
+    limits = limits or {}
     pos = 0
     size = len(data)
     count = 0
     while pos < size:
         if size - pos < 5:
-            return count if count and data[pos] in valid_types else 0
+            return count if count and not exact and data[pos] in valid_types else 0
         kind = data[pos]
         if kind == UNTYPED:
             length = int.from_bytes(data[pos : pos + 4], "big")
@@ -278,10 +308,10 @@ def chain_length(data: bytes, valid_types: frozenset[int]) -> int:
             pos += length
         else:
             length = int.from_bytes(data[pos + 1 : pos + 5], "big")
-            if kind not in valid_types or not 4 <= length <= MAX_LENGTH:
+            if kind not in valid_types or not 4 <= length <= limits.get(kind, MAX_LENGTH):
                 return 0
             pos += 1 + length
         if pos > size:
-            return count  # a last message that goes on in the next chunk
+            return 0 if exact else count  # a last message that goes on in the next chunk
         count += 1
     return count

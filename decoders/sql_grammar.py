@@ -142,17 +142,14 @@ _CURSOR_VERBS = {"FETCH", "MOVE", "CLOSE"}
 
 def scanned(sql: str, truncated: bool, dialect: str = "mysql") -> tuple[list[str], list[str]]:
     """Keyword scan: names that follow FROM, JOIN, INTO, UPDATE, TABLE... outside function calls."""
-    tokens = _rough_tokens(sql, dialect)  # not sqlglot's: it turns the rest of REPLACE or RENAME into one string
+    # Not sqlglot's tokens: it turns the rest of REPLACE or RENAME into one string.
+    tokens = _rough_tokens(sql, dialect)
     end = len(sql.rstrip())
     words = [_word(t) for t in tokens]
     verb = words[0] if words else ""
     if dialect == "postgres" and verb in _CURSOR_VERBS:
         return [], []
-    ctes = {
-        words[i - 1]
-        for i in range(1, len(words))
-        if words[i] == "AS" and i + 1 < len(words) and words[i + 1] == "("
-    }
+    ctes = _cte_names(words)
     tables: list[tuple[str, bool]] = []
     aliases: dict[str, str] = {}
     depth_function: list[bool] = []  # per open parenthesis: is it a function call (FROM there is not a table)
@@ -183,6 +180,27 @@ def scanned(sql: str, truncated: bool, dialect: str = "mysql") -> tuple[list[str
     if verb in ("UPDATE", "DELETE"):
         written = _resolve_targets(tokens, words, verb, aliases) or written
     return names, written
+
+
+def _cte_names(words: list[str]) -> set[str]:
+    """The names a WITH clause defines (`name AS (`, `name (col, ...) AS (`), upper case."""
+    names = set()
+    for i in range(1, len(words) - 1):
+        if words[i] != "AS" or words[i + 1] != "(":
+            continue
+        j = i - 1
+        if words[j] == ")":  # a column list: the name is before its opening parenthesis
+            depth = 0
+            while j >= 0:
+                depth += words[j] == ")"
+                depth -= words[j] == "("
+                if depth == 0:
+                    break
+                j -= 1
+            j -= 1
+        if j >= 0:
+            names.add(words[j].lstrip("\0").upper())
+    return names
 
 
 def _starts_list(words: list[str], i: int) -> bool:
@@ -226,7 +244,7 @@ def _read_list(tokens: list[Token], words: list[str], i: int, verb: str, keyword
         followed_by_paren = i < len(tokens) and words[i] == "("
         if followed_by_paren and keyword not in ("INTO", "TABLE"):
             break  # a function call, not a table
-        if not reaches_cut and name not in ctes:
+        if not reaches_cut and name.upper() not in ctes:
             tables.append((name, writes))
         if followed_by_paren:
             break  # INSERT INTO t (columns), CREATE TABLE t (definitions)
