@@ -284,7 +284,7 @@ def asyncpg_run(env):
     row = (
         -7, 123456, -9_000_000_000, 1.25, -2.5e-7, decimal.Decimal("-12345.6789"), True, "héllo", b"\x01\xfe",
         datetime.date(2026, 2, 28), datetime.time(13, 14, 15, 500000), datetime.datetime(2026, 3, 4, 5, 6, 7, 890000),
-        datetime.datetime(2026, 3, 4, 5, 6, 7, tzinfo=datetime.timezone.utc), datetime.timedelta(days=3, seconds=3661),
+        datetime.datetime(2026, 3, 4, 5, 6, 7, tzinfo=datetime.UTC), datetime.timedelta(days=3, seconds=3661),
         TOKEN, '{"k": [1, 2]}', [1, None, 3], "10.1.2.3",
     )  # fmt: skip
 
