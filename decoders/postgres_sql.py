@@ -64,8 +64,9 @@ def _end_of_comment(sql: str, pos: int) -> int:
 
 
 def split_statements(sql: str) -> list[str]:
-    """The statements of a Query message, each without its `;` and outer blanks. A text without a
-    statement (blanks, comments) is returned as it is: its one answer is an EmptyQueryResponse."""
+    """The statements of a Query message, each without its `;` and outer blanks. A text with one
+    statement, or none (blanks, comments: its one answer is an EmptyQueryResponse), is returned as it
+    was sent."""
     if ";" not in sql:
         return [sql]
     pieces: list[str] = []
@@ -113,7 +114,7 @@ def split_statements(sql: str) -> list[str]:
                 depth -= 1
     pieces.append(sql[start:])
     statements = [piece.strip() for piece in pieces if not _COMMENT_OR_BLANK.fullmatch(piece)]
-    return statements or [sql]
+    return statements if len(statements) > 1 else [sql]  # one statement: its text as sent
 
 
 # --- parameters that carry secrets ----------------------------------------------------------------
