@@ -265,7 +265,7 @@ class PostgresDecoder(Decoder):
         session.database = parameters.get("database") or session.user  # the server's default
         session.process = frame.pid or session.process
         session.start = frame.time
-        if "application_name" in parameters:
+        if parameters.get("application_name"):
             self._extra["ApplicationName"] = parameters["application_name"]
         if "replication" in parameters:
             self._extra["Replication"] = parameters["replication"]
@@ -364,7 +364,7 @@ class PostgresDecoder(Decoder):
             return
         if name == "server_version":
             self._new_session(frame).server_version = value
-        elif name in _SESSION_PARAMETERS and not self._session_sent:
+        elif name in _SESSION_PARAMETERS and value and not self._session_sent:
             self._extra[_SESSION_PARAMETERS[name]] = value
         if self._phase == "ready":  # a change during the session (SET application_name...)
             out.append(Annotation(frame.call_index, f"postgresql parameter {name} = {value}"))
