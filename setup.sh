@@ -9,6 +9,8 @@ need=()
 for tool in strace ltrace gcc curl wget openssl pkg-config forkstat; do
     command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
 done
+# psql, pg_dump and pgbench for the PostgreSQL tests (tshark, below, is their independent check).
+command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 # The headers of the MariaDB client library: the tests build a C client and Python's MySQLdb on it.
 dpkg -s libmariadb-dev >/dev/null 2>&1 || need+=(libmariadb-dev)
 # memcached: the example memcached decoder's tests start their own server on a port of their own.
