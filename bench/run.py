@@ -7,7 +7,9 @@
 - memory:  peak RSS replaying synthetic logs of ~100 MB and ~1 GB, and of 10,000 and 100,000 HTTP
            connections (streaming: it must stay flat).
 - live:    `dockit COMMAND` against the same strace command writing to a file (target: <= 1.10).
-- decode:  replay of a capture with 20,000 MySQL queries, decoders on vs `--no-decode` (target: <= 1.5).
+- decode:  replay of a capture with 20,000 MySQL queries, decoders on vs `--no-decode` (target: <= 1.5); and
+           of 20,000 PostgreSQL queries (psycopg 3, extended then simple protocol), whose decoding cost a
+           query is compared with MySQL's (target: no more).
 - bridges: peak RSS replaying a ~1 GB synthetic log (file calls and HTTP connections) with each bridge
            output: `--pcap`, `--events` OCEL 2.0 JSON and `--events` CSV (streaming: it must stay flat).
 - brokers: replay of an MQTT connection publishing at QoS 1, each message to a topic of its own:
@@ -269,20 +271,62 @@ connection.close()
     return next(work.glob("mysql.strace.*.log"))
 
 
+def postgres_capture(work: Path, queries: int, simple: bool) -> Path | None:
+    """psycopg 3 sending `queries` statements to the machine's PostgreSQL: with its defaults (the
+    extended protocol: Parse, Bind, Describe, Execute, Sync, and a prepared statement from the fifth
+    execution on), or, `simple`, as Query messages with the values inlined (as PyMySQL does above)."""
+    script = f"""
+import psycopg
+with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres", sslmode="disable", autocommit=True) as conn:
+    cursor = psycopg.ClientCursor(conn) if {simple} else conn.cursor()
+    for i in range({queries}):
+        cursor.execute("SELECT %s + 1", (i,))
+        cursor.fetchall()
+"""
+    probe = "import psycopg; psycopg.connect(host='127.0.0.1', user='postgres', dbname='postgres', sslmode='disable')"
+    try:
+        subprocess.run([sys.executable, "-c", probe], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except subprocess.CalledProcessError:
+        return None
+    name = "pg-simple" if simple else "pg-extended"
+    subprocess.run(DOCKIT + ["-l", str(work / name), sys.executable, "-c", script], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return next(work.glob(f"{name}.strace.*.log"))
+
+
+def decode_cost(work: Path, log: Path, runs: int, tag: str) -> tuple[float, float]:
+    """(seconds with decoders, seconds with --no-decode) replaying `log`."""
+    plain = median_time(DOCKIT + ["-i", str(log), "-l", str(work / f"{tag}-plain"), "--no-decode"], runs)
+    decoded = median_time(DOCKIT + ["-i", str(log), "-l", str(work / f"{tag}-decoded")], runs)
+    return decoded, plain
+
+
 def bench_decode(work: Path, runs: int, queries: int) -> list[tuple[str, str, str]]:
     log = mysql_capture(work, queries)
     if log is None:
         return [("decoding overhead", "MariaDB not reachable", "not measured")]
-    plain = median_time(DOCKIT + ["-i", str(log), "-l", str(work / "m-plain"), "--no-decode"], runs)
-    decoded = median_time(DOCKIT + ["-i", str(log), "-l", str(work / "m-decoded")], runs)
+    decoded, plain = decode_cost(work, log, runs, "m")
+    mysql_per_query = (decoded - plain) / queries * 1e6
     # The floor: a decoder that claims every channel and does nothing (bench/null_decoder.py).
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "bench"), os.environ.get("PYTHONPATH", "")]))
     null = median_time(DOCKIT + ["-i", str(log), "-l", str(work / "m-null"), "--decoder", "null_decoder:NullDecoder"],
                        runs, env=env)
-    return [(f"decoding, replay of {queries} MySQL queries", "decoders on vs --no-decode",
-             f"{decoded:.2f} s vs {plain:.2f} s: **{decoded / plain:.2f}x** (target 1.5x)"),
+    rows = [(f"decoding, replay of {queries} MySQL queries", "decoders on vs --no-decode",
+             f"{decoded:.2f} s vs {plain:.2f} s: **{decoded / plain:.2f}x** (target 1.5x), "
+             f"{mysql_per_query:.0f} µs a query"),
             ("same log, a decoder that does nothing", "vs --no-decode (the cost of handing bytes over)",
              f"{null:.2f} s vs {plain:.2f} s: **{null / plain:.2f}x**")]
+    for simple, how in ((False, "psycopg 3, extended protocol"), (True, "psycopg 3, simple Query messages")):
+        pg_log = postgres_capture(work, queries, simple)
+        if pg_log is None:
+            rows.append((f"decoding, replay of {queries} PostgreSQL queries", "PostgreSQL not reachable", "not measured"))
+            continue
+        pg_decoded, pg_plain = decode_cost(work, pg_log, runs, "pg-simple" if simple else "pg-extended")
+        per_query = (pg_decoded - pg_plain) / queries * 1e6
+        rows.append((f"decoding, replay of {queries} PostgreSQL queries ({how})", "decoders on vs --no-decode",
+                     f"{pg_decoded:.2f} s vs {pg_plain:.2f} s: **{pg_decoded / pg_plain:.2f}x**, "
+                     f"{per_query:.0f} µs a query: **{per_query / mysql_per_query:.2f}x** MySQL's"))
+    return rows
 
 
 def escaped(data: bytes) -> str:

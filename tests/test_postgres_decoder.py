@@ -38,7 +38,7 @@ from tests.pg_helpers import (
 )
 from tests.relay import Recording, Relay, cut, split
 
-pytestmark = requires_server
+pytestmark = [requires_server, pytest.mark.postgres]
 SPLITS = ("whole", "bytes", "random")
 SECRET_VALUE = "hunter2-dockit"
 TOKEN = uuid.UUID("6f1c2a5e-3d4b-4e8f-9a0b-1c2d3e4f5a6b")

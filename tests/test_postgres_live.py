@@ -20,7 +20,7 @@ from lxml import etree
 from tests.conftest import run_dockit
 from tests.pg_helpers import ADMIN, HOST, SOCKET_DIR, needs, requires_server, scratch_database
 
-pytestmark = [requires_server, pytest.mark.live]
+pytestmark = [requires_server, pytest.mark.live, pytest.mark.postgres]
 PG_ENV = {"PGSSLMODE": "disable", "PGUSER": ADMIN, "PGCONNECT_TIMEOUT": "10"}
 
 

@@ -27,7 +27,7 @@ from lxml import etree
 from tests.conftest import run_dockit
 from tests.pg_helpers import HOST, requires_server, scratch_database
 
-pytestmark = [requires_server, pytest.mark.live]
+pytestmark = [requires_server, pytest.mark.live, pytest.mark.postgres]
 SEVERAL = "SELECT 1 AS a; SELECT 2 AS b"
 
 WORKLOAD = r"""
