@@ -58,6 +58,11 @@ ALL_TYPES = p.FRONTEND_TYPES | p.BACKEND_TYPES
 # Authentication requests whose body is part of a credential exchange (a salt, a SASL challenge).
 _SECRET_REQUESTS = frozenset({p.AUTH_MD5, p.AUTH_GSS_CONTINUE, p.AUTH_SASL_CONTINUE, p.AUTH_SASL_FINAL})
 _SESSION_PARAMETERS = {"application_name": "ApplicationName"}
+# Messages the session handles itself; the others go to the query protocol.
+_CLIENT_QUERY_MESSAGES = p.FRONTEND_TYPES - {p.PASSWORD, p.TERMINATE}
+_SERVER_SESSION_MESSAGES = frozenset(
+    {p.AUTHENTICATION, p.PARAMETER_STATUS, p.BACKEND_KEY_DATA, p.NOTIFICATION, p.NEGOTIATE_PROTOCOL}
+)
 
 
 def _postgres_socket(channel: ChannelInfo) -> bool:
@@ -84,7 +89,7 @@ class PostgresDecoder(Decoder):
         self._extra: dict[str, AttrValue] = {"Encrypted": "false"}
         self._auth_request: int | None = None
         self._encryption_asked: str | None = None  # "ssl" or "gss" while the answer is awaited
-        self._queries: QueryProtocol | None = None
+        self._queries: QueryProtocol | None = None  # made at the first query: `options` is set by then
         self._tls: TlsDecoder | None = None
 
     # --- detection ------------------------------------------------------------------------------
@@ -204,6 +209,10 @@ class PostgresDecoder(Decoder):
 
     def _on_client(self, frame: Frame, out: list[Output]) -> None:
         kind = frame.type
+        queries = self._queries
+        if queries is not None and kind in _CLIENT_QUERY_MESSAGES:
+            queries.client(frame, out)  # the common case, once the connection is going
+            return
         if kind == UNTYPED:
             self._on_startup_family(frame, out)
             return
@@ -280,6 +289,15 @@ class PostgresDecoder(Decoder):
 
     def _on_server(self, frame: Frame, out: list[Output]) -> None:
         kind = frame.type
+        queries = self._queries
+        if (
+            queries is not None
+            and self._phase == "ready"
+            and kind not in _SERVER_SESSION_MESSAGES
+            and not frame.answer
+        ):
+            queries.server(frame, out)  # the common case, once the connection is going
+            return
         if frame.answer:
             self._on_encryption_answer(frame, out)
             return

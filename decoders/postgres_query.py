@@ -57,7 +57,7 @@ class Statement:
         self.text = text
         self.truncated = truncated
         self.param_types = param_types
-        self.fields: list[p.Field] | None = None
+        self.fields: tuple[p.Field, ...] | None = None
         self.name = name
 
 
@@ -73,7 +73,7 @@ class Portal:
         self.statement_name = statement_name
         self.bind = bind
         self.truncated = truncated
-        self.fields: list[p.Field] | None = None
+        self.fields: tuple[p.Field, ...] | None = None
 
 
 class Execution:
@@ -94,7 +94,7 @@ class Execution:
         self.pid = pid
         self.end_time: float | None = None
         self.portal = portal
-        self.fields: list[p.Field] | None = None
+        self.fields: tuple[p.Field, ...] | None = None
         self.formats: tuple[int, ...] = ()
         self.rows_seen = 0
         self.sample: list[list[str | None]] = []
@@ -153,11 +153,15 @@ class QueryProtocol:
         self.skipping = False  # an error made the server skip the client's messages until its Sync
         self.parsed_at: tuple[int, Statement] | None = None  # the last Parse's call, for annotations
         self.last_server_time: float | None = None
+        self.tables_seen: dict[tuple[str, bool], tuple[list[str], list[str]]] = {}
 
     # --- client ----------------------------------------------------------------------------------
 
     def client(self, frame: Frame, out: list[Output]) -> None:
         kind = frame.type
+        if kind == p.SYNC and not self.skipping:  # the commonest messages first
+            self.queue.append(Operation(p.SYNC, frame))
+            return
         if kind == p.COPY_DATA:
             if self.copy_in is not None:
                 self.copy_in.copy_bytes += frame.length
@@ -259,7 +263,10 @@ class QueryProtocol:
             name, max_rows = p.text(frame.body.partition(b"\0")[0]), 0
         portal = self.portals.get(name)
         if portal is None:
-            text, truncated = f"/* portal {name or '(unnamed)'} (its Bind was not seen) */", self.client_damaged
+            text, truncated = (
+                f"/* portal {name or '(unnamed)'} (its Bind was not seen) */",
+                self.client_damaged,
+            )
         else:
             text, truncated = self._portal_text(portal)
         execution = Execution(text, truncated, frame.time, frame.pid, portal)
@@ -665,7 +672,7 @@ class QueryProtocol:
             rows = None if tag is None else rows
         if execution.copy is not None:
             extra["Bytes"] = execution.copy_bytes
-        tables, written = tables_in(execution.text, truncated, "postgres") if execution.text else ([], [])
+        tables, written = self._tables(execution.text, truncated)
         start, end = execution.time, execution.end_time
         columns = [f.name for f in execution.fields] if execution.fields else []
         out.append(
@@ -691,6 +698,16 @@ class QueryProtocol:
                 notices=execution.notices,
             )
         )
+
+    def _tables(self, text: str, truncated: bool) -> tuple[list[str], list[str]]:
+        """tables_in, remembered per text for the connection (a statement runs many times)."""
+        key = (text, truncated)
+        found = self.tables_seen.get(key)
+        if found is None:
+            if len(self.tables_seen) >= 256:
+                self.tables_seen.clear()
+            found = self.tables_seen[key] = tables_in(text, truncated, "postgres") if text else ([], [])
+        return list(found[0]), list(found[1])
 
     @staticmethod
     def _parameters(portal: Portal, text: str) -> list[str | None]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from construct import Int32sb, Int32ub, Struct
 
@@ -321,15 +322,36 @@ def parse_parse_partial(body: bytes) -> tuple[str, str]:
 
 
 def parse_bind(body: bytes) -> Bind:
-    reader = Reader(body)
-    portal = text(reader.cstring())
-    statement = text(reader.cstring())
-    formats = tuple(reader.int16() for _ in range(max(reader.int16(), 0)))
-    values: list[bytes | None] = []
-    for _ in range(max(reader.int16(), 0)):
-        length = reader.int32()
-        values.append(None if length < 0 else reader.take(length))
-    result_formats = tuple(reader.int16() for _ in range(max(reader.int16(), 0)))
+    """A Bind (read with offsets rather than `Reader`: one comes with nearly every execution)."""
+    try:
+        end = body.index(b"\0")
+        portal = text(body[:end]) if end else ""
+        start = end + 1
+        end = body.index(b"\0", start)
+        statement = text(body[start:end]) if end > start else ""
+        pos = end + 1
+        count = _INT16.unpack_from(body, pos)[0]
+        pos += 2
+        formats = struct.unpack_from(f"!{count}h", body, pos) if count > 0 else ()
+        pos += 2 * max(count, 0)
+        count = _INT16.unpack_from(body, pos)[0]
+        pos += 2
+        values: list[bytes | None] = []
+        unpack_length = _INT32.unpack_from
+        for _ in range(max(count, 0)):
+            length = unpack_length(body, pos)[0]
+            pos += 4
+            if length < 0:
+                values.append(None)
+                continue
+            if pos + length > len(body):
+                raise PgError("a Bind value runs past the message")
+            values.append(body[pos : pos + length])
+            pos += length
+        count = _INT16.unpack_from(body, pos)[0]
+        result_formats = struct.unpack_from(f"!{count}h", body, pos + 2) if count > 0 else ()
+    except (ValueError, struct.error) as error:
+        raise PgError(f"not a Bind: {error}") from error
     return Bind(portal, statement, formats, tuple(values), result_formats)
 
 
@@ -426,7 +448,13 @@ class Field:
     format: int  # 0 text, 1 binary (0 too in a Describe of a statement: "not known yet")
 
 
-def parse_row_description(body: bytes) -> list[Field]:
+@lru_cache(maxsize=512)
+def parse_row_description(body: bytes) -> tuple[Field, ...]:
+    """The columns (cached: a statement run again describes the same columns in the same bytes)."""
+    return tuple(_row_description(body))
+
+
+def _row_description(body: bytes) -> list[Field]:
     reader = Reader(body)
     count = reader.int16()
     fields = []
@@ -469,6 +497,7 @@ class CommandTag:
         return self.count if self.command in AFFECTED_COMMANDS else None
 
 
+@lru_cache(maxsize=1024)
 def parse_command_complete(body: bytes) -> CommandTag:
     """`INSERT 0 5` (the 0 is an OID, always 0 since PostgreSQL 12), `SELECT 3`, `CREATE TABLE`."""
     tag = text(body.partition(b"\0")[0])

@@ -48,6 +48,7 @@ class Replayed:
     calls: str
     database: str
     committed: bool
+    stderr: str
 
     def sessions(self) -> list[dict[str, str]]:
         return [dict(e.attrib) for e in self.xml.iter("Dockit_DatabaseSession")]
@@ -82,7 +83,8 @@ def replay(log: Path, out: Path, database: str, committed: bool) -> Replayed:
     match = re.search(r"\.strace\.(\d+)\.log$", log.name)
     assert match
     xml = etree.parse(f"{prefix}.xml").getroot()
-    return Replayed(log, int(match.group(1)), xml, Path(f"{prefix}.txt").read_text(), database, committed)
+    calls = Path(f"{prefix}.txt").read_text()
+    return Replayed(log, int(match.group(1)), xml, calls, database, committed, result.stderr)
 
 
 @pytest.fixture(scope="module", params=["committed", "recorded-now"])
@@ -135,7 +137,9 @@ def backend_pid(log: Path) -> int:
 def test_every_capture_replays_cleanly(captures) -> None:
     for name, replayed in captures.items():
         statistics = dict(replayed.xml.find("Dockit_Statistics").attrib)
-        assert statistics["UnparsedLines"] == "0" and statistics.get("DecoderProblems", "0") == "0", name
+        assert statistics["UnparsedLines"] == "0", name
+        # DecoderProblems also counts plugins installed on the machine that fail to load: not ours.
+        assert "decoder postgresql" not in replayed.stderr, replayed.stderr
         assert {e.get("Process") for e in replayed.xml.iter("Dockit_SqlQuery")} == {str(replayed.root_pid)}, (
             name
         )
