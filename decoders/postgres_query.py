@@ -44,6 +44,8 @@ ANNOTATION_MAX = 500
 MAX_PENDING = 10_000  # operations waiting for answers (a pipeline of 2,500 queries before its Sync)
 MAX_STATEMENTS = 4096  # named statements and portals kept (drivers cache about a hundred)
 _MAY_HOLD_SECRET = re.compile("IDENTIFIED|PASSWORD", re.I).search
+# The answers that only end the request at the head of the queue, and the request each ends.
+_SIMPLE_COMPLETIONS = {p.PARSE_COMPLETE: p.PARSE, p.BIND_COMPLETE: p.BIND, p.CLOSE_COMPLETE: p.CLOSE}
 # Operations that ReadyForQuery ends.
 _ENDS_AT_READY = frozenset({p.QUERY, p.SYNC, p.FUNCTION_CALL})
 
@@ -77,13 +79,20 @@ class Portal:
 
 
 class Execution:
-    """One statement execution on its way to a `SqlQuery`."""
+    """One statement execution on its way to a `SqlQuery`. (No __slots__: what most executions leave
+    at its class default is not set at all.)"""
 
-    __slots__ = (
-        "text", "truncated", "time", "pid", "end_time", "portal", "fields", "formats",
-        "rows_seen", "sample", "status", "error_code", "error_message", "extra", "tag", "cut", "copy",
-        "copy_bytes", "notices",
-    )  # fmt: skip
+    end_time: float | None = None
+    fields: tuple[p.Field, ...] | None = None
+    formats: tuple[int, ...] = ()
+    rows_seen = 0
+    status = "unknown"
+    error_code: str | None = None
+    error_message: str | None = None
+    tag: p.CommandTag | None = None
+    cut = False  # answers to it were lost: its counts are unknown
+    copy: str | None = None  # "in", "out" or "both" once the server started a COPY
+    copy_bytes = 0
 
     def __init__(
         self, text: str, truncated: bool, time: float | None, pid: int, portal: Portal | None = None
@@ -92,50 +101,28 @@ class Execution:
         self.truncated = truncated
         self.time = time
         self.pid = pid
-        self.end_time: float | None = None
         self.portal = portal
-        self.fields: tuple[p.Field, ...] | None = None
-        self.formats: tuple[int, ...] = ()
-        self.rows_seen = 0
         self.sample: list[list[str | None]] = []
-        self.status = "unknown"
-        self.error_code: str | None = None
-        self.error_message: str | None = None
         self.extra: dict[str, AttrValue] = {}
-        self.tag: p.CommandTag | None = None
-        self.cut = False  # answers to it were lost: its counts are unknown
-        self.copy: str | None = None  # "in", "out" or "both" once the server started a COPY
-        self.copy_bytes = 0
         self.notices: list[tuple[str, str, str]] = []
 
 
 class Operation:
-    """A client message the server answers."""
+    """A client message the server answers. (No __slots__: the attributes most operations leave at
+    their class default are not set at all, which makes the several made per execution cheaper.)"""
 
-    __slots__ = (
-        "kind",
-        "time",
-        "pid",
-        "name",
-        "describe",
-        "statements",
-        "index",
-        "execution",
-        "statement",
-        "portal",
-    )
+    describe = ""  # Describe and Close: "S" statement or "P" portal
+    statements: list[tuple[str, bool]] = []  # Query: (text, cut) per statement (set, never appended to)
+    index = 0  # Query: the statement being answered
+    execution: Execution | None = None
+    statement: Statement | None = None
+    portal: Portal | None = None
 
     def __init__(self, kind: int, frame: Frame, name: str = "") -> None:
         self.kind = kind
         self.time = frame.time
         self.pid = frame.pid
         self.name = name
-        self.describe = ""  # Describe and Close: "S" statement or "P" portal
-        self.statements: list[tuple[str, bool]] = []  # Query: (text, cut) per statement
-        self.index = 0  # Query: the statement being answered
-        self.execution: Execution | None = None
-        self.statement: Statement | None = None
-        self.portal: Portal | None = None
 
 
 class QueryProtocol:
@@ -257,10 +244,10 @@ class QueryProtocol:
         self.queue.append(operation)
 
     def _execute(self, frame: Frame, out: list[Output]) -> None:
-        try:
-            name, max_rows = p.parse_execute(frame.body)
-        except p.PgError:
-            name, max_rows = p.text(frame.body.partition(b"\0")[0]), 0
+        body = frame.body
+        end = body.find(b"\0")
+        name = p.text(body[:end]) if end > 0 else ""
+        max_rows = int.from_bytes(body[end + 1 : end + 5], "big", signed=True) if end >= 0 else 0
         portal = self.portals.get(name)
         if portal is None:
             text, truncated = (
@@ -294,10 +281,9 @@ class QueryProtocol:
         return statement.text, statement.truncated
 
     def _describe(self, frame: Frame) -> None:
-        try:
-            kind, name = p.parse_describe(frame.body)
-        except p.PgError:
-            kind, name = "?", ""
+        body = frame.body
+        kind = "S" if body[:1] == b"S" else "P" if body[:1] == b"P" else "?"
+        name = p.text(body[1:-1]) if len(body) > 2 else ""
         operation = Operation(p.DESCRIBE, frame, name)
         operation.describe = kind
         if kind == "S":
@@ -369,6 +355,12 @@ class QueryProtocol:
                 self._unsolicited_error(frame, out)
             return  # answers to requests not traced (a trace attached mid-way)
         operation = self.queue[0]
+        if kind in _SIMPLE_COMPLETIONS:  # ParseComplete, BindComplete, CloseComplete
+            if operation.kind != _SIMPLE_COMPLETIONS[kind]:
+                self._confuse(out)
+                return
+            self.queue.popleft()
+            return
         if kind == p.DATA_ROW:
             execution = operation.execution
             if execution is None or operation.kind not in (p.QUERY, p.EXECUTE):
@@ -401,12 +393,6 @@ class QueryProtocol:
                 operation.statement.fields = []
             elif operation.portal is not None:
                 operation.portal.fields = []
-            self.queue.popleft()
-        elif kind in (p.PARSE_COMPLETE, p.BIND_COMPLETE, p.CLOSE_COMPLETE):
-            expected = {p.PARSE_COMPLETE: p.PARSE, p.BIND_COMPLETE: p.BIND, p.CLOSE_COMPLETE: p.CLOSE}[kind]
-            if operation.kind != expected:
-                self._confuse(out)
-                return
             self.queue.popleft()
         elif kind in (p.COPY_IN_RESPONSE, p.COPY_OUT_RESPONSE, p.COPY_BOTH_RESPONSE):
             self._copy(operation, frame, out)

@@ -87,8 +87,9 @@ class MessageStream:
     """Messages out of one direction's bytes."""
 
     def __init__(self, valid_types: frozenset[int], limits: dict[int, int] | None = None) -> None:
-        self.valid_types = valid_types  # the types this direction may send (narrowed once roles are known)
-        self.limits = limits or {}  # type -> longest length (set with the roles)
+        self._valid_types = valid_types
+        self._limits = limits or {}
+        self._longest = _longest(valid_types, self._limits)
         self.expect_answer = False  # the next byte is a one-byte answer (set by the decoder)
         self.synced = True
         self.lost = False  # set when the stream lost step; the decoder reads and clears it
@@ -102,6 +103,26 @@ class MessageStream:
         self.damaged = False  # bytes of this body were lost: keep no more of it
         self.start: tuple[float | None, int, int] = (None, 0, 0)
         self.skipped = 0  # messages dropped by an out-of-step stream, for tests and statistics
+
+    @property
+    def valid_types(self) -> frozenset[int]:
+        """The types this direction may send (narrowed once the roles are known)."""
+        return self._valid_types
+
+    @valid_types.setter
+    def valid_types(self, types: frozenset[int]) -> None:
+        self._valid_types = types
+        self._longest = _longest(types, self._limits)
+
+    @property
+    def limits(self) -> dict[int, int]:
+        """Type -> the longest length a message of that type can have."""
+        return self._limits
+
+    @limits.setter
+    def limits(self, limits: dict[int, int]) -> None:
+        self._limits = limits
+        self._longest = _longest(self._valid_types, limits)
 
     # -- feeding ------------------------------------------------------------------------------------
 
@@ -132,7 +153,7 @@ class MessageStream:
             data = bytes(data)
         size = len(data)
         pos = 0
-        valid = self.valid_types
+        longest = self._longest
         while size - pos >= 5:
             kind = data[pos]
             if kind == UNTYPED:
@@ -147,7 +168,7 @@ class MessageStream:
                 pos = end
                 continue
             length = int.from_bytes(data[pos + 1 : pos + 5], "big")
-            if kind not in valid or not 4 <= length <= self.limits.get(kind, MAX_LENGTH):
+            if not 4 <= length <= longest[kind]:  # 0 for a type this direction never sends
                 self._lose_sync(out)
                 return
             end = pos + 1 + length
@@ -204,7 +225,7 @@ class MessageStream:
             self.type, self.length = UNTYPED, length - 4
         else:
             length = int.from_bytes(head[1:5], "big")
-            if head[0] not in self.valid_types or not 4 <= length <= self.limits.get(head[0], MAX_LENGTH):
+            if not 4 <= length <= self._longest[head[0]]:
                 return False
             self.type, self.length = head[0], length - 4
         self.buf = bytearray()
@@ -282,6 +303,11 @@ class MessageStream:
         """Whether `data`, arriving inside a message, is rather the start of new messages: it walks
         as whole messages ending exactly at its end."""
         return chain_length(data, self.valid_types, self.limits, exact=True) > 0
+
+
+def _longest(valid_types: frozenset[int], limits: dict[int, int]) -> list[int]:
+    """Per type byte, the longest length allowed: 0 for a type not in `valid_types`."""
+    return [limits.get(kind, MAX_LENGTH) if kind in valid_types else 0 for kind in range(256)]
 
 
 def chain_length(

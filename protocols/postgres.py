@@ -28,7 +28,7 @@ are the decoder's business (decoders/postgres_stream.py, decoders/postgres.py).
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 from construct import Int32sb, Int32ub, Struct
@@ -691,17 +691,3 @@ def build_copy_response(kind: int, columns: int, fmt: int = 0) -> bytes:
 def build_notification(pid: int, channel: str, payload: bytes) -> bytes:
     return message(NOTIFICATION, _INT32.pack(pid) + cstring(channel) + payload + b"\0")
 
-
-@dataclass
-class Conversation:
-    """Bytes of a conversation built message by message, each side's writes kept apart (for tests)."""
-
-    pieces: list[tuple[bool, bytes]] = field(default_factory=list)  # (from the client, bytes)
-
-    def client(self, *messages: bytes) -> Conversation:
-        self.pieces.append((True, b"".join(messages)))
-        return self
-
-    def server(self, *messages: bytes) -> Conversation:
-        self.pieces.append((False, b"".join(messages)))
-        return self
