@@ -238,9 +238,9 @@ def test_cli_decoder_usage_errors(tmp_path: Path, args: list[str], message: str)
 
 
 @pytest.mark.live
-def test_postgresql_traffic_is_claimed_by_no_builtin_decoder(tmp_path: Path) -> None:
-    """A real psql session (its server's `R\\0\\0\\0\\x08` once read as a MySQL command): no built-in decoder
-    may claim a protocol it does not speak, so no SQL record and no decoded channel come out."""
+def test_postgresql_traffic_is_claimed_by_the_postgresql_decoder_only(tmp_path: Path) -> None:
+    """A real psql session (its server's `R\\0\\0\\0\\x08` once read as a MySQL command): no other built-in
+    decoder may claim a protocol it does not speak; the postgresql decoder does, and alone."""
     if shutil.which("strace") is None or shutil.which("psql") is None:
         pytest.skip("strace or psql is not installed")
     try:
@@ -259,5 +259,7 @@ def test_postgresql_traffic_is_claimed_by_no_builtin_decoder(tmp_path: Path) -> 
     root = etree.parse(str(summary)).getroot()
     sockets = [s for s in root.iter("Dockit_Socket") if s.get("Remote") == "127.0.0.1:5432"]
     assert sockets and int(sockets[0].get("BytesIn")) > 0
-    assert root.find("Dockit_Statistics").get("DecodedChannels") == "0"
-    assert root.find("Dockit_SqlQuery") is None and root.find("Dockit_DatabaseSession") is None
+    assert root.find("Dockit_Statistics").get("DecodedChannels") == "1"
+    records = list(root.iter("Dockit_SqlQuery")) + list(root.iter("Dockit_DatabaseSession"))
+    assert {r.get("Protocol") for r in records} == {"postgresql"}
+    assert [q.findtext("Text") for q in root.iter("Dockit_SqlQuery")] == ["SELECT 41 + 1"]

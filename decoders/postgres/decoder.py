@@ -1,48 +1,13 @@
-"""PostgreSQL decoder (frontend/backend protocol 3.0): one `DatabaseSession` per connection, one `SqlQuery`
-per statement execution.
-
-Sans-IO state machine over the two byte streams of one connection: decoders/postgres_stream.py frames
-the messages, this module follows the connection's start (roles, encryption, startup, authentication,
-session parameters), and decoders/postgres_query.py matches the queries with their answers.
-
-Roles come from content: the client's first message has no type byte (StartupMessage, SSLRequest,
-GSSENCRequest, CancelRequest); in a trace attached mid-connection, a message only one side sends
-(Query, Parse, Bind... or ReadyForQuery, RowDescription...) tells; else `ChannelInfo.listening`. So a
-client traced, a server traced (its backends read from sockets the postmaster accepted), over TCP or
-a unix socket (psql's default), decode alike.
-
-What comes out:
-- `DatabaseSession` (Protocol "postgresql"): User, Database, ApplicationName from the startup
-  message, ServerVersion from ParameterStatus, BackendPid from BackendKeyData, Encrypted ("true" when
-  the server answered an SSLRequest or GSSENCRequest with S or G, else "false"), Authentication (what
-  the server asked for: none, password, md5, the SASL mechanism the client chose such as
-  SCRAM-SHA-256, gss, sspi), LoginError (SQLSTATE and message when the server refused the start). Sent
-  at the first ReadyForQuery, a refusal, encryption, Terminate, or close. A CancelRequest connection
-  gives a session with CancelBackendPid (its secret key is never read).
-- `SqlQuery` per statement execution (see decoders/postgres_query.py): Status, ErrorCode (SQLSTATE),
-  ErrorMessage, Rows, AffectedRows, Truncated, Text, tables (PostgreSQL dialect), parameters,
-  columns, `--rows` samples; extra attributes Command (the CommandComplete tag), ErrorDetail,
-  ErrorHint, ErrorPosition, ErrorSeverity (when not ERROR), Copy, CopyFormat, Bytes (COPY), MaxRows
-  and Suspended (an Execute with a row limit), and `Notice` children (NoticeResponse).
-- `Dockit_Message` (Protocol "postgresql") per NotificationResponse (LISTEN/NOTIFY): Channel, Size
-  of the payload (never the payload), SenderPid.
-- `Secret` for every call carrying an authentication message either way (passwords, MD5 salts and
-  hashes, SASL exchanges); `Annotation`s for the calls file.
-
-Encryption: after the server's `S`, the rest of the connection is TLS and goes to the TLS decoder
-(`Dockit_TlsSession`: version, server name); after `G` (GSSAPI) nothing more is decoded.
-
-Not decoded: protocol 2.0, replication streams beyond their COPY framing, FunctionCall arguments and
-results (the call is noted), the contents of CopyData (counted in bytes).
-"""
+"""`PostgresDecoder`: detection, the two streams, the connection's start (roles, encryption, startup,
+authentication, session parameters), and the hand-over of the command phase to `query`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from decoders.api import ChannelInfo, Chunk, Decoder, DecoderOptions, Direction
-from decoders.postgres_query import PROTOCOL, QueryProtocol
-from decoders.postgres_stream import (
+from decoders.postgres.query import PROTOCOL, QueryProtocol
+from decoders.postgres.stream import (
     BACKEND_LIMITS,
     FRONTEND_LIMITS,
     UNTYPED,

@@ -1,4 +1,4 @@
-"""PostgreSQL messages out of one direction's bytes, for decoders/postgres.py: reassembly across chunks,
+"""PostgreSQL messages out of one direction's bytes, for decoders/postgres/decoder.py: reassembly across chunks,
 the untyped startup family, the one-byte answer to an SSLRequest, buffers the tracer cut, resync.
 Knows framing only, not what the messages mean.
 

@@ -1,11 +1,11 @@
 """The query half of a PostgreSQL connection: the client's requests matched with the server's answers,
-one `SqlQuery` per statement execution. decoders/postgres.py feeds it the messages of the command phase.
+one `SqlQuery` per statement execution. decoders/postgres/decoder.py feeds it the messages of the command phase.
 
 Every request the server answers becomes an operation in a first-in, first-out queue; answers are
 matched against the head:
 
 - Query (simple protocol): one operation for the whole message, one execution per statement in it
-  (decoders/postgres_sql.py splits them). Each CommandComplete, EmptyQueryResponse or ErrorResponse
+  (decoders/postgres/sql.py splits them). Each CommandComplete, EmptyQueryResponse or ErrorResponse
   ends the current statement's execution and moves to the next; an error ends the message (the
   statements after it are not run, and get no record); ReadyForQuery ends the operation.
 - Extended protocol: Parse, Bind, Describe, Execute, Close, Sync and FunctionCall are operations of
@@ -31,13 +31,13 @@ from __future__ import annotations
 import re
 from collections import deque
 
-from decoders.postgres_sql import redact_value, secret_parameters, split_statements
-from decoders.postgres_stream import Frame
+from decoders.postgres.sql import redact_value, secret_parameters, split_statements
+from decoders.postgres.stream import Frame
 from decoders.records import Annotation, AttrValue, Output, SqlQuery
 from decoders.redact import REDACTED, redact_sql
 from decoders.sql_tables import tables_in
 from protocols import postgres as p
-from protocols.postgres_types import value_text
+from protocols.postgres.values import value_text
 
 PROTOCOL = "postgresql"
 ANNOTATION_MAX = 500
