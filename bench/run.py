@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
 import shutil
 import statistics
@@ -301,6 +302,43 @@ def decode_cost(work: Path, log: Path, runs: int, tag: str) -> tuple[float, floa
     return decoded, plain
 
 
+_DATA_CALL = re.compile(r'^\d+\s+([\d.]+) (sendto|recvfrom)\(\d+<.*?\]>, "((?:[^"\\]|\\.)*)"')
+
+
+def decoder_alone(log: Path, reference: str, runs: int) -> float:
+    """CPU seconds a decoder class takes on the socket buffers of `log` (read once, before timing,
+    C escapes undone by Python's codec): the decoder without the rest of the pipeline."""
+    import codecs
+    import importlib
+
+    from decoders.api import ChannelInfo, Chunk, Direction
+    from decoders.records import Record, as_cim
+
+    module_name, _, class_name = reference.partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    chunks = []
+    with open(log, errors="surrogateescape") as lines:
+        for index, line in enumerate(lines):
+            match = _DATA_CALL.match(line)
+            if match:
+                data = codecs.escape_decode(match.group(3).encode("latin-1", "surrogateescape"))[0]
+                direction = Direction.OUT if match.group(2) == "sendto" else Direction.IN
+                chunks.append(Chunk(data=data, direction=direction, time=float(match.group(1)), pid=1,
+                                    size=len(data), call_index=index))
+    channel = ChannelInfo(channel_id="bench", kind="tcp", remote="127.0.0.1:1", remote_port=1, pid=1)
+    best = float("inf")
+    for _ in range(runs):
+        decoder = cls(channel)
+        start = time.process_time()
+        for chunk in chunks:
+            for output in decoder.feed(chunk):
+                if isinstance(output, Record):
+                    as_cim(output)
+        decoder.close(None)
+        best = min(best, time.process_time() - start)
+    return best
+
+
 def bench_decode(work: Path, runs: int, queries: int) -> list[tuple[str, str, str]]:
     log = mysql_capture(work, queries)
     if log is None:
@@ -316,6 +354,9 @@ def bench_decode(work: Path, runs: int, queries: int) -> list[tuple[str, str, st
              f"{mysql_per_query:.0f} µs a query"),
             ("same log, a decoder that does nothing", "vs --no-decode (the cost of handing bytes over)",
              f"{null:.2f} s vs {plain:.2f} s: **{null / plain:.2f}x**")]
+    mysql_alone = decoder_alone(log, "decoders.mysql:MySqlDecoder", runs) / queries * 1e6
+    rows.append(("the MySQL decoder alone, fed the log's socket buffers", "CPU time, best of the runs",
+                 f"{mysql_alone:.0f} µs a query"))
     for simple, how in ((False, "psycopg 3, extended protocol"), (True, "psycopg 3, simple Query messages")):
         pg_log = postgres_capture(work, queries, simple)
         if pg_log is None:
@@ -326,6 +367,9 @@ def bench_decode(work: Path, runs: int, queries: int) -> list[tuple[str, str, st
         rows.append((f"decoding, replay of {queries} PostgreSQL queries ({how})", "decoders on vs --no-decode",
                      f"{pg_decoded:.2f} s vs {pg_plain:.2f} s: **{pg_decoded / pg_plain:.2f}x**, "
                      f"{per_query:.0f} µs a query: **{per_query / mysql_per_query:.2f}x** MySQL's"))
+        alone = decoder_alone(pg_log, "decoders.postgres:PostgresDecoder", runs) / queries * 1e6
+        rows.append((f"the PostgreSQL decoder alone, same log ({how})", "CPU time, best of the runs",
+                     f"{alone:.0f} µs a query: **{alone / mysql_alone:.2f}x** the MySQL decoder's"))
     return rows
 
 
