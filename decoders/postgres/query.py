@@ -1,5 +1,5 @@
 """The query half of a PostgreSQL connection: the client's requests matched with the server's answers,
-one `SqlQuery` per statement execution. decoders/postgres/decoder.py feeds it the messages of the command phase.
+one `SqlQuery` per statement execution. The package's `decoder` feeds it the command phase's messages.
 
 Every request the server answers becomes an operation in a first-in, first-out queue; answers are
 matched against the head:
@@ -21,8 +21,8 @@ matched against the head:
 
 Where the answers cannot be trusted (the server stream lost step, or an answer that does not fit the
 head), the pending executions are marked cut and the answers are dropped up to the next ReadyForQuery,
-the one point where both sides agree again: the operations up to the first Sync or Query are then
-finished as they are. Requests never answered (one direction not traced) wait up to MAX_PENDING; older
+the one point where both sides agree again: everything waiting is then finished as it is (which
+ReadyForQuery that was cannot be told), and the next request starts in step. Requests never answered (one direction not traced) wait up to MAX_PENDING; older
 ones are reported with status "unknown", as are those still waiting at close.
 """
 
