@@ -195,9 +195,7 @@ class SqlQuery(Record):
     confidence: str | None = None  # None when fully decoded; "heuristic" for a fallback
     written_tables: list[str] = field(default_factory=list)  # subset of `tables` the statement writes
     extra: dict[str, AttrValue] = field(default_factory=dict)  # protocol-specific (PostgreSQL's Command...)
-    notices: list[tuple[str, str, str]] = field(
-        default_factory=list
-    )  # (severity, code, message) sent with it
+    notices: list[tuple[str, str, str]] = field(default_factory=list)  # (severity, code, message) sent with it
 
     def to_cim(self) -> CimObject:
         # Built directly as tuples (no dict, no empty comprehensions): one is made per query.
@@ -217,11 +215,7 @@ class SqlQuery(Record):
             children += [CimChild("Column", (("Name", name),)) for name in self.columns]
         if self.sample_rows:
             children += [
-                CimChild(
-                    "Row",
-                    (),
-                    "\t".join("NULL" if v is None else _cell(v) for v in redact_row(self.columns, row)),
-                )
+                CimChild("Row", (), "\t".join("NULL" if v is None else _cell(v) for v in redact_row(self.columns, row)))
                 for row in self.sample_rows
             ]
         if self.notices:
@@ -298,9 +292,7 @@ class HttpExchange(Record):
                 "ResponseBytes": self.response_bytes,
                 "ContentType": self.content_type,
                 "Version": self.http_version,
-                "ResponseVersion": self.response_version
-                if self.response_version != self.http_version
-                else None,
+                "ResponseVersion": self.response_version if self.response_version != self.http_version else None,
                 "Server": self.server,
                 "Truncated": "true" if self.truncated else None,
                 "Complete": None if self.complete else "false",

@@ -120,6 +120,16 @@ class PostgresDecoder(Decoder):
                 queries.client_lost()
         return out
 
+    def reading_since(self) -> int | None:
+        """Where the message still incomplete began, either way: `--each-call` holds the calls from
+        there, so that a password message written in pieces is hidden in each of them."""
+        if self._tls is not None or self._phase in ("encrypted", "closed"):
+            return None
+        out, in_ = self._out.reading_since(), self._in.reading_since()
+        if out is None:
+            return in_
+        return out if in_ is None else min(out, in_)
+
     def close(self, time: float | None) -> Sequence[Output]:
         out: list[Output] = []
         if self._queries is not None:

@@ -124,6 +124,10 @@ class MessageStream:
         self._limits = limits
         self._longest = _longest(self._valid_types, limits)
 
+    def reading_since(self) -> int | None:
+        """The call where the message still incomplete began, or None."""
+        return self.start[2] if (self.buf or self.in_message) and self.synced else None
+
     # -- feeding ------------------------------------------------------------------------------------
 
     def push(self, data: bytes, time: float | None, pid: int, call_index: int, missing: int) -> list[Frame]:
