@@ -545,3 +545,16 @@ def test_builders_match_the_server_bytes(psql_run) -> None:
     server = recording.stream("s2c")
     assert p.build_command_complete("CREATE TABLE") in server
     assert p.build_ready_for_query("I") in server
+
+
+def test_reading_since_names_where_an_unfinished_message_began(psycopg_run) -> None:
+    """A message written in pieces (here the real startup packet, in two calls): until its last piece,
+    the decoder says where it began, so `--each-call` can hide every call of a credential message."""
+    recording, _ = psycopg_run
+    startup = recording.chunks()[0]
+    decoder = PostgresDecoder(recording.channel(False))
+    first, second = startup.data[:10], startup.data[10:]
+    decoder.feed(Chunk(data=first, direction=Direction.OUT, time=1.0, pid=1, size=len(first), call_index=7))
+    assert decoder.reading_since() == 7
+    decoder.feed(Chunk(data=second, direction=Direction.OUT, time=1.1, pid=1, size=len(second), call_index=8))
+    assert decoder.reading_since() is None
