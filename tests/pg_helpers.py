@@ -14,7 +14,7 @@ import pytest
 
 from decoders.api import ChannelInfo, Chunk
 from decoders.postgres import PostgresDecoder
-from decoders.records import CimObject, DatabaseSession, Output, SqlQuery
+from decoders.records import BrokerMessage, CimObject, DatabaseSession, Output, SqlQuery, as_cim
 
 HOST = "127.0.0.1"
 PORT = 5432
@@ -84,7 +84,9 @@ def sessions(out: Sequence[Output]) -> list[DatabaseSession]:
 
 
 def messages(out: Sequence[Output]) -> list[CimObject]:
-    return [o for o in out if isinstance(o, CimObject) and o.cim_class == "Dockit_Message"]
+    """The `Dockit_Message`s (LISTEN/NOTIFY notifications), as the summary writes them."""
+    found = [as_cim(o) for o in out if isinstance(o, BrokerMessage | CimObject)]
+    return [o for o in found if o.cim_class == "Dockit_Message"]
 
 
 def fact(query: SqlQuery) -> tuple:
@@ -121,10 +123,10 @@ def summary(out: Sequence[Output], times: bool = True) -> list[tuple]:
             )
         elif isinstance(o, DatabaseSession):
             rows.append(("session", o.user, o.database, o.server_version, tuple(sorted(o.extra.items()))))
-        elif isinstance(o, CimObject):
-            rows.append(
-                (o.cim_class, tuple((k, v) for k, v in o.attrs if k != "Process" and (times or k != "Time")))
-            )
+        elif isinstance(o, BrokerMessage | CimObject):
+            cim = as_cim(o)
+            attrs = tuple((k, v) for k, v in cim.attrs if k != "Process" and (times or k != "Time"))
+            rows.append((cim.cim_class, attrs))
     return rows
 
 

@@ -224,9 +224,12 @@ def test_psycopg_extended_protocol(psycopg_run, env) -> None:
     assert by_text["SELECT 2 AS two, 3 AS three"].columns == ["two", "three"]
     (message,) = messages(out)
     assert facts["notified"] == [(facts["notifier_pid"], "dockit_channel", "hello")]
-    assert (message.attr("Channel"), message.attr("Size"), message.attr("SenderPid")) == (
-        "dockit_channel", 5, facts["notifier_pid"],
-    )  # fmt: skip
+    assert (message.attr("Destination"), message.attr("Direction"), message.attr("Size")) == (
+        "dockit_channel",
+        "deliver",
+        5,
+    )
+    assert (message.attr("SenderPid"), message.attr("Status")) == (facts["notifier_pid"], "unacknowledged")
     assert SECRET_VALUE not in repr(out)
 
 

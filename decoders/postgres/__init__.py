@@ -24,8 +24,9 @@ What comes out:
   columns, `--rows` samples; extra attributes Command (the CommandComplete tag), ErrorDetail,
   ErrorHint, ErrorPosition, ErrorSeverity (when not ERROR), Copy, CopyFormat, Bytes (COPY), MaxRows
   and Suspended (an Execute with a row limit), and `Notice` children (NoticeResponse).
-- `Dockit_Message` (Protocol "postgresql") per NotificationResponse (LISTEN/NOTIFY): Channel, Size
-  of the payload (never the payload), SenderPid.
+- `Dockit_Message` (Protocol "postgresql", the brokers' shared record) per NotificationResponse
+  (LISTEN/NOTIFY): Direction deliver, Destination the channel, Size of the payload (never the
+  payload), Status unacknowledged, SenderPid.
 - `Secret` for every call carrying an authentication message either way (passwords, MD5 salts and
   hashes, SASL exchanges); `Annotation`s for the calls file.
 

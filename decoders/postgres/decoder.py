@@ -15,7 +15,15 @@ from decoders.postgres.stream import (
     MessageStream,
     chain_length,
 )
-from decoders.records import Annotation, AttrValue, CimObject, DatabaseSession, Output, Secret
+from decoders.records import (
+    MESSAGE_DELIVER,
+    Annotation,
+    AttrValue,
+    BrokerMessage,
+    DatabaseSession,
+    Output,
+    Secret,
+)
 from decoders.tls import TlsDecoder
 from protocols import postgres as p
 
@@ -363,22 +371,24 @@ class PostgresDecoder(Decoder):
             out.append(Annotation(frame.call_index, f"postgresql parameter {name} = {value}"))
 
     def _on_notification(self, frame: Frame, out: list[Output]) -> None:
+        """LISTEN/NOTIFY: a message delivered on a channel, as the brokers' messages are (no
+        acknowledgement is asked); its payload is never kept, only its size."""
         try:
             notification = p.parse_notification(frame.body)
         except p.PgError:
             return
         out.append(
-            CimObject.make(
-                "Dockit_Message",
-                {
-                    "Protocol": PROTOCOL,
-                    "Channel": notification.channel,
-                    "Size": len(notification.payload),
-                    "SenderPid": notification.pid,
-                    "Process": frame.pid,
-                    "Session": self.channel.channel_id,
-                    "Time": frame.time,
-                },
+            BrokerMessage(
+                protocol=PROTOCOL,
+                process=frame.pid,
+                session=self.channel.channel_id,
+                direction=MESSAGE_DELIVER,
+                destination=notification.channel,
+                time=frame.time,
+                size=len(notification.payload),
+                status="unacknowledged",
+                truncated=frame.truncated or frame.capped,
+                extra={"SenderPid": notification.pid},
             )
         )
         out.append(Annotation(frame.call_index, f"postgresql notification on {notification.channel}"))
