@@ -34,7 +34,16 @@ def requests_fields(specs: list[str]) -> list[list[tuple[int, str]]]:
         if len(words) == 4 and words[0] in SIDE_CODES:
             orders += 1
             side, quantity, symbol, price = words
-            messages.append([(35, "D"), (11, f"c{orders}"), (55, symbol), (54, SIDE_CODES[side]), (38, quantity), (44, price)])
+            messages.append(
+                [
+                    (35, "D"),
+                    (11, f"c{orders}"),
+                    (55, symbol),
+                    (54, SIDE_CODES[side]),
+                    (38, quantity),
+                    (44, price),
+                ]
+            )
         elif len(words) == 2 and words[0] == "cancel":
             cancels += 1
             messages.append([(35, "F"), (11, f"x{cancels}"), (41, words[1])])
@@ -99,9 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=9878)
     parser.add_argument("--user", default="alice")
     parser.add_argument("--pipeline", action="store_true", help="send everything, then read the answers")
-    parser.add_argument("--write-size", type=int, default=1 << 20, metavar="N", help="at most N bytes a write")
+    parser.add_argument(
+        "--write-size", type=int, default=1 << 20, metavar="N", help="at most N bytes a write"
+    )
     parser.add_argument("--split-logon", action="store_true", help="write the logon in two calls")
-    parser.add_argument("--bad-checksum", type=int, default=0, metavar="K", help="spoil the K-th request's checksum")
+    parser.add_argument(
+        "--bad-checksum", type=int, default=0, metavar="K", help="spoil the K-th request's checksum"
+    )
     parser.add_argument("requests", nargs="*")
     args = parser.parse_args(argv)
     if args.write_size < 1:

@@ -178,15 +178,23 @@ class Tag1Decoder(Decoder):
             message.truncated = True
             self.assembling[direction] = None
             self.skipping[direction] = True
-            problem = Problem("warning", f"a message of more than {MAX_FIELDS} fields: cut", frame.end.call_index)
+            problem = Problem(
+                "warning", f"a message of more than {MAX_FIELDS} fields: cut", frame.end.call_index
+            )
             return [problem, *self._message(direction, message, frame.end)] if message.type else [problem]
         return []
 
-    def _checked(self, direction: Direction, message: Message, value: bytes, frame: framing.Frame) -> list[Output]:
+    def _checked(
+        self, direction: Direction, message: Message, value: bytes, frame: framing.Frame
+    ) -> list[Output]:
         outputs: list[Output] = []
         kind = message.type or "?"
         if not (len(value) == 3 and value.isdigit()):
-            outputs.append(Problem("warning", f"malformed checksum {value[:8]!r} on a {kind} message", frame.end.call_index))
+            outputs.append(
+                Problem(
+                    "warning", f"malformed checksum {value[:8]!r} on a {kind} message", frame.end.call_index
+                )
+            )
         elif int(value) != message.byte_sum % 256:
             outputs.append(Problem(
                 "error",
@@ -267,7 +275,10 @@ class Tag1Decoder(Decoder):
             request = self._take("order", key)
             note = Annotation(at, f"tag1: order {_short(key)} {ORDER_STATUS.get(status or '', status)}")
             if request is None:
-                return [note, Problem("warning", f"an execution report for no known order ({_short(key)})", at)]
+                return [
+                    note,
+                    Problem("warning", f"an execution report for no known order ({_short(key)})", at),
+                ]
             return [note, self._order(request, message, end)]
         if kind in ("8", "9"):
             key = message.text(b"11")

@@ -87,7 +87,9 @@ class Session:
             why = "not logged on" if self.user is None else "unknown order" if known is None else "too late"
             return encode([(35, "9"), (11, cancel_id), (41, original), (58, why)])
         self.orders[original] = (known[0], "4")
-        return encode([(35, "8"), (37, known[0]), (11, cancel_id), (41, original), (39, "4"), (58, "cancelled")])
+        return encode(
+            [(35, "8"), (37, known[0]), (11, cancel_id), (41, original), (39, "4"), (58, "cancelled")]
+        )
 
 
 class Handler(socketserver.BaseRequestHandler):

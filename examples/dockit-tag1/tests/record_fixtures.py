@@ -43,7 +43,9 @@ def record(name: str, client_args: list[str], port: int, folder: Path) -> None:
            sys.executable, "-m", "dockit_tag1.client", "--port", str(port), *client_args)  # fmt: skip
     (log,) = folder.glob(f"{name}.strace.*.log")
     listing = dockit("extract", str(log)).stdout.splitlines()
-    (channel,) = [line.split()[0] for line in listing[1:] if line.split()[0].endswith(f":{port}") or f":{port}-" in line]
+    (channel,) = [
+        line.split()[0] for line in listing[1:] if line.split()[0].endswith(f":{port}") or f":{port}-" in line
+    ]
     out = HERE / "fixtures" / f"{name}.chunks"
     dockit("extract", "--channel", channel, "-o", str(out), str(log))
     print(f"{out}: {out.stat().st_size} bytes")

@@ -10,6 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from dockit_tag1.decoder import MAX_FIELD, MAX_PENDING, Tag1Decoder
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from decoders.testing import (
     IN,
     OUT,
@@ -26,9 +30,6 @@ from decoders.testing import (
     replay,
     reversed_directions,
 )
-from dockit_tag1.decoder import MAX_FIELD, MAX_PENDING, Tag1Decoder
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PASSWORD = "Pw-7fQ2-tag1-Zx9K"  # the password record_fixtures.py logged on with
@@ -141,7 +142,9 @@ def test_a_session_whole_split_and_merged():
     decoded = assert_same_records(Tag1Decoder, session())
     assert decoded.table(*ORDER, cim_class="Tag1_Order") == SESSION_ORDERS
     assert decoded.table("Latency", cim_class="Tag1_Order") == [(0.25,), (0.25,)]
-    assert decoded.table(*CANCEL, "Latency", cim_class="Tag1_Cancel") == [("k1", "o1", "cancelled", "cancelled", 0.25)]
+    assert decoded.table(*CANCEL, "Latency", cim_class="Tag1_Cancel") == [
+        ("k1", "o1", "cancelled", "cancelled", 0.25)
+    ]
     assert decoded.table("User", "Password", "Status", "Text", cim_class="Tag1_Logon") == [
         ("bob", "<redacted>", "accepted", "welcome")
     ]
@@ -187,7 +190,9 @@ def test_traced_on_the_server():
 def test_refused_logon():
     refused = msg((35, "5"), (58, "logon refused"))
     decoded = decode(Tag1Decoder, conversation([(OUT, LOGON), (IN, refused)]))
-    assert decoded.table("User", "Status", "Text", cim_class="Tag1_Logon") == [("bob", "refused", "logon refused")]
+    assert decoded.table("User", "Status", "Text", cim_class="Tag1_Logon") == [
+        ("bob", "refused", "logon refused")
+    ]
 
 
 def test_unanswered_requests_are_unknown_at_close():
@@ -199,15 +204,23 @@ def test_unanswered_requests_are_unknown_at_close():
 
 def test_bad_checksum_is_a_problem_and_the_message_still_decodes():
     spoiled = ORDER_1[:-4] + b"%03d\x01" % ((int(ORDER_1[-4:-1]) + 1) % 256)
-    decoded = decode(Tag1Decoder, conversation([(OUT, LOGON), (IN, WELCOME), (OUT, spoiled), (OUT, ORDER_2), (IN, REPORT_2)]))
+    decoded = decode(
+        Tag1Decoder,
+        conversation([(OUT, LOGON), (IN, WELCOME), (OUT, spoiled), (OUT, ORDER_2), (IN, REPORT_2)]),
+    )
     (problem,) = decoded.problems
     assert problem.severity == "error" and problem.call_index == 3
-    assert "it says %03d" % ((int(ORDER_1[-4:-1]) + 1) % 256) in problem.message
-    assert decoded.table("ClOrdId", "Status", cim_class="Tag1_Order") == [("o2", "rejected"), ("o1", "unknown")]
+    assert f"it says {(int(ORDER_1[-4:-1]) + 1) % 256:03d}" in problem.message
+    assert decoded.table("ClOrdId", "Status", cim_class="Tag1_Order") == [
+        ("o2", "rejected"),
+        ("o1", "unknown"),
+    ]
 
 
 def test_malformed_checksum_and_untyped_message():
-    chunks = conversation([(OUT, b"35=D\x0111=o9\x0110=12x\x01"), (OUT, msg((11, "o8"))), (OUT, ORDER_1), (IN, REPORT_1)])
+    chunks = conversation(
+        [(OUT, b"35=D\x0111=o9\x0110=12x\x01"), (OUT, msg((11, "o8"))), (OUT, ORDER_1), (IN, REPORT_1)]
+    )
     decoded = decode(Tag1Decoder, chunks)
     assert [p.severity for p in decoded.problems] == ["warning", "warning"]
     assert "malformed checksum" in decoded.problems[0].message
@@ -225,7 +238,9 @@ def test_any_message_cut_and_the_next_still_decode(index):
     cut_data = SESSION[index][1]
     expect_o2 = cut_data not in (ORDER_2, REPORT_2)
     if expect_o2:  # every message after the cut one is whole
-        assert ("o2", "XYZ", "rejected") in decoded.table("ClOrdId", "Symbol", "Status", cim_class="Tag1_Order")
+        assert ("o2", "XYZ", "rejected") in decoded.table(
+            "ClOrdId", "Symbol", "Status", cim_class="Tag1_Order"
+        )
     assert all(not o.get("Truncated") for o in orders if o["ClOrdId"] == "o2") or not expect_o2
     if cut_data == ORDER_1:  # "35=D<SOH>11=o1": the id's field is cut, the reply names it
         (first, *_) = orders
@@ -253,7 +268,10 @@ def test_a_field_longer_than_the_cap_is_cut_and_the_stream_goes_on():
 
 
 def test_pending_requests_are_capped():
-    orders = [(OUT, msg((35, "D"), (11, f"o{i}"), (55, "A"), (54, "1"), (38, "1"), (44, "1"))) for i in range(MAX_PENDING + 10)]
+    orders = [
+        (OUT, msg((35, "D"), (11, f"o{i}"), (55, "A"), (54, "1"), (38, "1"), (44, "1")))
+        for i in range(MAX_PENDING + 10)
+    ]
     decoder = Tag1Decoder(channel(9878))
     for c in conversation(orders):
         decoder.feed(c)
@@ -278,13 +296,17 @@ def test_garbage_never_raises():
     assert_never_raises(Tag1Decoder, [garbage(seed, alphabet=tag1_bytes) for seed in range(30)])
 
 
-fields = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="=\x01"), min_size=1, max_size=12)
+fields = st.text(
+    st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="=\x01"), min_size=1, max_size=12
+)
 
 
 @settings(max_examples=60, deadline=None)
 @given(
     orders=st.lists(
-        st.tuples(fields, st.sampled_from(["1", "2"]), st.integers(1, 10**9), st.decimals("0.01", 10**6, places=2)),
+        st.tuples(
+            fields, st.sampled_from(["1", "2"]), st.integers(1, 10**9), st.decimals("0.01", 10**6, places=2)
+        ),
         min_size=1,
         max_size=6,
     ),
@@ -293,10 +315,19 @@ fields = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_c
 def test_any_orders_decode_as_sent(orders, seed):
     messages = []
     for i, (symbol, side, quantity, price) in enumerate(orders):
-        messages.append((OUT, msg((35, "D"), (11, f"id{i}"), (55, symbol), (54, side), (38, str(quantity)), (44, str(price)))))
+        messages.append(
+            (
+                OUT,
+                msg(
+                    (35, "D"), (11, f"id{i}"), (55, symbol), (54, side), (38, str(quantity)), (44, str(price))
+                ),
+            )
+        )
         messages.append((IN, msg((35, "8"), (37, f"N{i}"), (11, f"id{i}"), (39, "0"))))
     decoded = assert_same_records(Tag1Decoder, conversation(messages), seeds=[seed])
-    assert decoded.table("ClOrdId", "Symbol", "Side", "Quantity", "Price", "OrderId", cim_class="Tag1_Order") == [
+    assert decoded.table(
+        "ClOrdId", "Symbol", "Side", "Quantity", "Price", "OrderId", cim_class="Tag1_Order"
+    ) == [
         (f"id{i}", symbol, {"1": "buy", "2": "sell"}[side], quantity, str(price), f"N{i}")
         for i, (symbol, side, quantity, price) in enumerate(orders)
     ]
