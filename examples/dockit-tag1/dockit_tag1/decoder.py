@@ -98,6 +98,10 @@ class Tag1Decoder(Decoder):
 
     name = "tag1"
     ports = frozenset({9878})
+    # Name each call of a logon as a secret when it is fed, not only the first one once the logon is
+    # whole: dockit's --pcap writes a call as soon as it is fed, and ignores `reading_since`, so a
+    # password split over calls would reach the pcapng (test_tag1_end_to_end.py shows it).
+    eager_secrets: bool = True
 
     @classmethod
     def score(cls, data: bytes, direction: Direction, channel: ChannelInfo) -> int:
@@ -128,9 +132,18 @@ class Tag1Decoder(Decoder):
 
     def feed(self, chunk: Chunk) -> list[Output]:
         outputs: list[Output] = []
+        in_logon = self._reading_logon(chunk.direction)
         for frame in self.readers[chunk.direction].feed(chunk):
             outputs += self._field(chunk.direction, frame)
+        if self.eager_secrets and (in_logon or self._reading_logon(chunk.direction) or _has_secret(outputs)):
+            if not any(isinstance(o, Secret) and o.call_index == chunk.call_index for o in outputs):
+                outputs.append(Secret(chunk.call_index))
         return outputs
+
+    def _reading_logon(self, direction: Direction) -> bool:
+        """Whether a client's logon (it holds the password) is half-read in this direction."""
+        message = self.assembling[direction]
+        return message is not None and message.type == "A" and self.client in (None, direction)
 
     def close(self, time: float | None) -> list[Output]:
         outputs: list[Output] = []
@@ -361,6 +374,10 @@ class Tag1Decoder(Decoder):
         if request.kind == "cancel":
             return [self._cancel(request, None, None, "unknown")]
         return []
+
+
+def _has_secret(outputs: list[Output]) -> bool:
+    return any(isinstance(output, Secret) for output in outputs)
 
 
 def _count(text: str | None) -> int | None:

@@ -14,6 +14,7 @@ from dockit_tag1.decoder import MAX_FIELD, MAX_PENDING, Tag1Decoder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from decoders.records import Secret
 from decoders.testing import (
     IN,
     OUT,
@@ -160,16 +161,35 @@ def test_no_password_in_any_output():
         assert "hunter2" not in text and PASSWORD not in text and "Zx9K" not in text
 
 
-def test_reading_since_while_the_logon_is_half_read():
-    decoder = Tag1Decoder(channel(9878))
+class ContractOnly(Tag1Decoder):
+    """The decoder as docs/decoders.md asks: one Secret naming the logon's first call, once it is whole."""
+
+    eager_secrets = False
+
+
+def secret_calls(outputs) -> list[int]:
+    return [o.call_index for o in outputs if isinstance(o, Secret)]
+
+
+@pytest.mark.parametrize("decoder_class", [Tag1Decoder, ContractOnly])
+def test_reading_since_while_the_logon_is_half_read(decoder_class):
+    decoder = decoder_class(channel(9878))
     cut_at = LOGON.index(b"hunter2") + 3
-    assert decoder.feed(chunk(LOGON[:cut_at], OUT, time=1.0, call_index=7)) == []
+    eager = decoder_class.eager_secrets
+    assert secret_calls(decoder.feed(chunk(LOGON[:cut_at], OUT, time=1.0, call_index=7))) == (
+        [7] if eager else []
+    )
     assert decoder.reading_since() == 7
-    decoder.feed(chunk(LOGON[cut_at:-4], OUT, time=1.1, call_index=9))
+    assert secret_calls(decoder.feed(chunk(LOGON[cut_at:-4], OUT, time=1.1, call_index=9))) == (
+        [9] if eager else []
+    )
     assert decoder.reading_since() == 7
     outputs = decoder.feed(chunk(LOGON[-4:], OUT, time=1.2, call_index=11))
     assert decoder.reading_since() is None
-    assert [o.call_index for o in outputs if type(o).__name__ == "Secret"] == [7]
+    assert secret_calls(outputs) == ([7, 11] if eager else [7])
+    # the server's welcome is no secret, nor are the orders
+    assert secret_calls(decoder.feed(chunk(WELCOME, IN, time=1.3, call_index=12))) == []
+    assert secret_calls(decoder.feed(chunk(ORDER_1, OUT, time=1.4, call_index=13))) == []
 
 
 def test_replies_matched_by_client_order_id_not_by_order():
