@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -283,3 +284,73 @@ def test_pcap_hides_a_split_logon_named_as_the_docs_ask(env, tag1_server, tmp_pa
     assert (tmp_path / "r.txt").read_text().count("credentials redacted") == 2  # the calls file honours it
     for half in HALVES:
         assert half.encode() not in pcap.read_bytes(), f"{half!r} in the pcapng"
+
+
+@pytest.fixture
+def loopback_capture(tmp_path, tag1_server):
+    """tshark capturing the server's port on loopback while the test runs: the independent witness."""
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark is not installed (setup.sh installs it)")
+    pcap = tmp_path / "wire.pcapng"
+    command = ["tshark", "-i", "lo", "-f", f"tcp port {tag1_server}", "-w", str(pcap)]
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as tshark:
+        try:
+            for line in tshark.stderr:  # "Capturing on 'Loopback: lo'" once it listens
+                if "Capturing on" in line:
+                    break
+            else:
+                pytest.skip(f"tshark could not capture on lo (exit {tshark.wait()})")
+
+            def stop() -> Path:
+                tshark.terminate()  # tshark writes its last packets as it ends
+                tshark.wait(30)
+                return pcap
+
+            yield stop
+        finally:
+            if tshark.poll() is None:
+                tshark.terminate()
+                tshark.wait(30)
+
+
+def wire_messages(pcap: Path, port: int) -> list[bytes]:
+    """The client's messages as tshark saw them cross loopback, split here by the protocol's rules."""
+    fields = [
+        "tshark",
+        "-r",
+        str(pcap),
+        "-Y",
+        f"tcp.dstport == {port} && tcp.len > 0",
+        "-T",
+        "fields",
+        "-e",
+        "tcp.payload",
+    ]
+    payload = b"".join(
+        bytes.fromhex(line)
+        for line in subprocess.run(fields, capture_output=True, text=True, check=True).stdout.split()
+    )
+    return re.findall(rb"35=.\x01.*?(?<=\x01)10=\d\d\d\x01", payload, re.DOTALL)
+
+
+def test_every_request_tshark_saw_is_in_the_summary(env, tag1_server, loopback_capture, tmp_path):
+    run = dockit(env, "-l", str(tmp_path / "run"), sys.executable, "-m", "dockit_tag1.client", "--port",
+                 str(tag1_server), "--pipeline", "--write-size", "30", *REQUESTS)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    time.sleep(0.5)  # the last packets reach tshark
+    wire = wire_messages(loopback_capture(), tag1_server)
+    messages = [dict(f.split(b"=", 1) for f in m.split(b"\x01") if b"=" in f) for m in wire]
+    assert [m[b"35"] for m in messages] == [b"A", b"D", b"D", b"D", b"F", b"F", b"D", b"5"]
+    root = summary(tmp_path)
+    orders = {(o["ClOrdId"], o["Symbol"], o["Quantity"], o["Price"]) for o in objects(root, "Tag1_Order")}
+    for message in messages:
+        if message[b"35"] == b"D":
+            assert (
+                message[b"11"].decode(),
+                message[b"55"].decode(),
+                message[b"38"].decode(),
+                message[b"44"].decode(),
+            ) in orders
+    cancels = {(c["ClOrdId"], c["OrigClOrdId"]) for c in objects(root, "Tag1_Cancel")}
+    assert cancels == {(m[b"11"].decode(), m[b"41"].decode()) for m in messages if m[b"35"] == b"F"}
+    assert [logon["User"] for logon in objects(root, "Tag1_Logon")] == [messages[0][b"553"].decode()]
