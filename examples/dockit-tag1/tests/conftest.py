@@ -1,0 +1,6 @@
+"""Let the tests import dockit_tag1 from this checkout, installed or not."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
