@@ -39,6 +39,7 @@ from dockit_core.model import PipeNode, SocketNode
 from dockit_core.model.undecoded import SAMPLE_BYTES, SOCKET_KINDS, undecoded_object
 from dockit_core.model.watchdog import DecoderStuck, Watchdog
 
+MAX_REMEMBERED_SECRETS = 65536
 log = logging.getLogger("dockit.channels")
 
 DETECTION_BYTES = 64 * 1024  # a channel nobody claims within this many bytes is left undecoded
@@ -140,6 +141,8 @@ class ChannelManager:
         self.channels: dict[str, Channel] = {}
         self.annotations: dict[int, list[str]] = {}
         self.secret_calls: set[int] = set()  # calls whose buffers hold credentials (decoders' Secret)
+        self.secrets_seen: set[int] = set()  # the same marks, kept (bounded) for outputs that hold chunks
+        self._secrets_order: deque[int] = deque()
         self.problems: list[str] = []
         self.tracebacks: list[str] = []  # for -v: what each failure raised, or where a wrong output came from
         # The --each-call calls file holds calls back while a decoder reads an unfinished message
@@ -596,7 +599,7 @@ class ChannelManager:
         if type(first) is not int:
             self._wrong(channel, "Secret(call_index: int)", secret)
             return
-        marks = self.secret_calls
+        marks = set()
         marks.add(first)
         recent = channel.recent
         side = next((s for index, s in recent if index == first), None)
@@ -605,11 +608,14 @@ class ChannelManager:
         for index, call_side in recent:
             if index > first and (side is None or call_side == side):
                 marks.add(index)
-        if self.holding_calls and first <= self.released_up_to:
-            # Too late for the call it names: that call is written. Hide the one that completed the
-            # message, and tell the decoder's author how to avoid this.
-            if chunk is not None:
-                marks.add(chunk.call_index)
+        late = self.holding_calls and first <= self.released_up_to
+        if late and chunk is not None:
+            marks.add(chunk.call_index)
+        self.secret_calls |= marks
+        self._remember_secrets(marks)
+        if late:
+            # Too late for the call it names: that call is written. The one that completed the message
+            # is hidden; tell the decoder's author how to avoid this.
             name = channel.decoder_name or "?"
             if (name, "late secret") not in self._reported:
                 self._reported.add((name, "late secret"))
@@ -617,6 +623,17 @@ class ChannelManager:
                     f"decoder {name} named call {first} as holding a credential after the calls file had "
                     "written it: its reading_since() must say where an unfinished message began"
                 )
+
+    def _remember_secrets(self, marks: set[int]) -> None:
+        """Outputs that hold a channel's chunks while its decoder reads a message (the pcap writer) ask
+        `secret_seen` when they write them: unlike `secret_calls`, nobody takes from it. Bounded."""
+        seen, order = self.secrets_seen, self._secrets_order
+        for index in marks:
+            if index not in seen:
+                seen.add(index)
+                order.append(index)
+        while len(order) > MAX_REMEMBERED_SECRETS:
+            seen.discard(order.popleft())
 
     def take_secret(self, call_index: int) -> bool:
         """Whether a decoder said this call's bytes hold a credential (asked once per call, in order).

@@ -64,6 +64,7 @@ class _Stream:
     )  # (chunk, a credential) until a port is known
     held_bytes: int = 0
     last_time: float = 0.0
+    waiting: list[Chunk] = field(default_factory=list)  # while the decoder reads an unfinished message
 
 
 class PcapOutput:
@@ -87,10 +88,24 @@ class PcapOutput:
 
     # -- the tap -----------------------------------------------------------------------------------
     def chunk(self, channel: Channel, chunk: Chunk) -> None:
+        """A chunk, after the channel's decoder had it. While that decoder reads an unfinished message
+        (`Decoder.reading_since`), the chunks wait: a `Secret` for a credential split across calls comes
+        when the message is complete, and must hide every part of it."""
         stream = self.streams.get(channel)
         if stream is None:
             stream = self.streams[channel] = self._new_stream(channel)
-        secret = chunk.call_index in self.channels.secret_calls
+        waiting = stream.waiting
+        if channel in self.channels.reading:
+            waiting.append(chunk)
+            if len(waiting) > HOLD_CHUNKS:  # too long a message to wait for: its start goes, hidden
+                self._emit(channel, stream, waiting.pop(0), True)
+            return
+        for held in waiting:
+            self._emit(channel, stream, held, held.call_index in self.channels.secrets_seen)
+        waiting.clear()
+        self._emit(channel, stream, chunk, chunk.call_index in self.channels.secrets_seen)
+
+    def _emit(self, channel: Channel, stream: _Stream, chunk: Chunk, secret: bool) -> None:
         if stream.server is None:
             port = self._claimed_port(channel, stream)
             if port is None:
@@ -104,6 +119,9 @@ class PcapOutput:
         stream = self.streams.pop(channel, None)
         if stream is None:
             return
+        for held in stream.waiting:  # the connection ended mid-message: what the decoder said stands
+            self._emit(channel, stream, held, held.call_index in self.channels.secrets_seen)
+        stream.waiting.clear()
         if stream.server is None:
             self._place(stream, self._claimed_port(channel, stream, final=True) or NO_DECODER_PORT)
         if not stream.opened:

@@ -264,12 +264,6 @@ class ContractOnly(Tag1Decoder):
 '''
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dockit bug: --pcap writes each call as it is fed and leaves out only a call named by a Secret "
-    "returned while that very call is fed; it ignores reading_since and the Secret's range over earlier calls "
-    "(docs/decoders.md, 'What a decoder returns'), so a password split over two calls reaches the pcapng",
-)
 def test_pcap_hides_a_split_logon_named_as_the_docs_ask(env, tag1_server, tmp_path):
     run = dockit(env, "-l", str(tmp_path / "live" / "run"), sys.executable, "-m", "dockit_tag1.client",
                  "--port", str(tag1_server), "--split-logon", "buy 1 ACME 1")  # fmt: skip
