@@ -63,6 +63,8 @@ class ChannelInfo:
     remote_port: int | None = None
     listening: bool = False  # the local end accepted this connection (a server)
     pid: int = 0  # the traced process on the local end
+    encrypted: bool = False  # the bytes are the plaintext of a TLS connection (ltrace's SSL_read/SSL_write)
+    alpn: str | None = None  # the application protocol TLS negotiated (ALPN: "h2", "http/1.1"), when known
 
     @property
     def ports(self) -> tuple[int, ...]:
@@ -98,7 +100,9 @@ class Chunk:
 class DecoderOptions:
     """What the user asked of every decoder on the command line."""
 
-    rows: int = 0  # `--rows N`: rows of each result set kept in the summary (0: none, they may be personal data)
+    rows: int = (
+        0  # `--rows N`: rows of each result set kept in the summary (0: none, they may be personal data)
+    )
 
 
 class Decoder(ABC):
@@ -109,6 +113,9 @@ class Decoder(ABC):
 
     name: ClassVar[str]  # the protocol's short name, as in `--decode 3306=mysql`
     ports: ClassVar[frozenset[int]] = frozenset()  # well-known ports: a hint, never proof
+    # ALPN protocol ids (RFC 7301: "h2", "http/1.1"): a TLS connection that negotiated one of them is
+    # this decoder's, whatever its first bytes score (the peers agreed on it).
+    alpn: ClassVar[frozenset[str]] = frozenset()
     options: DecoderOptions = DecoderOptions()
 
     def __init__(self, channel: ChannelInfo) -> None:

@@ -552,6 +552,7 @@ class HttpDecoder(Decoder):
 
     name = "http"
     ports = frozenset({80, 8080, 8000, 8008, 8888})
+    alpn = frozenset({"http/1.1", "http/1.0"})
 
     def __init__(self, channel: ChannelInfo) -> None:
         super().__init__(channel)

@@ -59,6 +59,7 @@ __all__ = [
     "Secret",
     "SqlQuery",
     "Time",
+    "StartTls",
     "TlsSession",
     "as_cim",
     "named_values",
@@ -135,7 +136,17 @@ class Record:
         raise NotImplementedError
 
 
-Output = Record | Annotation | Secret | CimObject | Problem
+@dataclass(frozen=True)
+class StartTls:
+    """The connection turns to TLS after the call `call_index` (MySQL's SSL request, PostgreSQL's `S`,
+    a STARTTLS): its later bytes on the socket are TLS records, read by the TLS decoder, and its
+    plaintext, when the trace shows it (ltrace's `SSL_write`/`SSL_read`), is fed to the same decoder,
+    which goes on with the conversation (a login, then queries)."""
+
+    call_index: int
+
+
+Output = Record | Annotation | Secret | CimObject | Problem | StartTls
 
 
 @dataclass(kw_only=True)
@@ -215,7 +226,11 @@ class SqlQuery(Record):
             children += [CimChild("Column", (("Name", name),)) for name in self.columns]
         if self.sample_rows:
             children += [
-                CimChild("Row", (), "\t".join("NULL" if v is None else _cell(v) for v in redact_row(self.columns, row)))
+                CimChild(
+                    "Row",
+                    (),
+                    "\t".join("NULL" if v is None else _cell(v) for v in redact_row(self.columns, row)),
+                )
                 for row in self.sample_rows
             ]
         if self.notices:
@@ -292,7 +307,9 @@ class HttpExchange(Record):
                 "ResponseBytes": self.response_bytes,
                 "ContentType": self.content_type,
                 "Version": self.http_version,
-                "ResponseVersion": self.response_version if self.response_version != self.http_version else None,
+                "ResponseVersion": self.response_version
+                if self.response_version != self.http_version
+                else None,
                 "Server": self.server,
                 "Truncated": "true" if self.truncated else None,
                 "Complete": None if self.complete else "false",
@@ -312,7 +329,13 @@ class TlsSession(Record):
     start: float | None = None
     bytes_out: int = 0
     bytes_in: int = 0
-    alpn: str | None = None  # the protocols the client offered (h2, http/1.1), or the server chose
+    alpn: str | None = None  # the protocols the client offered (h2, http/1.1)
+    cipher: str | None = None  # the suite the ServerHello chose
+    alpn_selected: str | None = None  # the protocol the server chose, when its hello shows it (TLS 1.2)
+    certificate_subject: str | None = None  # the server certificate's subject, when sent in clear (TLS 1.2)
+    extra: dict[str, AttrValue] = field(
+        default_factory=dict
+    )  # what the trace adds (the plaintext's protocol)
 
     def to_cim(self) -> CimObject:
         return CimObject.make(
@@ -322,10 +345,14 @@ class TlsSession(Record):
                 "Server": self.server,
                 "ServerName": self.server_name,
                 "Version": self.version,
+                "Cipher": self.cipher,
                 "Start": _time(self.start),
                 "BytesOut": self.bytes_out,
                 "BytesIn": self.bytes_in,
                 "Alpn": self.alpn,
+                "AlpnSelected": self.alpn_selected,
+                "CertificateSubject": self.certificate_subject,
+                **self.extra,
             },
         )
 

@@ -3,7 +3,8 @@
 Built-ins and plugins are found the same way (a "module:Class" reference), a broken plugin is reported
 and skipped, and detection is by score, not first match (the mitmproxy contentviews way): every
 decoder scores the channel's first bytes, a decoder whose well-known port the channel uses gets a bonus,
-and `--decode PORT=name` overrides detection for a port.
+and `--decode PORT=name` overrides detection for a port. The plaintext of a TLS connection whose
+handshake named its protocol (ALPN) goes to the decoder that declares that protocol id.
 
 Each decoder's origin (built-in, which installed distribution, or `--decoder`) and every load failure
 are kept, for `dockit decoders`. An entry point's name must be its class's `name` (the name a user types
@@ -212,6 +213,10 @@ class Registry:
             forced = self.overrides.get(port)
             if forced:
                 return self.by_name(forced)
+        if channel.alpn:  # the TLS handshake named the protocol: no guessing
+            agreed = next((c for c in self.classes if channel.alpn in c.alpn), None)
+            if agreed is not None:
+                return agreed
         best: tuple[int, type[Decoder]] | None = None
         for cls in self.classes:
             try:

@@ -13,8 +13,10 @@ there), else its legacy version. When the ServerHello was cut before its extensi
 still tells: a TLS 1.3 ServerHello travels alone in its record and is followed by encrypted records
 (type 23, perhaps after a compatibility change_cipher_spec), while TLS 1.2 and older go on with
 handshake records in clear (Certificate...) or, when resumed, change_cipher_spec then handshake. With
-no ServerHello, the version is the highest one a whole ClientHello offered. One `TlsSession` is
-emitted, at close, when its byte counts are final.
+no ServerHello, the version is the highest one a whole ClientHello offered. The cipher suite and the
+protocol the server chose (ALPN) come from the ServerHello; before TLS 1.3 the server's Certificate
+follows in clear, and its subject is read. One `TlsSession` is emitted, at close, when its byte counts
+are final.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections.abc import Sequence
 from decoders.api import ChannelInfo, Chunk, Decoder, Direction
 from decoders.records import Output, TlsSession
 from protocols.tls import (
+    CERTIFICATE,
     CLIENT_HELLO,
     HANDSHAKE,
     HANDSHAKE_HEADER,
@@ -31,31 +34,36 @@ from protocols.tls import (
     SERVER_HELLO,
     ClientHello,
     ServerHello,
+    cipher_name,
+    first_certificate,
     looks_like_client_hello,
     parse_client_hello,
     parse_record_header,
     parse_server_hello,
     version_name,
 )
+from protocols.x509 import subject
 
 CHANGE_CIPHER_SPEC = 20
 APPLICATION_DATA = 23
 MAX_RECORDS = 6  # enough to see what follows the hellos
-MAX_HELLO = 128 * 1024  # a hello larger than this is not one (post-quantum key shares stay far below)
+MAX_HELLO = 128 * 1024  # handshake bytes read per direction (hellos, a certificate chain)
+MAX_MESSAGES = 8
 TLS12, TLS13 = 0x0303, 0x0304
 
 
 class _Records:
-    """The first records of one direction: their types and lengths, and the first handshake message."""
+    """The first records of one direction: their types and lengths, and the handshake messages sent in
+    clear before the first record of another type (ChangeCipherSpec, or encrypted data)."""
 
     def __init__(self) -> None:
         self.header = bytearray()  # a record header still incomplete
         self.left = 0  # payload bytes of the current record still to come
         self.types: list[int] = []
         self.lengths: list[int] = []
-        self.handshake = bytearray()  # the first handshake message, reassembled
-        self.message: tuple[int, bytes, int] | None = None  # (type, body, full body length)
-        self.cut = False  # the message was cut by lost bytes
+        self.handshake = bytearray()  # handshake bytes not yet read as whole messages
+        self.messages: list[tuple[int, bytes, int, bool]] = []  # (type, body, full body length, cut)
+        self.collecting = True  # every record so far was a handshake record in clear
         self.synced = True
         self.bytes = 0
 
@@ -63,14 +71,31 @@ class _Records:
     def walking(self) -> bool:
         return self.synced and len(self.types) <= MAX_RECORDS
 
+    @property
+    def message(self) -> tuple[int, bytes, int] | None:
+        """The first handshake message; (-1, b"", 0) when there is none to read (the direction began
+        with another record, or its first message was too large), None while it may still come."""
+        if self.messages:
+            kind, body, length, _cut = self.messages[0]
+            return kind, body, length
+        return None if self.collecting else (-1, b"", 0)
+
+    @property
+    def cut(self) -> bool:
+        return bool(self.messages) and self.messages[0][3]
+
+    def first(self, kind: int) -> tuple[bytes, int] | None:
+        """The body and full length of the first message of that type."""
+        return next(((body, length) for k, body, length, _cut in self.messages if k == kind), None)
+
     def feed(self, data: bytes, missing: int) -> None:
         pos = 0
         while pos < len(data) and self.walking:
             if self.left:
                 take = min(self.left, len(data) - pos)
-                if self.types[-1] == HANDSHAKE and self.message is None:
+                if self.types[-1] == HANDSHAKE and self.collecting:
                     self.handshake += data[pos : pos + take]
-                    self._message(cut=False)
+                    self._messages(cut=False)
                 pos += take
                 self.left -= take
                 continue
@@ -87,29 +112,34 @@ class _Records:
             self.types.append(header.content_type)
             self.lengths.append(header.length)
             self.left = header.length
-            if header.content_type != HANDSHAKE and self.message is None:
-                self.message = (-1, b"", 0)  # no hello first: nothing to read in this direction
+            if header.content_type != HANDSHAKE:
+                self.collecting = False  # what follows is encrypted, or no handshake is readable
         if missing:
-            if self.message is None and self.handshake:
-                self._message(cut=True)
+            if self.collecting and self.handshake:
+                self._messages(cut=True)
+            self.collecting = False  # the handshake's bytes have a hole: no message after it is whole
             if self.left >= missing and not self.header:
                 self.left -= missing  # lost inside a record: the framing holds
             else:
                 self.synced = False
-        if self.message is None and len(self.handshake) > MAX_HELLO:
-            self.message = (-1, b"", 0)
+        if self.collecting and (len(self.handshake) > MAX_HELLO or len(self.messages) >= MAX_MESSAGES):
+            self.collecting = False
 
-    def _message(self, cut: bool) -> None:
-        if len(self.handshake) < HANDSHAKE_HEADER:
-            if cut:
-                self.message, self.cut = (self.handshake[0], b"", 0), True
-            return
-        length = int.from_bytes(self.handshake[1:4], "big")
-        if len(self.handshake) - HANDSHAKE_HEADER < length and not cut:
-            return
-        body = bytes(self.handshake[HANDSHAKE_HEADER : HANDSHAKE_HEADER + length])
-        self.message, self.cut = (self.handshake[0], body, length), cut
-        self.handshake = bytearray()
+    def _messages(self, cut: bool) -> None:
+        """Whole messages out of the handshake bytes; with `cut`, the unfinished one as far as it goes."""
+        buffer = self.handshake
+        while len(buffer) >= HANDSHAKE_HEADER:
+            length = int.from_bytes(buffer[1:4], "big")
+            if len(buffer) - HANDSHAKE_HEADER < length:
+                break
+            self.messages.append(
+                (buffer[0], bytes(buffer[HANDSHAKE_HEADER : HANDSHAKE_HEADER + length]), length, False)
+            )
+            del buffer[: HANDSHAKE_HEADER + length]
+        if cut and buffer:
+            length = int.from_bytes(buffer[1:4], "big") if len(buffer) >= HANDSHAKE_HEADER else 0
+            self.messages.append((buffer[0], bytes(buffer[HANDSHAKE_HEADER:]), length, True))
+            buffer.clear()
 
 
 class TlsDecoder(Decoder):
@@ -197,6 +227,27 @@ class TlsDecoder(Decoder):
             return TLS13
         return None
 
+    def certificate_subject(self) -> str | None:
+        """The subject of the server's certificate when it crossed in clear (TLS 1.2 and older): the one
+        sent by the side that sent the ServerHello (a client asked for its own sends an empty one)."""
+        for records in self.directions.values():
+            if records.first(SERVER_HELLO) is None:
+                continue
+            found = records.first(CERTIFICATE)
+            if found is not None:
+                return subject(first_certificate(found[0]))
+        return None
+
+    def facts(self) -> dict[str, str | None]:
+        """What the handshake showed, for the objects of the protocol inside (a database session)."""
+        client, server, records = self.hellos()
+        return {
+            "TlsVersion": version_name(self.version(client, server, records)),
+            "TlsCipher": cipher_name(server.cipher_suite) if server else None,
+            "ServerName": client.server_name if client else None,
+            "Alpn": server.alpn if server and server.alpn else None,
+        }
+
     def session(self) -> TlsSession:
         client, server, records = self.hellos()
         return TlsSession(
@@ -208,4 +259,7 @@ class TlsDecoder(Decoder):
             bytes_out=self.directions[Direction.OUT].bytes,
             bytes_in=self.directions[Direction.IN].bytes,
             alpn=",".join(client.alpn) if client and client.alpn else None,
+            cipher=cipher_name(server.cipher_suite) if server else None,
+            alpn_selected=server.alpn if server else None,
+            certificate_subject=self.certificate_subject(),
         )

@@ -3,9 +3,11 @@
 Decoded: the record header (RFC 8446 5.1: type, legacy version, length), the handshake header (type,
 24-bit length), the ClientHello (legacy version, then skipping random, session id, cipher suites and
 compression methods, the extensions: server_name type 0 = host_name (RFC 6066 3), supported_versions
-(RFC 8446 4.2.1), ALPN (RFC 7301)) and the ServerHello (legacy version, supported_versions: the
-version TLS 1.3 really chose). Not decoded: anything after the hellos (it is encrypted from TLS 1.3 on,
-and of no use to dockit before), SSLv2-style hellos.
+(RFC 8446 4.2.1), ALPN (RFC 7301)), the ServerHello (legacy version, the cipher suite, supported_versions:
+the version TLS 1.3 really chose, ALPN: the protocol the server chose) and, before TLS 1.3 (which
+encrypts it), the server's Certificate message: the subject of its first certificate
+(`protocols/x509.py`). Not decoded: anything else after the hellos (encrypted from TLS 1.3 on, and of no
+use to dockit before), SSLv2-style hellos.
 
 A hello cut by the tracer is parsed as far as it goes: every field is read only when all its bytes are
 there, and the result says whether the end was reached. Nothing here raises on garbage.
@@ -26,6 +28,7 @@ CONTENT_TYPES = {
 HANDSHAKE = 22
 CLIENT_HELLO = 1
 SERVER_HELLO = 2
+CERTIFICATE = 11
 RECORD_HEADER = 5
 HANDSHAKE_HEADER = 4
 MAX_RECORD = 2**14 + 2048  # RFC 8446 5.2: a TLSCiphertext is never longer
@@ -35,6 +38,39 @@ EXT_ALPN = 16
 EXT_SUPPORTED_VERSIONS = 43
 NAME_TYPE_HOST = 0
 
+# IANA's TLS Cipher Suites registry, the suites a client or server of today offers; others print as hex.
+CIPHER_SUITES = {
+    0x1301: "TLS_AES_128_GCM_SHA256",
+    0x1302: "TLS_AES_256_GCM_SHA384",
+    0x1303: "TLS_CHACHA20_POLY1305_SHA256",
+    0x1304: "TLS_AES_128_CCM_SHA256",
+    0x1305: "TLS_AES_128_CCM_8_SHA256",
+    0xC02B: "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    0xC02C: "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    0xC02F: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    0xC030: "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    0xCCA8: "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    0xCCA9: "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    0xCCAA: "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    0xC009: "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+    0xC00A: "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+    0xC013: "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+    0xC014: "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+    0xC023: "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+    0xC024: "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384",
+    0xC027: "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
+    0xC028: "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384",
+    0x009E: "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256",
+    0x009F: "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384",
+    0x009C: "TLS_RSA_WITH_AES_128_GCM_SHA256",
+    0x009D: "TLS_RSA_WITH_AES_256_GCM_SHA384",
+    0x002F: "TLS_RSA_WITH_AES_128_CBC_SHA",
+    0x0035: "TLS_RSA_WITH_AES_256_CBC_SHA",
+    0x003C: "TLS_RSA_WITH_AES_128_CBC_SHA256",
+    0x003D: "TLS_RSA_WITH_AES_256_CBC_SHA256",
+    0x000A: "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
+}
+
 VERSIONS = {0x0300: "SSL 3.0", 0x0301: "TLS 1.0", 0x0302: "TLS 1.1", 0x0303: "TLS 1.2", 0x0304: "TLS 1.3"}
 
 
@@ -42,6 +78,12 @@ def version_name(version: int | None) -> str | None:
     if version is None:
         return None
     return VERSIONS.get(version, f"0x{version:04x}")
+
+
+def cipher_name(suite: int | None) -> str | None:
+    if suite is None:
+        return None
+    return CIPHER_SUITES.get(suite, f"0x{suite:04X}")
 
 
 def is_grease(value: int) -> bool:
@@ -124,6 +166,8 @@ class ClientHello:
 class ServerHello:
     legacy_version: int | None = None
     selected_version: int | None = None  # from supported_versions: TLS 1.3 says so only there
+    cipher_suite: int | None = None
+    alpn: str | None = None  # the protocol the server chose (RFC 7301 3.1: exactly one)
     complete: bool = False
 
     @property
@@ -201,12 +245,27 @@ def parse_server_hello(body: bytes | bytearray, length: int | None = None) -> Se
     hello.legacy_version = reader.uint(2)
     reader.take(32)  # random
     reader.skip_vector(1)  # legacy session id echo
-    reader.take(2)  # cipher suite
+    hello.cipher_suite = reader.uint(2)
     reader.take(1)  # compression method
     if not reader.ok:
         return hello
     for ext_type, ext in _extensions(reader):
         if ext_type == EXT_SUPPORTED_VERSIONS and len(ext) == 2:
             hello.selected_version = int.from_bytes(ext, "big")
+        elif ext_type == EXT_ALPN:
+            names = _Reader(_Reader(ext).vector(2) or b"")
+            name = names.vector(1)
+            if name:
+                hello.alpn = name.decode("ascii", "replace")
     hello.complete = reader.ok and (length is None or len(body) >= length)
     return hello
+
+
+def first_certificate(body: bytes | bytearray) -> bytes | None:
+    """The DER bytes of the first certificate of a (TLS 1.2 or older) Certificate message body: the
+    server's own; None when it is cut before its end. (TLS 1.3 encrypts this message.)"""
+    reader = _Reader(bytes(body))
+    chain = reader.vector(3)
+    if chain is None:
+        return None
+    return _Reader(chain).vector(3)

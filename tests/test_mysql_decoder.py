@@ -19,7 +19,7 @@ import pytest
 
 from decoders.api import ChannelInfo, Chunk, Direction
 from decoders.mysql import MySqlDecoder
-from decoders.records import Annotation, DatabaseSession, Output, SqlQuery
+from decoders.records import Annotation, DatabaseSession, Output, SqlQuery, StartTls
 from protocols import mysql as p
 from tests.conftest import mariadb_listening
 from tests.relay import C2S, S2C, Recording, Relay
@@ -27,9 +27,9 @@ from tests.relay import C2S, S2C, Recording, Relay
 pytestmark = pytest.mark.mysql
 
 
-
-
-requires_server = pytest.mark.skipif(not mariadb_listening(), reason="no MariaDB/MySQL server on 127.0.0.1:3306")
+requires_server = pytest.mark.skipif(
+    not mariadb_listening(), reason="no MariaDB/MySQL server on 127.0.0.1:3306"
+)
 
 CHANNEL = ChannelInfo(
     channel_id="tcp:1",
@@ -564,8 +564,11 @@ def test_login_refused(env) -> None:
 
 
 @requires_server
-def test_ssl_request_stops_decoding(pymysql_run) -> None:
-    """After an SSL request the bytes are TLS: the session is reported, nothing else is decoded."""
+def test_ssl_request_says_tls_follows(pymysql_run) -> None:
+    """After an SSL request the socket carries TLS: the decoder says so (`StartTls`, so the pipeline feeds
+    it the plaintext instead), TLS records fed to it anyway are ignored, and with nothing more the
+    session is reported at close, encrypted, without a user. (The plaintext that continues the
+    conversation is decoded in tests/test_tls_live.py, from a real TLS server traced with ltrace.)"""
     recording, _ = pymysql_run
     greeting = chunks_of(recording)[0]
     ssl = p.packets(
@@ -575,11 +578,18 @@ def test_ssl_request_stops_decoding(pymysql_run) -> None:
         1,
     )  # fmt: skip
     tls = b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + bytes(200)
-    out = decode([greeting, Chunk(data=ssl, direction=Direction.OUT, time=2.0, pid=1, size=len(ssl)),
-                  Chunk(data=tls, direction=Direction.OUT, time=3.0, pid=1, size=len(tls)),
-                  Chunk(data=p.packets(b"\x03SELECT 1"), direction=Direction.OUT, time=4.0, pid=1, size=13)])  # fmt: skip
+    decoder = MySqlDecoder(
+        ChannelInfo(channel_id="tcp:1", kind="tcp", remote="127.0.0.1:3306", remote_port=3306)
+    )
+    out = list(decoder.feed(greeting))
+    out += decoder.feed(
+        Chunk(data=ssl, direction=Direction.OUT, time=2.0, pid=1, size=len(ssl), call_index=7)
+    )
+    assert StartTls(7) in out
+    assert decoder.feed(Chunk(data=tls, direction=Direction.OUT, time=3.0, pid=1, size=len(tls))) == ()
+    out += decoder.close(4.0)
     [session] = sessions(out)
-    assert session.extra["Encrypted"] == "true" and queries(out) == []
+    assert session.extra["Encrypted"] == "true" and session.user is None and queries(out) == []
 
 
 @requires_server

@@ -6,8 +6,8 @@ packet is a command with sequence id 0 is the client's. Without either (a trace 
 `ChannelInfo.listening` decides.
 
 What comes out:
-- `DatabaseSession` once the login is known (the server's OK or ERR after authentication, an SSL
-  request, or at close): server version (MariaDB's "5.5.5-" compatibility prefix removed), connection
+- `DatabaseSession` once the login is known (the server's OK or ERR after authentication, or at
+  close): server version (MariaDB's "5.5.5-" compatibility prefix removed), connection
   id, user, database, client name. Never the auth data.
 - `SqlQuery` for COM_QUERY, each COM_STMT_EXECUTE (the prepared text, parameters decoded from the
   binary protocol), a COM_STMT_PREPARE that failed, and COM_INIT_DB, which is reported as the text
@@ -37,7 +37,11 @@ Compressed connections (CLIENT_COMPRESS, e.g. `mariadb --compress`, MySQLdb's co
 the login, zlib-wrapped packets are unwrapped and decoded the same way; a cut compressed packet
 gives what its start inflates to.
 
-Not decoded: TLS (stops at the SSL request), rows fetched through server-side cursors
+TLS: an SSL request returns `StartTls`; the pipeline then feeds the TLS records to the TLS decoder and
+the plaintext (ltrace's SSL_read/SSL_write) here, where the login and the commands go on as in clear.
+With strace alone the session says `Encrypted="true"` and nothing more is decoded.
+
+Not decoded: rows fetched through server-side cursors
 (COM_STMT_FETCH), COM_STMT_BULK_EXECUTE parameters, replication.
 
 Modules, in the order a connection meets them:

@@ -1,6 +1,7 @@
 """`MySqlDecoder`: detection, roles, and the feeding of one connection's two byte streams.
 
-The state machine's phases (start, login, auth, command, tls) move as the parts of the conversation are
+The state machine's phases (start, login, auth, command, tls: between an SSL request and the login in
+TLS's plaintext) move as the parts of the conversation are
 read by the mixins this class is made of: `session` (greeting, login), `commands` (the client's
 requests), `replies` and `resultset` (the server's answers), `prepared` (prepared statements) and
 `queries` (the records). `stream` turns each direction's bytes into packets. The behaviour as a whole
@@ -146,7 +147,9 @@ class MySqlDecoder(
 
     def feed(self, chunk: Chunk) -> Sequence[Output]:
         if self._phase == "tls":
-            return ()
+            if _is_tls_record(chunk.data):
+                return ()  # ciphertext: a pipeline that does not tell it from the plaintext fed it here
+            self._phase = "login"  # the plaintext after the SSL request: the login, inside TLS
         direction = chunk.direction
         stream = self._out if direction is Direction.OUT else self._in  # (an Enum hashes slowly)
         at = At(chunk.time, chunk.pid, chunk.call_index)
@@ -207,3 +210,9 @@ class MySqlDecoder(
 
 def _never(_head: bytes) -> bool:
     return False
+
+
+def _is_tls_record(data: bytes) -> bool:
+    """A TLS record header (type 20-23, version 3.1-3.4): never the start of a MySQL packet under
+    64 KiB, whose third byte, the length's high byte, is 0."""
+    return len(data) >= 3 and 20 <= data[0] <= 23 and data[1] == 3 and 1 <= data[2] <= 4

@@ -1,14 +1,15 @@
 """The connection phase: the server's greeting, the client's login, the auth reply; the `DatabaseSession`.
 
 The login's auth response and any auth exchange after it are marked `Secret` (never decoded, never
-kept). An SSL request ends decoding (the rest is TLS); an OK after the login switches both streams to
-the compressed protocol when both ends agreed on it.
+kept). After an SSL request the socket carries TLS (`StartTls`): the login and what follows are read
+from the plaintext when the trace shows it; an OK after the login switches both streams to the
+compressed protocol when both ends agreed on it.
 """
 
 from __future__ import annotations
 
 from decoders.mysql.stream import At, Frame
-from decoders.records import Annotation, DatabaseSession, Output, Secret
+from decoders.records import Annotation, DatabaseSession, Output, Secret, StartTls
 from protocols import mysql as p
 
 
@@ -76,10 +77,12 @@ class SessionMixin:
             return
         self._client_caps = response.capabilities
         if response.ssl_request:
+            # The login follows inside TLS: the trace shows it only as plaintext (ltrace), which the
+            # pipeline feeds here after `StartTls`; the session is sent after it, or at close.
             self._session_extra["Encrypted"] = "true"
             self._phase = "tls"
-            out.append(Annotation(frame.start.call_index, "mysql ssl request: the rest is TLS"))
-            self._send_session(out)
+            out.append(Annotation(frame.start.call_index, "mysql ssl request: the login follows inside TLS"))
+            out.append(StartTls(frame.start.call_index))
             return
         session.user = response.user
         session.database = response.database

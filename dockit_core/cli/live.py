@@ -38,6 +38,7 @@ def trace(args: argparse.Namespace, options: Options) -> int:
     # costs nothing; the built-in ones are looked up when a channel needs them.
     early_registry = options.decode and (options.decoder_references or options.decode_overrides)
     registry = make_registry(options) if early_registry else None
+    was_stopped = attach_pid is not None and tracers.is_stopped(attach_pid)
     # Signals that come while the pipeline loads are noted, and handled once it has (see _follow).
     with tracers.SignalGuard() as loading:
         run = tracers.start(
@@ -56,7 +57,7 @@ def trace(args: argparse.Namespace, options: Options) -> int:
             run.process.kill()
             raise
     try:
-        return _follow(run, args, options, command, registry, loading.received)
+        return _follow(run, args, options, command, registry, loading.received, was_stopped)
     except BaseException:
         if run.process.poll() is None:
             run.process.kill()
@@ -70,6 +71,7 @@ def _follow(
     command: list[str],
     registry: Registry | None,
     early_signals: list[int],
+    was_stopped: bool = False,
 ) -> int:
     """Read the started tracer's lines into a session until the program ends, then write the outputs."""
     from dockit_core.cli.session import TraceSession, print_report, write_dockerfile_if_asked
@@ -97,22 +99,37 @@ def _follow(
     if attach_pid is not None:  # no clone or execve will say what the process and its threads are
         attached_threads = tracers.threads_of(attach_pid)
         executable = procfs.exe(attach_pid)
-        session.tracker.attached(attach_pid, attached_threads, executable=executable, argv=command, cwd=context.cwd)
+        session.tracker.attached(
+            attach_pid, attached_threads, executable=executable, argv=command, cwd=context.cwd
+        )
     log = tracers_log(paths.log)
     serving = serve_if_asked(args, session, command, "attach" if attach_pid else "live", tick_when_idle=True)
 
+    unsent: list[int] = []
+
+    def forward(signum: int) -> None:
+        try:
+            os.kill(session.model.root_pid, signum)
+        except OSError:
+            pass
+
     def detach(signum: int) -> None:
+        """Ctrl-C or SIGTERM to dockit always ends the tracer (SIGINT, then SIGTERM, then SIGKILL if it
+        does not listen: a stuck ltrace), and the outputs are written from what was traced."""
         session.watchdog.hurry()  # a decoder stuck on a chunk must not keep dockit from ending
         if attach_pid is not None:
-            if run.process.poll() is None:
-                run.process.send_signal(signal.SIGINT)
-        elif signum != signal.SIGINT and session.model.root_pid:
+            run.stop(signal.SIGINT)  # strace and ltrace detach on SIGINT; a second signal hurries it
+            return
+        if signum != signal.SIGINT:
             # SIGTERM/SIGHUP sent to dockit alone go on to the program, as a wrapper's would (Ctrl-C
-            # already reached it: the terminal signals the whole foreground group).
-            try:
-                os.kill(session.model.root_pid, signum)
-            except OSError:
-                pass
+            # already reached it: the terminal signals the whole foreground group). One that came
+            # before the trace named the program (while dockit loaded) goes when it does.
+            if session.model.root_pid:
+                forward(signum)
+            else:
+                unsent.append(signum)
+        # The program normally ends of it, and its tracer with it; if not, the tracer is ended.
+        run.stop(signal.SIGTERM, delay=tracers.PROGRAM_GRACE_SECONDS)
 
     top_pid = attach_pid
     with tracers.SignalGuard(detach):
@@ -123,6 +140,8 @@ def _follow(
                 event = session.feed(line)
                 if top_pid is None and session.model.root_pid:
                     top_pid = session.model.root_pid
+                    while unsent:
+                        forward(unsent.pop(0))
                 # Only a call completed by this very line tells whether its buffer was a file's.
                 if len(line) > 256 and isinstance(event, Call) and session.tracker.last_info.file_io:
                     line = tracers.trim_file_buffer(line)
@@ -133,12 +152,21 @@ def _follow(
             run.process.kill()
             raise
         status = run.wait()
-    if attach_pid is not None and session.parser.stats.lines == 0:
+    if attach_pid is not None:
+        still = tracers.release(attach_pid, was_stopped)
+        if still:
+            sys.stderr.write(
+                f"dockit: threads {', '.join(map(str, still))} of process {attach_pid} are still stopped or "
+                "traced after the tracer ended\n"
+            )
+    if attach_pid is not None and (session.parser.stats.lines == 0 or run.attach_error):
         failure = tracers.attach_failure(run.stderr_lines, attach_pid)
-        if failure:
+        if failure and session.parser.stats.lines == 0:
             log.discard()
             session.abort()
             raise tracers.TracerError(failure, 2)
+        if failure:  # some threads were traced: what they did is written, and the failure said
+            sys.stderr.write(f"dockit: {failure}\n")
     top_pid = top_pid or session.model.root_pid or 0
     root = session.model.processes.get(top_pid)
     if attach_pid is None and root is not None and not root.argv:

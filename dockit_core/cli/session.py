@@ -92,9 +92,7 @@ class TraceSession:
         self.model = Model()
         if default_pid:
             self.model.root_pid = default_pid
-        self.spool = RecordSpool(
-            renderer(options.summary_format, context.date), keep_filter(options.filters)
-        )
+        self.spool = RecordSpool(renderer(options.summary_format, context.date), keep_filter(options.filters))
         if registry is None and options.decode:
             registry = Registry.default(options.decoder_references, options.decode_overrides)
         self.registry = registry

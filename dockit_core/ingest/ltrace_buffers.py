@@ -32,6 +32,7 @@ import re
 from dataclasses import dataclass
 
 from dockit_core.ingest.events import Call
+from dockit_core.ingest.syscall_names import X86_64_LATE_NUMBERS
 
 # library or system call name -> (index of the buffer argument, "read" or "write")
 DATA_CALLS: dict[str, tuple[int, str]] = {
@@ -248,7 +249,10 @@ def is_ltrace_syscall(call: Call) -> bool:
     if "SYS" not in head:
         return False  # every strace line: one cheap test
     # `SYS_write(`, or `<... SYS_write resumed>` for one that another process's line interrupted
-    return f"SYS_{call.name}" in head or f"{call.name}@SYS" in head
+    if f"SYS_{call.name}" in head or f"{call.name}@SYS" in head:
+        return True
+    number = X86_64_LATE_NUMBERS.get(call.name)  # printed by number: `SYS_318(`
+    return number is not None and f"SYS_{number}" in head
 
 
 def inside_wrapping_call(pid: int, pending: dict[int, tuple[str, float | None, str, str]]) -> bool:

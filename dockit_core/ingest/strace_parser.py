@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from dockit_core.ingest.events import Attach, Call, Event, Exit, Signal
+from dockit_core.ingest.syscall_names import syscall_name
 
 _HEAD = re.compile(
     r"\s*(?:\[pid\s+(\d+)\]\s*|(\d+)\s+(?=\D|\d+[:.]))?"  # [pid N] prefix, or pid column
@@ -371,6 +372,8 @@ class StraceParser:
             name = name[:-4]
         elif name.startswith("SYS_"):
             name = name[4:]
+            if name[:1].isdigit():
+                name = syscall_name(name)  # ltrace 0.7.3: `SYS_334(...)`, a call newer than its table
         if retval_text == "?":
             retval = None
         else:
@@ -507,6 +510,8 @@ class StraceParser:
             is_syscall = True
         elif name.startswith("SYS_"):
             name = name[4:]
+        if name[:1].isdigit():
+            name = syscall_name(name)  # ltrace 0.7.3: `SYS_334(...)`, a call newer than its table
         if result is None:
             return Call(
                 index,

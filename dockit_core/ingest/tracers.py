@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import select
 import shutil
 import signal
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -41,15 +43,36 @@ long write(int, array(char, arg3)*, ulong);
 long read(int, +array(char, retval)*, ulong);
 ; OpenSSL: the plaintext of TLS connections (the _ex forms give the count in their last argument)
 int SSL_set_fd(addr, int);
+int SSL_set_rfd(addr, int);
+int SSL_set_wfd(addr, int);
+int SSL_get_fd(addr);
+int SSL_connect(addr);
+int SSL_accept(addr);
+int SSL_do_handshake(addr);
+int gnutls_handshake(addr);
 int SSL_write(addr, array(char, arg3)*, int);
 int SSL_read(addr, +array(char, retval)*, int);
 int SSL_write_ex(addr, array(char, arg3)*, ulong, +array(ulong, 1)*);
 int SSL_read_ex(addr, +array(char, arg3)*, ulong, array(ulong, 1)*);
+; GnuTLS: the same (gnutls_transport_set_int is a macro calling set_int2)
+long gnutls_record_send(addr, array(char, arg3)*, ulong);
+long gnutls_record_recv(addr, +array(char, retval)*, ulong);
+void gnutls_transport_set_int2(addr, int, int);
+void gnutls_transport_set_ptr(addr, addr);
+void gnutls_transport_set_ptr2(addr, addr, addr);
 ; client libraries: the SQL as the program hands it over
 int mysql_real_query(addr, array(char, arg3)*, ulong);
 int mysql_send_query(addr, array(char, arg3)*, ulong);
 int mysql_query(addr, array(char, zero(1048576))*);
 int mysql_stmt_prepare(addr, array(char, arg3)*, ulong);
+addr PQexec(addr, array(char, zero(1048576))*);
+addr PQexecParams(addr, array(char, zero(1048576))*, int, addr, addr, addr, addr, int);
+addr PQprepare(addr, array(char, zero(4096))*, array(char, zero(1048576))*, int, addr);
+addr PQexecPrepared(addr, array(char, zero(4096))*, int, addr, addr, addr, int);
+int PQsendQuery(addr, array(char, zero(1048576))*);
+int PQsendQueryParams(addr, array(char, zero(1048576))*, int, addr, addr, addr, addr, int);
+int PQsendPrepare(addr, array(char, zero(4096))*, array(char, zero(1048576))*, int, addr);
+int PQsendQueryPrepared(addr, array(char, zero(4096))*, int, addr, addr, addr, int);
 ; system calls: paths, sockets, pipes, programs
 int SYS_open(string, hex(int), oct(int));
 int SYS_openat(int, string, hex(int), oct(int));
@@ -101,17 +124,46 @@ LTRACE_LIBRARY_CALLS = (
     "write",
     "read",
     "SSL_set_fd",
+    "SSL_set_rfd",
+    "SSL_set_wfd",
+    "SSL_get_fd",
+    "SSL_connect",
+    "SSL_accept",
+    "SSL_do_handshake",
+    "gnutls_handshake",
     "SSL_write",
     "SSL_read",
     "SSL_write_ex",
     "SSL_read_ex",
+    "gnutls_record_send",
+    "gnutls_record_recv",
+    "gnutls_transport_set_int2",
+    "gnutls_transport_set_ptr",
+    "gnutls_transport_set_ptr2",
     "mysql_real_query",
     "mysql_send_query",
     "mysql_query",
     "mysql_stmt_prepare",
+    "PQexec",
+    "PQexecParams",
+    "PQprepare",
+    "PQexecPrepared",
+    "PQsendQuery",
+    "PQsendQueryParams",
+    "PQsendPrepare",
+    "PQsendQueryPrepared",
 )
 
 INSTALL_HINT = {"strace": "apt-get install strace", "ltrace": "apt-get install ltrace"}
+# How long a tracer has, after each signal dockit sends it to end (SIGINT: strace and ltrace detach;
+# SIGTERM; SIGKILL), before the next one. ltrace 0.7.3 stuck after a failed attach ignores both first ones.
+STOP_GRACE_SECONDS = 3.0
+# A live run's program was sent the user's signal: how long it has to end (and its tracer with it)
+# before dockit ends the tracer itself.
+PROGRAM_GRACE_SECONDS = 5.0
+# ltrace's lines when it cannot attach to a process or one of its threads (it then stops, or spins with
+# the thread left in tracing stop): `Cannot attach to pid 31: Inappropriate ioctl for device`.
+_LTRACE_ATTACH_FAILED = re.compile(r"Cannot attach to pid (\d+): (.*)")
 
 
 class TracerError(Exception):
@@ -213,8 +265,42 @@ class TracerRun:
     command: list[str]
     fd: int  # the FIFO's read end, open before the tracer starts
     stderr_lines: list[str] = field(default_factory=list)
+    attach_error: str | None = None  # the tracer's own line saying it could not attach (ltrace)
     _stderr_thread: threading.Thread | None = None
     _fd_taken: bool = False  # lines() owns the read end (and closes it)
+    _stopper: threading.Thread | None = None
+    _hurry: threading.Event = field(default_factory=threading.Event)
+    signals_sent: list[int] = field(default_factory=list)
+
+    def stop(self, first: int = signal.SIGINT, delay: float = 0.0, grace: float = STOP_GRACE_SECONDS) -> None:
+        """End the tracer, whatever state it is in, without waiting here: after `delay` seconds (if it
+        has not ended by itself), `first` (SIGINT: strace and ltrace detach and exit), then SIGTERM, then
+        SIGKILL, `grace` seconds apart. A second call hurries it: the next signal goes at once."""
+        if self._stopper is not None:
+            self._hurry.set()
+            return
+        order = [first] + [s for s in (signal.SIGTERM, signal.SIGKILL) if s != first]
+
+        def wait(seconds: float) -> None:
+            deadline = time.monotonic() + seconds
+            while self.process.poll() is None and time.monotonic() < deadline and not self._hurry.is_set():
+                time.sleep(0.05)
+            self._hurry.clear()
+
+        def escalate() -> None:
+            wait(delay)
+            for signum in order:
+                if self.process.poll() is not None:
+                    return
+                try:
+                    self.process.send_signal(signum)
+                except OSError:
+                    return
+                self.signals_sent.append(signum)
+                wait(grace)
+
+        self._stopper = threading.Thread(target=escalate, daemon=True, name="dockit-tracer-stop")
+        self._stopper.start()
 
     def lines(self) -> Iterator[str]:
         """The trace as the tracer writes it; nothing if the tracer exits before opening the FIFO (a
@@ -263,6 +349,10 @@ def start(
     fifo = os.path.join(fifo_dir, "trace")
     os.mkfifo(fifo, 0o600)
     pids = threads_of(pid) or [pid] if pid is not None else None
+    if tracer == "ltrace" and pid is not None:
+        # ltrace -f attaches a process's threads itself; named with -p, a thread is an attach that fails
+        # ("Cannot attach to pid N") and leaves that thread in tracing stop.
+        pids = [pid]
     if tracer == "ltrace":
         prototypes = os.path.join(fifo_dir, "prototypes.conf")
         with open(prototypes, "w", encoding="ascii") as stream:
@@ -288,9 +378,15 @@ def start(
             assert process.stderr is not None
             for raw in process.stderr:
                 text = raw.decode("utf-8", "replace").rstrip("\n")
-                run.stderr_lines.append(text)
+                if len(run.stderr_lines) < 1000:
+                    run.stderr_lines.append(text)
                 if echo_stderr is not None:
                     echo_stderr(text)
+                if run.attach_error is None and tracer == "ltrace" and _LTRACE_ATTACH_FAILED.search(text):
+                    # ltrace goes on spinning, the thread it failed on stopped: end it now (it ignores
+                    # SIGINT and SIGTERM then, so this ends in SIGKILL), which lets the thread run.
+                    run.attach_error = text
+                    run.stop(signal.SIGTERM, grace=1.0)
 
         run._stderr_thread = threading.Thread(target=pump, daemon=True)
         run._stderr_thread.start()
@@ -309,9 +405,58 @@ def _tracer_of(pid: int) -> int:
     return 0
 
 
+def thread_states(pid: int) -> dict[int, tuple[str, int]]:
+    """tid -> (state letter, TracerPid) of each thread of `pid`, from /proc."""
+    states: dict[int, tuple[str, int]] = {}
+    for tid in threads_of(pid):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status", encoding="ascii", errors="replace") as stream:
+                fields = dict(line.split(":", 1) for line in stream if ":" in line)
+            states[tid] = (fields.get("State", "?").split()[0], int(fields.get("TracerPid", "0").split()[0]))
+        except (OSError, ValueError, IndexError):
+            continue
+    return states
+
+
+def release(pid: int, was_stopped: bool, timeout: float = 2.0) -> list[int]:
+    """After the tracer is gone: wait until no thread of `pid` is traced any more, and let it run again
+    if the attach left it stopped (SIGSTOP sent by ptrace's attach, never delivered to a tracer) while
+    it was running before. The threads still stopped or traced are returned (none, normally)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = thread_states(pid)
+        traced = [tid for tid, (_state, tracer) in states.items() if tracer]
+        stopped = [tid for tid, (state, _tracer) in states.items() if state in ("T", "t")]
+        if stopped and not traced and not was_stopped:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except OSError:
+                return []
+        if not traced and (not stopped or was_stopped):
+            return []
+        if time.monotonic() > deadline:
+            return sorted(set(traced) | set(stopped))
+        time.sleep(0.05)
+
+
+def is_stopped(pid: int) -> bool:
+    """Whether the process is stopped (job control) before dockit touches it."""
+    return any(state == "T" for state, _tracer in thread_states(pid).values())
+
+
 def attach_failure(stderr_lines: list[str], pid: int) -> str | None:
-    """Why an attach failed, in one line, from what strace said."""
+    """Why an attach failed, in one line, from what strace or ltrace said."""
     text = "\n".join(stderr_lines)
+    refused = _LTRACE_ATTACH_FAILED.search(text)
+    if refused is not None and "Operation not permitted" not in refused.group(2):
+        tid, reason = int(refused.group(1)), refused.group(2).strip()
+        leader = _tgid(tid) or pid
+        if leader == tid:
+            which, hint = f"process {tid}", ""
+        else:
+            which = f"thread {tid} of process {leader}"
+            hint = f" (ltrace attaches a process's threads itself: give -p {leader})"
+        return f"ltrace cannot attach to {which}: {reason}{hint}; ltrace was ended and the process goes on"
     if "Operation not permitted" in text:
         tracer = _tracer_of(pid)
         if tracer:
@@ -325,6 +470,18 @@ def attach_failure(stderr_lines: list[str], pid: int) -> str | None:
         )
     if "No such process" in text:
         return f"no process {pid}"
+    return None
+
+
+def _tgid(tid: int) -> int | None:
+    """The process a thread belongs to."""
+    try:
+        with open(f"/proc/{tid}/status", encoding="ascii", errors="replace") as stream:
+            for line in stream:
+                if line.startswith("Tgid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
     return None
 
 

@@ -9,6 +9,10 @@ A decoder is someone else's code: whatever it does, the trace goes on. What it r
 is not an output, is reported in one line (its traceback kept for `-v`) and as a
 `Dockit_DecoderProblem` object tied to the channel; after a failure its `close` still runs, so what it
 had pending comes out; a decoder stuck on one chunk is stopped by the watchdog (watchdog.py).
+
+A connection that turns to TLS keeps its channel: its socket's bytes go to the TLS decoder of its
+`TlsLayer` (tls_layer.py), and the plaintext that library calls show (`tls_data`) to the same decoder
+that read the conversation's clear start, so a MySQL login inside TLS belongs to the greeting before it.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import re
 import traceback
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from decoders.api import ChannelInfo, Chunk, Decoder, DecoderOptions, Direction
@@ -33,17 +37,21 @@ from decoders.records import (
     Record,
     RecordType,
     Secret,
+    StartTls,
 )
 from decoders.registry import Registry
 from dockit_core.model import PipeNode, SocketNode
+from dockit_core.model.tls_layer import TlsLayer
 from dockit_core.model.undecoded import SAMPLE_BYTES, SOCKET_KINDS, undecoded_object
 from dockit_core.model.watchdog import DecoderStuck, Watchdog
+from protocols.tls import looks_like_client_hello
 
 MAX_REMEMBERED_SECRETS = 65536
 log = logging.getLogger("dockit.channels")
 
 DETECTION_BYTES = 64 * 1024  # a channel nobody claims within this many bytes is left undecoded
 DETECTION_CHUNKS = 16
+TLS_DECODER = "tls"  # the decoder of TLS records, which an encrypted channel keeps beside its plaintext's
 MAX_PROBLEMS_PER_CHANNEL = 20  # Dockit_DecoderProblem objects per channel; the rest are counted
 MAX_RECENT_CALLS = 4096  # calls of one channel remembered while its decoder reads one message
 ANNOTATION_MAX = 1000  # characters of one annotation
@@ -100,6 +108,7 @@ class Channel:
     recent: deque[tuple[int, bool]] = field(default_factory=deque)  # (call index, side) fed lately
     problems: int = 0  # Dockit_DecoderProblem objects for this channel
     decoder_name: str | None = None
+    tls: TlsLayer | None = None  # the connection turned to TLS: its socket's bytes are records
 
     @property
     def sources(self) -> dict[Direction, str]:
@@ -160,11 +169,17 @@ class ChannelManager:
         self.stats = {"chunks": 0, "bytes": 0, "duplicate_chunks": 0, "decoded_channels": 0, "channels": 0}
         self.taps: list[ChannelTap] = []
         self.feeding: Channel | None = None  # the channel whose decoder is running (records come from it)
+        self.plaintext_visible = False  # the trace has library calls (ltrace): TLS plaintext could show
 
     # -- sockets -----------------------------------------------------------------------------------
     def socket_data(
         self, node: SocketNode, pid: int, op: str, data: bytes, size: int, time: float | None, call_index: int
     ) -> None:
+        channel, local_marker = self._socket_channel_of(node, pid)
+        self._deliver_socket(channel, local_marker, op, data, size, time, pid, call_index)
+
+    def _socket_channel_of(self, node: SocketNode, pid: int) -> tuple[Channel, object]:
+        """The socket's channel and which end of it the socket is; made at the socket's first bytes."""
         key, local_marker = self._socket_key(node)
         known = self._socket_channel.get(node.node_id)
         if known is not None:
@@ -174,8 +189,7 @@ class ChannelManager:
             if key not in self._aliases:
                 self._aliases[key] = channel
                 channel.other_keys.append(key)
-            self._deliver_socket(channel, local_marker, op, data, size, time, pid, call_index)
-            return
+            return channel, local_marker
         channel = self.channels.get(key) or self._aliases.get(key) or self._unix_peer_channel(node)
         if channel is None:
             info = ChannelInfo(
@@ -198,7 +212,87 @@ class ChannelManager:
             if node.peer_inode and node.peer_inode not in self._inode_channel:
                 self._inode_channel[node.peer_inode] = channel
                 channel.other_keys.append(node.peer_inode)
-        self._deliver_socket(channel, local_marker, op, data, size, time, pid, call_index)
+        return channel, local_marker
+
+    # -- TLS plaintext -------------------------------------------------------------------------------
+    def tls_data(
+        self,
+        node: SocketNode | None,
+        key: str,
+        pid: int,
+        op: str,
+        data: bytes,
+        size: int,
+        time: float | None,
+        call_index: int,
+    ) -> None:
+        """Plaintext of the TLS connection on the socket `node` (a library's SSL_write/SSL_read): it goes
+        on with that socket's conversation. A TLS object tied to no known socket (memory BIOs, an fd
+        opened before an attach) has a channel of its own, named `key`. Taps (pcap, event logs) see the
+        socket's bytes only."""
+        if node is not None:
+            channel, local_marker = self._socket_channel_of(node, pid)
+        else:
+            channel = self.channels.get(key)
+            if channel is None:
+                info = ChannelInfo(channel_id=key, kind="tls", pid=pid)
+                channel = self.channels[key] = Channel(info, key)
+                self.stats["channels"] += 1
+            local_marker = key
+        layer = channel.tls or self._start_tls(channel)
+        mine = channel.local_marker == local_marker
+        direction = Direction.OUT if (op == "write") == mine else Direction.IN
+        side = direction is Direction.IN
+        source = layer.plain_source_by_side[side]
+        if source is None:
+            layer.plain_source_by_side[side] = op
+        elif source != op:  # both ends traced: the other end's call showed these bytes already
+            channel.duplicates += 1
+            self.stats["duplicate_chunks"] += 1
+            return
+        layer.plain_bytes[side] += size
+        if channel.undecodable or self.registry is None or size <= 0:
+            return
+        self.feeding = channel
+        chunk = Chunk(data=data, direction=direction, time=time, pid=pid, size=size, call_index=call_index)
+        if channel.decoder is None:
+            self._detect(channel, chunk)
+        else:
+            self._feed(channel, chunk)
+
+    def _start_tls(self, channel: Channel, cipher: Decoder | None = None) -> TlsLayer:
+        """The channel's socket bytes are TLS records from now on."""
+        if channel.decoder is not None and channel.decoder.name == TLS_DECODER:
+            # Detection gave the records to the TLS decoder before any plaintext showed: it reads the
+            # records still, and the plaintext is detected on its own.
+            cipher, channel.decoder = channel.decoder, None
+            channel.claimed = False
+            channel.decoder_name = None
+        inner = channel.decoder.name if channel.decoder is not None else None
+        layer = channel.tls = TlsLayer(channel.info, cipher, inner)
+        channel.info = replace(channel.info, encrypted=True)
+        if channel.decoder is None and channel.pending:
+            # Bytes no decoder claimed before the plaintext showed (a STARTTLS this dockit cannot read, or
+            # records): the TLS decoder takes what is TLS in them; detection starts again on the plaintext.
+            pending, channel.pending = channel.pending, []
+            channel.pending_bytes = 0
+            channel.first_bytes = [b"", b""]
+            for queued in pending:
+                layer.feed_cipher(queued)
+        return layer
+
+    def _tls_first(self, channel: Channel, chosen: type[Decoder] | None) -> None:
+        """A connection that is TLS from its first byte (a ClientHello, or the records after it). Its
+        records go to the TLS decoder; its plaintext, if the trace shows it, is decoded as any channel's
+        first bytes are."""
+        if chosen is None:
+            chosen = self.registry.by_name(TLS_DECODER) if self.registry is not None else None
+        try:
+            cipher = chosen(channel.info) if chosen is not None else None
+        except Exception as error:  # noqa: BLE001
+            self._fail(channel, TLS_DECODER, error, None)
+            return
+        self._start_tls(channel, cipher)
 
     def socket_closed(self, node: SocketNode, time: float | None) -> None:
         """The socket's last descriptor is gone. When its channel has no open socket left, the
@@ -356,12 +450,17 @@ class ChannelManager:
         call_index: int,
         chunk: Chunk | None = None,
     ) -> None:
-        if channel.undecodable or self.registry is None or size <= 0:
+        if self.registry is None or size <= 0:
             return
         if chunk is None:
             chunk = Chunk(
                 data=data, direction=direction, time=time, pid=pid, size=size, call_index=call_index
             )
+        if channel.tls is not None:  # the socket's bytes of an encrypted connection: TLS records
+            channel.tls.feed_cipher(chunk)
+            return
+        if channel.undecodable:
+            return
         if channel.decoder is None:
             self._detect(channel, chunk)
         else:
@@ -378,13 +477,20 @@ class ChannelManager:
         seen = b"".join(c.data for c in channel.pending if c.direction is chunk.direction)
         watchdog = self.watchdog
         self.registry.classes  # noqa: B018 - the first use imports the decoders: not a decoder's time
+        if channel.tls is None and looks_like_client_hello(seen):
+            self._tls_first(channel, None)
+            return
+        info = channel.info if channel.tls is None else channel.tls.plaintext_info(channel.info)
         try:
             watchdog.busy = chunk
-            chosen = self.registry.choose(seen, chunk.direction, channel.info)
+            chosen = self.registry.choose(seen, chunk.direction, info)
             watchdog.busy = None
         except DecoderStuck as error:  # a score() that never returned: nobody decodes this channel
             watchdog.busy = None
             self._fail(channel, "(scoring)", error, chunk)
+            return
+        if chosen is not None and chosen.name == TLS_DECODER and channel.tls is None:
+            self._tls_first(channel, chosen)  # records seen after the ClientHello: TLS all the same
             return
         if chosen is None:
             if channel.pending_bytes > DETECTION_BYTES or len(channel.pending) > DETECTION_CHUNKS:
@@ -396,7 +502,7 @@ class ChannelManager:
         channel.decoder_name = chosen.name
         try:
             watchdog.busy = chunk
-            decoder = chosen(channel.info)
+            decoder = chosen(info)
             watchdog.busy = None
         except (Exception, DecoderStuck) as error:  # noqa: BLE001 - a broken decoder must not stop the trace
             watchdog.busy = None
@@ -405,12 +511,16 @@ class ChannelManager:
         decoder.options = self.decoder_options
         channel.decoder = decoder
         channel.holds = type(decoder).reading_since is not Decoder.reading_since
+        if channel.tls is not None:
+            channel.tls.inner = chosen.name
         self.stats["decoded_channels"] += 1
         pending, channel.pending = channel.pending, []
+        layer = channel.tls
         for queued in pending:
-            if channel.decoder is None:
-                break
-            self._feed(channel, queued)
+            if channel.tls is not layer:  # the decoder said the rest is TLS: these are its records
+                channel.tls.feed_cipher(queued)  # type: ignore[union-attr]
+            elif channel.decoder is not None:
+                self._feed(channel, queued)
 
     def _feed(self, channel: Channel, chunk: Chunk) -> None:
         decoder = channel.decoder
@@ -562,6 +672,9 @@ class ChannelManager:
                 self._secret(channel, output, chunk)
             elif kind is Problem:
                 self._reported_problem(channel, output, chunk)
+            elif kind is StartTls:
+                if channel.tls is None:
+                    self._start_tls(channel)
             elif isinstance(output, Record):
                 try:
                     cim = output.to_cim()
@@ -578,6 +691,8 @@ class ChannelManager:
         if type(cim) is not CimObject:
             self._wrong(channel, "a CimObject from to_cim()", cim)
             return
+        if channel.tls is not None and cim.cim_class == "Dockit_DatabaseSession":
+            cim = channel.tls.enrich(cim)  # an encrypted session says so, and what its TLS showed
         try:
             self.emit(cim)
         except Exception as error:  # noqa: BLE001 - an object the summary cannot write (attrs not pairs...)
@@ -678,10 +793,13 @@ class ChannelManager:
         if channel.decoder is None:
             if not channel.claimed and channel.info.kind in SOCKET_KINDS and any(channel.first_bytes):
                 self._report_undecoded(channel)
-            return
-        decoder, channel.decoder = channel.decoder, None
-        channel.undecodable = True  # nothing more is fed to it
-        self._run_close(channel, decoder, time)
+        else:
+            decoder, channel.decoder = channel.decoder, None
+            channel.undecodable = True  # nothing more is fed to it
+            self._run_close(channel, decoder, time)
+        layer, channel.tls = channel.tls, None
+        if layer is not None:
+            self._collect(channel, layer.close(time, self.plaintext_visible), None)
 
     def _run_close(self, channel: Channel, decoder: Decoder, time: float | None) -> None:
         watchdog = self.watchdog

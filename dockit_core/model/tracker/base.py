@@ -16,6 +16,7 @@ from dockit_core.model import FdEntry, FileNode, Model, PipeNode, Process, Socke
 
 if TYPE_CHECKING:
     from dockit_core.model.channels import ChannelManager
+    from dockit_core.model.tracker.library_tls import LibraryTlsCalls
 
 
 @dataclass(slots=True)
@@ -42,6 +43,7 @@ class TrackerBase:
     pending_calls: PendingCalls
     last_time: float | None
     _absent: set[str]
+    library_tls: LibraryTlsCalls
     _dirfds: dict[str, tuple[int | None, str | None, str | None, bool]]
 
     def _resolve(self, process: Process, path: str, dirfd: int | None = None) -> str:

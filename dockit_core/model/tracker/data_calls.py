@@ -38,7 +38,9 @@ _TRANSFER_ARGS = {
 
 class DataCalls(TrackerBase):
     def _data_handlers(self) -> dict[str, Handler]:
-        handlers: dict[str, Handler] = dict.fromkeys(_READS | _WRITES | _VECTOR_READS | _VECTOR_WRITES, self._data)
+        handlers: dict[str, Handler] = dict.fromkeys(
+            _READS | _WRITES | _VECTOR_READS | _VECTOR_WRITES, self._data
+        )
         handlers.update(dict.fromkeys(_TRANSFER_ARGS, self._transfer))
         handlers["sendmmsg"] = handlers["recvmmsg"] = self._mmsg
         return handlers
@@ -77,6 +79,8 @@ class DataCalls(TrackerBase):
             return  # a peek leaves the bytes in the socket: the read that follows carries them
         op = "read" if reading else "write"
         if ltrace:
+            if isinstance(node, SocketNode):
+                self.library_tls.socket_io(call.pid, process, node, self.pending_calls())
             buffer = ltrace_buffers.call_bytes(call)
             if buffer is None:  # a raw pointer: bytes counted, no decoder fed a chunk of nothing
                 self._route(node, process, op, b"", size, call, deliver=False)

@@ -1,13 +1,20 @@
-"""Plaintext of TLS connections, from OpenSSL's `SSL_write`/`SSL_read` as ltrace shows them.
+"""Plaintext of TLS connections, from the calls of OpenSSL and GnuTLS as ltrace shows them.
 
-On the socket a TLS connection carries records the decoders cannot read (the TLS decoder reports the
-handshake). OpenSSL's API carries the plaintext: `SSL_write(ssl, buf, n)`, `SSL_read(ssl, buf, n)` (the
-count is the return value) and the `_ex` forms (the count is in their last argument, printed on return).
-`SSL_set_fd(ssl, fd)` ties an `SSL*` to its socket.
+On the socket a TLS connection carries records (the TLS decoder reads what its handshake shows). The
+libraries' calls carry the plaintext:
+- OpenSSL: `SSL_write(ssl, buf, n)`, `SSL_read(ssl, buf, n)` (the count is the return value) and the
+  `_ex` forms (the count is behind their last argument, printed on return); `SSL_set_fd`,
+  `SSL_set_rfd`, `SSL_set_wfd` and `SSL_get_fd` tie an `SSL*` to its socket.
+- GnuTLS: `gnutls_record_send(session, buf, n)`, `gnutls_record_recv(session, buf, n)` (count returned);
+  `gnutls_transport_set_int2(session, recv_fd, send_fd)` (what the `gnutls_transport_set_int` macro
+  calls) and `gnutls_transport_set_ptr(session, fd)` tie a session to its socket.
+- Without a tie (curl's own BIO, `BIO_new_socket`), a socket read or write made inside one of the TLS
+  object's calls (a handshake, `SSL_write`...) ties it: the ciphertext of a TLS call goes to its socket.
 
-The plaintext goes to a channel of its own, one per `SSL*` (the socket's channel keeps the ciphertext),
-described like its socket (ends, ports, server side), so the usual decoders find HTTP, MySQL... in it.
-An `SSL*` never tied to an fd (a program using memory BIOs) is still decoded, without endpoints.
+The plaintext continues the socket's own channel (`ChannelManager.tls_data`): a MySQL connection whose
+greeting and SSL request crossed in clear goes on, in the same decoder, with the login and the queries
+that only the plaintext shows. A TLS object tied to no known socket (memory BIOs, a trace attached after
+the tie) has a channel of its own, `tls:<pid>:<object>`, without endpoints.
 """
 
 from __future__ import annotations
@@ -21,34 +28,51 @@ from dockit_core.model.channels import ChannelManager
 
 _COUNT = re.compile(r"\[\s*(\d+)\s*\]")
 # name -> (direction of the data: "write" or "read", whether the count is the last argument)
-_CALLS = {
+_DATA_CALLS = {
     "SSL_write": ("write", False),
     "SSL_read": ("read", False),
     "SSL_write_ex": ("write", True),
     "SSL_read_ex": ("read", True),
+    "gnutls_record_send": ("write", False),
+    "gnutls_record_recv": ("read", False),
+}
+# name -> (index of the fd argument, or None for the return value; whether success is a return of 1)
+_TIE_CALLS = {
+    "SSL_set_fd": (1, True),
+    "SSL_set_rfd": (1, True),
+    "SSL_set_wfd": (1, True),
+    "SSL_get_fd": (None, False),
+    "gnutls_transport_set_int2": (1, False),
+    "gnutls_transport_set_ptr": (1, False),
+    "gnutls_transport_set_ptr2": (1, False),
 }
 
 
-class LibraryTlsCalls:
-    """Tracker handler for SSL_set_fd and the SSL read/write calls."""
+# calls that move ciphertext on the socket from inside (a handshake, a read or a write): a socket read or
+# write made while one of them runs ties its TLS object to that socket
+_INNER_IO_CALLS = frozenset(
+    {*_DATA_CALLS, "SSL_connect", "SSL_accept", "SSL_do_handshake", "gnutls_handshake"}
+)
 
-    NAMES = ("SSL_set_fd", *_CALLS)
+
+class LibraryTlsCalls:
+    """Tracker handler for the TLS libraries' ties (object to fd) and their plaintext reads and writes."""
+
+    NAMES = (*_TIE_CALLS, *_DATA_CALLS)
 
     def __init__(self, channels: ChannelManager, node_of_fd) -> None:  # type: ignore[no-untyped-def]
         self.channels = channels
         self.node_of_fd = node_of_fd  # (process, fd text) -> the node the tracker knows, or None
-        self._plain: dict[tuple[int, str], SocketNode] = {}  # (process, SSL*) -> its plaintext channel's node
-        self._next_id = -1  # plaintext nodes are not sockets of the model: ids below zero
+        self._sockets: dict[tuple[int, str], SocketNode] = {}  # (process, SSL* or session) -> its socket
 
     def call(self, call: Call, process: Process, _info: object) -> None:
-        ssl = (argument(call.args, 0) or "").strip()
+        handle = (argument(call.args, 0) or "").strip()
         owner = process.owner
-        if call.name == "SSL_set_fd":
-            if call.retval == 1:
-                socket = self.node_of_fd(process, argument(call.args, 1) or "")
-                self._plain[(owner, ssl)] = self._node(socket if isinstance(socket, SocketNode) else None)
+        tie = _TIE_CALLS.get(call.name)
+        if tie is not None:
+            self._tie(call, process, (owner, handle), *tie)
             return
-        op, count_last = _CALLS[call.name]
+        op, count_last = _DATA_CALLS[call.name]
         size = self._count(call, count_last)
         if size <= 0:
             return
@@ -56,14 +80,43 @@ class LibraryTlsCalls:
         buffer = decode_buffer(printed, size) if printed is not None else None
         if buffer is None:
             return  # a raw pointer: ltrace had no prototype for it
-        node = self._plain.get((owner, ssl))
-        if node is None:
-            node = self._plain[(owner, ssl)] = self._node(None)
-        if op == "read":
-            node.bytes_in += size
+        time = call.time
+        if op == "read" and time is not None and call.duration is not None:
+            time += call.duration  # the plaintext came when the read returned
+        socket = self._sockets.get((owner, handle))
+        self.channels.tls_data(
+            socket, f"tls:{owner}:{handle}", owner, op, buffer.data[:size], size, time, call.index
+        )
+
+    def socket_io(self, pid: int, process: Process, socket: SocketNode, pending: dict) -> None:  # type: ignore[type-arg]
+        """A read or write on `socket` by `pid`: when it happens inside a TLS call, that call's object
+        reads and writes this socket (curl's own BIO, a BIO made with BIO_new_socket: no SSL_set_fd)."""
+        entry = pending.get(pid)
+        if entry is None or "->" not in entry[0]:
+            return
+        if entry[0].rpartition("->")[2] not in _INNER_IO_CALLS:
+            return
+        handle = (argument(entry[2], 0) or "").strip()
+        if handle:
+            self._sockets.setdefault((process.owner, handle), socket)
+
+    def _tie(self, call: Call, process: Process, key: tuple[int, str], fd_at: int | None, one: bool) -> None:
+        if fd_at is None:  # SSL_get_fd: the fd is the result
+            if call.retval is None or call.retval < 0 or key in self._sockets:
+                return
+            fd_text = str(call.retval)
         else:
-            node.bytes_out += size
-        self.channels.socket_data(node, process.pid, op, buffer.data[:size], size, call.time, call.index)
+            if one and call.retval != 1:
+                return  # SSL_set_fd failed
+            fd_text = (argument(call.args, fd_at) or "").strip()
+            if fd_text.startswith("0x"):  # gnutls_transport_set_ptr: the fd cast to a pointer
+                try:
+                    fd_text = str(int(fd_text, 16))
+                except ValueError:
+                    return
+        socket = self.node_of_fd(process, fd_text)
+        if isinstance(socket, SocketNode):
+            self._sockets[key] = socket
 
     @staticmethod
     def _count(call: Call, count_last: bool) -> int:
@@ -74,12 +127,3 @@ class LibraryTlsCalls:
         last = call.args.rsplit(",", 1)[-1] if "," in call.args else ""
         match = _COUNT.search(last)
         return int(match.group(1)) if match else 0
-
-    def _node(self, socket: SocketNode | None) -> SocketNode:
-        node = SocketNode(self._next_id, kind="tls")
-        self._next_id -= 1
-        if socket is not None:
-            node.family = socket.family
-            node.local, node.remote = socket.local, socket.remote
-            node.listening, node.accepted = socket.listening, socket.accepted
-        return node

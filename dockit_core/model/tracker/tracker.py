@@ -131,6 +131,7 @@ class Tracker(ProcessCalls, FileCalls, FdCalls, SocketCalls, DataCalls):
         process.calls += 1
         if call.library is not None and not self.library_sql.active:
             self.library_sql.activate()
+            self.channels.plaintext_visible = True
         handler = self._handlers.get(call.name)
         info = CallInfo()
         self.last_info = info
