@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from decoders.api import ChannelInfo, Chunk, Decoder
-from decoders.records import CimObject, Output, TlsSession, as_cim
+from decoders.records import CimObject, Output, TlsSession
 
 PLAINTEXT_HINT = "its plaintext crosses no system call: trace with -t ltrace to decode it"
 LIBRARY_HINT = (
@@ -105,5 +105,5 @@ class TlsLayer:
             elif isinstance(output, CimObject) and output.cim_class == "Dockit_TlsSession":
                 done.append(CimObject(output.cim_class, output.attrs + tuple(extra.items()), output.children))
             else:
-                done.append(as_cim(output) if isinstance(output, TlsSession) else output)
+                done.append(output)
         return done
