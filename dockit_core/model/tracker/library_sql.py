@@ -1,9 +1,15 @@
-"""SQL handed to a client library (`mysql_real_query(conn, "SQL", len)`), seen by ltrace: SqlQuery records.
+"""SQL handed to a client library (`mysql_real_query(conn, "SQL", len)`, `PQexec(conn, "SQL")`), seen by
+ltrace: SqlQuery records.
 
-A program linked with libmysqlclient/libmariadb (Python's MySQLdb, PHP, Perl DBD::mysql, C programs)
-passes each statement to the library as text; ltrace with dockit's prototypes prints it. The same
-statement usually also crosses the socket, where the MySQL decoder reports it with more detail (rows,
-error code, tables).
+A program linked with libmysqlclient/libmariadb (Python's MySQLdb, PHP, Perl DBD::mysql, C programs) or
+libpq (psql, psycopg2, pgbench, C programs) passes each statement to the library as text; ltrace with
+dockit's prototypes prints it. The same statement usually also crosses the socket, where the protocol's
+decoder reports it with more detail (rows, error code, tables) -- inside TLS too, when ltrace shows the
+plaintext.
+
+libpq: `PQexec`, `PQexecParams` and `PQsendQuery`/`PQsendQueryParams` carry a statement; `PQprepare` and
+`PQsendPrepare` name one (`stmt`, its text); `PQexecPrepared` and `PQsendQueryPrepared` execute a named
+one, reported with the text its prepare gave (or not at all when the prepare was not seen).
 
 The rule that keeps a statement from being counted twice: a library call is a candidate, and becomes a
 record only if no socket decoder reports the same statement:
@@ -20,9 +26,11 @@ So a library record appears when the socket bytes were not readable (a log whose
 pointers, a protocol feature the decoder does not read), and never beside the decoder's record of the
 same statement. With decoding turned off (`--no-decode`) there are no library records either.
 
-Status: these calls return 0 on success and non-zero on error (`mysql_send_query` only sends: its
+Status: the MySQL calls return 0 on success and non-zero on error (`mysql_send_query` only sends: its
 success says nothing about the statement, so it stays "unknown"; so does a prepare's, which executes
-nothing). Rows and error details are not known at this level.
+nothing). libpq's `PQexec...` return a result, NULL when the statement could not even be sent (an
+error); whether the statement itself failed is in the result (`PQresultStatus`), not shown: "unknown".
+`PQsend...` return 1 when sent, 0 on error. Rows and error details are not known at this level.
 """
 
 from __future__ import annotations
@@ -58,8 +66,19 @@ class LibrarySqlCalls:
         "mysql_send_query": (1, 2),
         "mysql_query": (1, None),
         "mysql_stmt_prepare": (1, 2),
+        "PQexec": (1, None),
+        "PQexecParams": (1, None),
+        "PQsendQuery": (1, None),
+        "PQsendQueryParams": (1, None),
+        "PQprepare": (2, None),
+        "PQsendPrepare": (2, None),
+        "PQexecPrepared": (1, None),  # the statement's name: its text comes from its prepare
+        "PQsendQueryPrepared": (1, None),
     }
     NAMES = tuple(CALLS)
+    PREPARES = frozenset({"mysql_stmt_prepare", "PQprepare", "PQsendPrepare"})
+    BY_NAME = frozenset({"PQexecPrepared", "PQsendQueryPrepared"})
+    SENDS_ONLY = frozenset({"mysql_send_query"})
 
     def __init__(self, channels: ChannelManager) -> None:
         self.channels = channels
@@ -69,6 +88,7 @@ class LibrarySqlCalls:
         self.skipped = 0
         self._emit = channels.emit
         self.active = False
+        self._prepared_names: dict[tuple[int, str, str], str] = {}  # (pid, PGconn*, name) -> its text
 
     def activate(self) -> None:
         """Watch the decoders' statements from now on. Called at the first library call of a trace (an
@@ -106,25 +126,38 @@ class LibrarySqlCalls:
         if self.channels.registry is None:
             return  # --no-decode
         self._settle(call.pid, call.time)
-        text, truncated = self._sql(call)
+        libpq = call.name.startswith("PQ")
+        handle = (argument(call.args, 0) or "?").strip()
+        if call.name in self.BY_NAME:
+            name, _cut = self._sql(call)
+            text, truncated = self._prepared_names.get((call.pid, handle, name or "")), False
+        else:
+            text, truncated = self._sql(call)
         if text is None:
             return
+        if call.name in ("PQprepare", "PQsendPrepare"):
+            name, _cut = self._sql(call, index=1)
+            if len(self._prepared_names) > 4096:
+                self._prepared_names.clear()  # bounded: a program preparing without end loses old names
+            self._prepared_names[(call.pid, handle, name or "")] = text
         if call.retval is None:
             status = "unknown"
+        elif libpq:  # a result (NULL: not even sent), or PQsend...'s 1 (sent) or 0 (error)
+            status = "error" if call.retval == 0 else "unknown"
         elif call.retval != 0:
             status = "error"
-        elif call.name in ("mysql_send_query", "mysql_stmt_prepare"):
+        elif call.name in self.SENDS_ONLY or call.name in self.PREPARES:
             status = "unknown"
         else:
             status = "ok"
         from decoders.sql_tables import tables_in  # sqlglot: loaded only when a trace has library SQL
 
         tables, written = tables_in(text, truncated=truncated)
-        handle = argument(call.args, 0) or "?"
         record = SqlQuery(
-            protocol="mysql",
+            protocol="postgresql" if libpq else "mysql",
             process=process.pid,
-            session=f"mysql-handle:{handle.strip()}",  # the MYSQL* or MYSQL_STMT* the program passed
+            # the MYSQL*, MYSQL_STMT* or PGconn* the program passed
+            session=f"pq-conn:{handle}" if libpq else f"mysql-handle:{handle}",
             text=text,
             start=call.time,
             duration=call.duration,
@@ -134,7 +167,7 @@ class LibrarySqlCalls:
             written_tables=written,
         )
         end = call.time + call.duration if call.time is not None and call.duration is not None else None
-        candidate = _Candidate(call.pid, call.time, end, call.name == "mysql_stmt_prepare", record)
+        candidate = _Candidate(call.pid, call.time, end, call.name in self.PREPARES, record)
         # A library call made inside this one for the same statement (mysql_query -> mysql_real_query)
         # is this one: the program's own call is kept.
         for inner in [c for c in self._candidates if c.pid == call.pid and c.record.text == text]:
@@ -166,8 +199,10 @@ class LibrarySqlCalls:
         self.records += 1
         self._emit(as_cim(candidate.record))
 
-    def _sql(self, call: Call) -> tuple[str | None, bool]:
+    def _sql(self, call: Call, index: int | None = None) -> tuple[str | None, bool]:
         sql_index, length_index = self.CALLS[call.name]
+        if index is not None:
+            sql_index, length_index = index, None
         printed = argument(call.args, sql_index)
         if printed is None:
             return None, False
