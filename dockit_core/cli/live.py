@@ -143,8 +143,9 @@ def _follow(
                     while unsent:
                         forward(unsent.pop(0))
                 # Only a call completed by this very line tells whether its buffer was a file's.
-                if len(line) > 256 and isinstance(event, Call) and session.tracker.last_info.file_io:
-                    line = tracers.trim_file_buffer(line)
+                if len(line) > 256 and isinstance(event, Call):
+                    info = session.tracker.last_info
+                    line = tracers.trim_for_log(line, info.file_io, info.keep_elements)
                 log.stream.write(line)
         except BaseException:
             log.discard()

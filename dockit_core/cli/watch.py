@@ -222,8 +222,9 @@ class Watcher:
 
         event = self.session.feed(line)
         if self.log is not None:
-            if len(line) > 256 and isinstance(event, Call) and self.session.tracker.last_info.file_io:
-                line = tracers.trim_file_buffer(line)
+            if len(line) > 256 and isinstance(event, Call):
+                info = self.session.tracker.last_info
+                line = tracers.trim_for_log(line, info.file_io, info.keep_elements)
             self.log.stream.write(line)
 
     def stop(self) -> None:

@@ -485,6 +485,19 @@ def _tgid(tid: int) -> int | None:
     return None
 
 
+def trim_for_log(line: str, file_io: bool, keep_elements: int | None) -> str:
+    """The line as the saved .log keeps it: a file's buffer cut to FILE_BUFFER_KEEP bytes, an ltrace
+    buffer cut to the elements the call really moved (SSL_read_ex prints the whole buffer it was given),
+    any other line whole."""
+    if keep_elements is not None and keep_elements > 0:
+        from dockit_core.ingest.ltrace_buffers import trim_array
+
+        return trim_array(line, keep_elements) or line
+    if file_io:
+        return trim_file_buffer(line)
+    return line
+
+
 def trim_file_buffer(line: str, keep: int = FILE_BUFFER_KEEP) -> str:
     """Cut the data literal of a file read/write line to `keep` characters, marked `...` as strace does."""
     if ", [ '" in line[:256]:  # ltrace: a char array (never on a call's first line: its result is unknown)

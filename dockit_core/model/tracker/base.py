@@ -26,6 +26,7 @@ class CallInfo:
     target: str | None = None  # the file, socket or pipe the call worked on
     file_io: bool = False  # a read/write on a regular file: its buffer is not worth keeping in full
     secret: bool = False  # a decoder found a credential in its bytes: the calls file hides them
+    keep_elements: int | None = None  # ltrace: the saved log keeps this many elements of its buffer
 
 
 CallSink = Callable[[Call, Process, CallInfo, list[str]], None]

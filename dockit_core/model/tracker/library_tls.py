@@ -25,6 +25,7 @@ from dockit_core.ingest.events import Call
 from dockit_core.ingest.ltrace_buffers import argument, decode_buffer
 from dockit_core.model import Process, SocketNode
 from dockit_core.model.channels import ChannelManager
+from dockit_core.model.tracker.base import CallInfo
 
 _COUNT = re.compile(r"\[\s*(\d+)\s*\]")
 # name -> (direction of the data: "write" or "read", whether the count is the last argument)
@@ -65,7 +66,7 @@ class LibraryTlsCalls:
         self.node_of_fd = node_of_fd  # (process, fd text) -> the node the tracker knows, or None
         self._sockets: dict[tuple[int, str], SocketNode] = {}  # (process, SSL* or session) -> its socket
 
-    def call(self, call: Call, process: Process, _info: object) -> None:
+    def call(self, call: Call, process: Process, info: CallInfo) -> None:
         handle = (argument(call.args, 0) or "").strip()
         owner = process.owner
         tie = _TIE_CALLS.get(call.name)
@@ -75,7 +76,12 @@ class LibraryTlsCalls:
         op, count_last = _DATA_CALLS[call.name]
         size = self._count(call, count_last)
         if size <= 0:
+            # A failed read prints its whole stale buffer (`retval` elements, and retval is -1): the
+            # saved log keeps 32 of them, as for a file's read.
+            info.file_io = op == "read"
             return
+        if count_last and op == "read":
+            info.keep_elements = size  # SSL_read_ex prints the whole buffer it was given: the log keeps the count
         printed = argument(call.args, 1)
         buffer = decode_buffer(printed, size) if printed is not None else None
         if buffer is None:
