@@ -74,6 +74,8 @@ int PQsendQueryParams(addr, array(char, zero(1048576))*, int, addr, addr, addr, 
 int PQsendPrepare(addr, array(char, zero(4096))*, array(char, zero(1048576))*, int, addr);
 int PQsendQueryPrepared(addr, array(char, zero(4096))*, int, addr, addr, addr, int);
 ; system calls: paths, sockets, pipes, programs
+; clone3 (435 on x86-64: ltrace 0.7.3 prints it by number) and the flags, the first field of its struct
+long SYS_435(array(hex(ulong), 1)*, ulong);
 int SYS_open(string, hex(int), oct(int));
 int SYS_openat(int, string, hex(int), oct(int));
 int SYS_creat(string, oct(int));

@@ -76,6 +76,8 @@ class ProcessCalls(TrackerBase):
             return
         child = self.model.processes.get(call.retval)
         flags = call.args if call.name in ("clone", "clone3") else ""
+        if call.name == "clone3" and "CLONE_" not in flags:
+            flags = _clone3_flags(flags)
         if child is None:
             child = self.model.process(call.retval)
             child.start = call.time
@@ -139,3 +141,19 @@ class ProcessCalls(TrackerBase):
             node = self._node(process, first_arg(call.args))
             if isinstance(node, FileNode):
                 process.cwd = node.path
+
+
+_CLONE_FLAG_BITS = {"CLONE_VM": 0x100, "CLONE_FILES": 0x400, "CLONE_VFORK": 0x4000, "CLONE_THREAD": 0x10000}
+
+
+def _clone3_flags(args: str) -> str:
+    """ltrace prints clone3's `struct clone_args` as the number its prototype asks for, its first field
+    (`SYS_435([ 0x3d0f00 ], 88)`): the flags the tracker reads, by name."""
+    start, end = args.find("[ "), args.find(" ]")
+    if start < 0 or end < start:
+        return args
+    try:
+        value = int(args[start + 2 : end].strip(), 0)
+    except ValueError:
+        return args
+    return "|".join(name for name, bit in _CLONE_FLAG_BITS.items() if value & bit)
