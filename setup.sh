@@ -22,6 +22,10 @@ command -v tshark >/dev/null 2>&1 || need+=(tshark)
 dpkg -s golang-github-google-gopacket-dev >/dev/null 2>&1 || need+=(golang-github-google-gopacket-dev)
 # The broker tests: Mosquitto's own clients (mosquitto_pub, mosquitto_sub).
 command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
+# gnutls-cli: the GnuTLS client the TLS tests trace with ltrace (tests/test_tls_live.py); mariadb-server:
+# the private TLS MariaDB those tests start on a port and data folder of their own.
+command -v gnutls-cli >/dev/null 2>&1 || need+=(gnutls-bin)
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
