@@ -85,5 +85,5 @@ def test_curl_https_against_tshark(tmp_path: Path) -> None:
     (xml,) = tmp_path.glob("curl.ltrace.*.xml")
     root = etree.parse(str(xml)).getroot()
     assert [(r.get("Url"), r.get("Status")) for r in root.iter("Dockit_HttpRequest")] == list(
-        zip(uris, codes)
+        zip(uris, codes, strict=True)
     )
