@@ -372,3 +372,39 @@ def test_alpn_chosen_by_the_server_picks_the_decoder(certificate, tmp_path: Path
     assert record.get("Version") == "TLS 1.2" and record.get("AlpnSelected") == "http/1.1"
     assert record.get("Alpn") == "h2,http/1.1"  # what curl offered
     assert http_requests(files["xml"]) == [("client", "GET", "/alpn", "200", "1.1")]
+
+
+ASYNCIO_PROGRAM = """\
+import asyncio, ssl, sys
+
+async def main(port):
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context, server_hostname="localhost")
+    writer.write(b"GET /asyncio HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n")
+    await writer.drain()
+    print((await reader.read()).split(b"\\r\\n")[0].decode())
+    writer.close()
+
+asyncio.run(main(int(sys.argv[1])))
+"""
+
+
+@needs_tracers
+def test_asyncio_memory_bio_https(certificate, tmp_path: Path) -> None:
+    """asyncio's TLS uses memory BIOs (SSL_set_bio): the program moves the ciphertext itself. The socket
+    whose write begins with what the object's BIO gave out is its own: the request is on that socket."""
+    program = tmp_path / "aio.py"
+    program.write_text(ASYNCIO_PROGRAM)
+    with HttpsServer(*certificate) as server:
+        files = trace(tmp_path, "aio", "ltrace", [sys.executable, str(program), str(server.port)])
+    assert (tmp_path / "aio.stdout").read_text().strip() == "HTTP/1.1 200 OK"
+    (request,) = elements(files["xml"], "Dockit_HttpRequest")
+    assert (request.get("Url"), request.get("Status")) == ("/asyncio", "200")
+    assert request.get("Server") == f"127.0.0.1:{server.port}"  # the socket's channel, not one of its own
+    (record,) = elements(files["xml"], "Dockit_TlsSession")
+    assert record.get("Protocol") == "http" and record.get("ServerName") == "localhost"
+    log = files["log"].read_text(errors="replace")
+    assert "->SSL_set_bio(" in log and "->BIO_read(" in log
+    assert_replay_gives_the_same(files, tmp_path)

@@ -49,6 +49,8 @@ int SSL_get_fd(addr);
 int SSL_connect(addr);
 int SSL_accept(addr);
 int SSL_do_handshake(addr);
+void SSL_set_bio(addr, addr, addr);
+int BIO_read(addr, +array(char, retval)*, int);
 int gnutls_handshake(addr);
 int SSL_write(addr, array(char, arg3)*, int);
 int SSL_read(addr, +array(char, retval)*, int);
@@ -132,6 +134,10 @@ LTRACE_LIBRARY_CALLS = (
     "SSL_connect",
     "SSL_accept",
     "SSL_do_handshake",
+    "SSL_set_bio",
+    # Python's ssl module reads a memory BIO's ciphertext out with BIO_read (asyncio, SSLObject); hooked
+    # there only: OpenSSL's own BIO_read calls (a socket's records, PEM files) would double every log.
+    "BIO_read@_ssl*",
     "gnutls_handshake",
     "SSL_write",
     "SSL_read",

@@ -82,6 +82,9 @@ class DataCalls(TrackerBase):
             if isinstance(node, SocketNode):
                 self.library_tls.socket_io(call.pid, process, node, self.pending_calls())
             buffer = ltrace_buffers.call_bytes(call)
+            if buffer is not None and op == "write" and self.library_tls.seen_ciphertext_heads:
+                if isinstance(node, SocketNode):
+                    self.library_tls.socket_write(process, node, buffer.data)
             if buffer is None:  # a raw pointer: bytes counted, no decoder fed a chunk of nothing
                 self._route(node, process, op, b"", size, call, deliver=False)
             else:

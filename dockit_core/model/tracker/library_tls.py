@@ -10,6 +10,11 @@ libraries' calls carry the plaintext:
   calls) and `gnutls_transport_set_ptr(session, fd)` tie a session to its socket.
 - Without a tie (curl's own BIO, `BIO_new_socket`), a socket read or write made inside one of the TLS
   object's calls (a handshake, `SSL_write`...) ties it: the ciphertext of a TLS call goes to its socket.
+- Memory BIOs (`SSL_set_bio(ssl, rbio, wbio)`: Python's asyncio and `ssl.SSLObject`): the program
+  itself moves the ciphertext, reading it out of `wbio` (`BIO_read`, hooked where Python's `_ssl` calls
+  it) and writing it to a socket. The socket whose write begins with the bytes last read out of an
+  object's `wbio` is that object's. Until then its plaintext waits (at most MEMORY_BIO_WAIT chunks):
+  the first bytes of a conversation must reach the socket's decoder first.
 
 The plaintext continues the socket's own channel (`ChannelManager.tls_data`): a MySQL connection whose
 greeting and SSL request crossed in clear goes on, in the same decoder, with the login and the queries
@@ -56,15 +61,23 @@ _INNER_IO_CALLS = frozenset(
 )
 
 
+MEMORY_BIO_WAIT = 64  # plaintext chunks of a memory-BIO object kept while its socket is not known
+_HEAD = 32  # bytes of ciphertext that tell a socket write as the one that carried them
+
+
 class LibraryTlsCalls:
     """Tracker handler for the TLS libraries' ties (object to fd) and their plaintext reads and writes."""
 
-    NAMES = (*_TIE_CALLS, *_DATA_CALLS)
+    NAMES = (*_TIE_CALLS, *_DATA_CALLS, "SSL_set_bio", "BIO_read")
 
     def __init__(self, channels: ChannelManager, node_of_fd) -> None:  # type: ignore[no-untyped-def]
         self.channels = channels
         self.node_of_fd = node_of_fd  # (process, fd text) -> the node the tracker knows, or None
         self._sockets: dict[tuple[int, str], SocketNode] = {}  # (process, SSL* or session) -> its socket
+        self._write_bios: dict[tuple[int, str], str] = {}  # (process, wbio) -> its SSL*
+        self._waiting: dict[tuple[int, str], list[tuple]] = {}  # memory-BIO SSL* -> its plaintext so far
+        self._heads: dict[int, dict[bytes, str]] = {}  # process -> {ciphertext read out of a wbio: SSL*}
+        self.seen_ciphertext_heads = False
 
     def call(self, call: Call, process: Process, info: CallInfo) -> None:
         handle = (argument(call.args, 0) or "").strip()
@@ -72,6 +85,12 @@ class LibraryTlsCalls:
         tie = _TIE_CALLS.get(call.name)
         if tie is not None:
             self._tie(call, process, (owner, handle), *tie)
+            return
+        if call.name == "SSL_set_bio":
+            self._memory_bio(call, owner, handle)
+            return
+        if call.name == "BIO_read":
+            self._ciphertext_out(call, owner, handle)
             return
         op, count_last = _DATA_CALLS[call.name]
         size = self._count(call, count_last)
@@ -81,7 +100,9 @@ class LibraryTlsCalls:
             info.file_io = op == "read"
             return
         if count_last and op == "read":
-            info.keep_elements = size  # SSL_read_ex prints the whole buffer it was given: the log keeps the count
+            info.keep_elements = (
+                size  # SSL_read_ex prints the whole buffer it was given: the log keeps the count
+            )
         printed = argument(call.args, 1)
         buffer = decode_buffer(printed, size) if printed is not None else None
         if buffer is None:
@@ -89,10 +110,61 @@ class LibraryTlsCalls:
         time = call.time
         if op == "read" and time is not None and call.duration is not None:
             time += call.duration  # the plaintext came when the read returned
-        socket = self._sockets.get((owner, handle))
-        self.channels.tls_data(
-            socket, f"tls:{owner}:{handle}", owner, op, buffer.data[:size], size, time, call.index
-        )
+        key = (owner, handle)
+        socket = self._sockets.get(key)
+        chunk = (op, buffer.data[:size], size, time, call.index)
+        waiting = self._waiting.get(key)
+        if socket is None and waiting is not None:
+            if len(waiting) < MEMORY_BIO_WAIT:
+                waiting.append(chunk)
+                return
+            self._flush(key, None)  # no socket found for it: its plaintext is decoded on its own
+        self.channels.tls_data(socket, f"tls:{owner}:{handle}", owner, *chunk)
+
+    def _memory_bio(self, call: Call, owner: int, ssl: str) -> None:
+        """SSL_set_bio(ssl, rbio, wbio): the program may move the ciphertext itself (memory BIOs)."""
+        wbio = (argument(call.args, 2) or "").strip()
+        if not wbio or (owner, ssl) in self._sockets:
+            return
+        self._write_bios[(owner, wbio)] = ssl
+        self._waiting.setdefault((owner, ssl), [])
+
+    def _ciphertext_out(self, call: Call, owner: int, bio: str) -> None:
+        """BIO_read(wbio, buf, n): ciphertext the program takes out to send; its head names the socket."""
+        ssl = self._write_bios.get((owner, bio))
+        if ssl is None or (owner, ssl) in self._sockets or call.retval is None or call.retval <= 0:
+            return
+        printed = argument(call.args, 1)
+        buffer = decode_buffer(printed, call.retval) if printed is not None else None
+        if buffer is None or not buffer.data:
+            return
+        heads = self._heads.setdefault(owner, {})
+        if len(heads) > 256:
+            heads.clear()  # bounded: writes that never came
+        heads[bytes(buffer.data[:_HEAD])] = ssl
+        self.seen_ciphertext_heads = True
+
+    def socket_write(self, process: Process, socket: SocketNode, data: bytes) -> None:
+        """A write on `socket`: when it begins with ciphertext a memory-BIO object put out, the object is
+        tied to that socket, and its waiting plaintext goes to the socket's conversation."""
+        heads = self._heads.get(process.owner)
+        if not heads or not data:
+            return
+        ssl = heads.pop(bytes(data[:_HEAD]), None)
+        if ssl is None:
+            return
+        key = (process.owner, ssl)
+        self._sockets.setdefault(key, socket)
+        self._flush(key, self._sockets[key])
+
+    def _flush(self, key: tuple[int, str], socket: SocketNode | None) -> None:
+        for chunk in self._waiting.pop(key, None) or ():
+            self.channels.tls_data(socket, f"tls:{key[0]}:{key[1]}", key[0], *chunk)
+
+    def finish(self) -> None:
+        """End of the trace: plaintext still waiting for its socket is decoded on its own channel."""
+        for key in list(self._waiting):
+            self._flush(key, None)
 
     def socket_io(self, pid: int, process: Process, socket: SocketNode, pending: dict) -> None:  # type: ignore[type-arg]
         """A read or write on `socket` by `pid`: when it happens inside a TLS call, that call's object

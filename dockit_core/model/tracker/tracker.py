@@ -158,6 +158,7 @@ class Tracker(ProcessCalls, FileCalls, FdCalls, SocketCalls, DataCalls):
 
     def finish(self) -> None:
         """End of trace: processes still alive end at the last time seen; decoders flush."""
+        self.library_tls.finish()
         self.channels.close(self.last_time)
         self.library_sql.finish()
         held_finish = getattr(self.held_calls, "finish", None)
