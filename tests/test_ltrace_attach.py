@@ -146,7 +146,7 @@ def test_a_stuck_ltrace_is_ended_by_sigkill_after_its_grace(target: subprocess.P
     run.stop(signal.SIGINT, grace=1.0)
     assert stuck.wait(timeout=10) == -signal.SIGKILL
     assert run.signals_sent == [signal.SIGINT, signal.SIGTERM, signal.SIGKILL]
-    assert tracers.release(target.pid, was_stopped=False) == []
+    assert tracers.release(target.pid, was_stopped=False, tracer_pid=stuck.pid) == []
     assert_runs_untraced(target, tmp_path)
 
 

@@ -154,7 +154,7 @@ def _follow(
             raise
         status = run.wait()
     if attach_pid is not None:
-        still = tracers.release(attach_pid, was_stopped)
+        still = tracers.release(attach_pid, was_stopped, run.process.pid)
         if still:
             sys.stderr.write(
                 f"dockit: threads {', '.join(map(str, still))} of process {attach_pid} are still stopped or "

@@ -426,13 +426,16 @@ def thread_states(pid: int) -> dict[int, tuple[str, int]]:
     return states
 
 
-def release(pid: int, was_stopped: bool, timeout: float = 2.0) -> list[int]:
-    """After the tracer is gone: wait until no thread of `pid` is traced any more, and let it run again
-    if the attach left it stopped (SIGSTOP sent by ptrace's attach, never delivered to a tracer) while
-    it was running before. The threads still stopped or traced are returned (none, normally)."""
+def release(pid: int, was_stopped: bool, tracer_pid: int, timeout: float = 2.0) -> list[int]:
+    """After our tracer (`tracer_pid`) is gone: wait until no thread of `pid` is traced by it any more,
+    and let the process run again if the attach left it stopped (SIGSTOP sent by ptrace's attach, never
+    delivered to a tracer) while it was running before. A process another tracer holds is its business.
+    The threads still stopped or traced are returned (none, normally)."""
     deadline = time.monotonic() + timeout
     while True:
         states = thread_states(pid)
+        if any(tracer not in (0, tracer_pid) for _state, tracer in states.values()):
+            return []  # another tracer has it (an attach refused for that reason)
         traced = [tid for tid, (_state, tracer) in states.items() if tracer]
         stopped = [tid for tid, (state, _tracer) in states.items() if state in ("T", "t")]
         if stopped and not traced and not was_stopped:
