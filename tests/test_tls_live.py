@@ -121,6 +121,7 @@ def mariadb_client(server: PrivateMariaDB, tls: bool) -> list[str]:
 
 
 def trace(tmp_path: Path, name: str, tracer: str, command: list[str], status: int = 0) -> dict[str, Path]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     result = run_dockit("-t", tracer, "-l", str(tmp_path / name), *command, timeout=180,
                         env=environment_without_proxies())  # fmt: skip
     assert result.returncode == status, result.stderr
@@ -408,3 +409,56 @@ def test_asyncio_memory_bio_https(certificate, tmp_path: Path) -> None:
     log = files["log"].read_text(errors="replace")
     assert "->SSL_set_bio(" in log and "->BIO_read(" in log
     assert_replay_gives_the_same(files, tmp_path)
+
+
+# -- Redis over TLS ----------------------------------------------------------------------------------
+REDIS_COMMANDS = [
+    ["SET", "dockit:tls:k", "v1"],
+    ["GET", "dockit:tls:k"],
+    ["INCR", "dockit:tls:n"],
+    ["HGET", "dockit:tls:k", "f"],
+]
+
+
+@pytest.fixture(scope="module")
+def redis_tls(tmp_path_factory):  # type: ignore[no-untyped-def]
+    from decoders.registry import Registry
+    from tests.tls_servers import PrivateRedis
+
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        pytest.skip("redis-server and redis-cli are not installed")
+    if Registry.default(plugins=False).by_name("redis") is None:
+        pytest.skip("the Redis decoder (decoders/redis, branch redis) is not on this branch yet")
+    server = PrivateRedis.start(tmp_path_factory.mktemp("redis-tls"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def redis_commands(xml: Path) -> list[tuple]:
+    return [(e.get("Command"), e.get("Status")) for e in elements(xml, "Dockit_RedisCommand")]
+
+
+@needs_tracers
+def test_redis_over_tls(redis_tls, tmp_path: Path) -> None:
+    """redis-cli --tls (hiredis with OpenSSL): the commands and replies, as the same commands in clear
+    under strace, on a port that is not Redis's (the content says RESP)."""
+    results = {}
+    for name, tracer, port, tls in (("clear", "strace", redis_tls.port, []),
+                                    ("tls", "ltrace", redis_tls.tls_port, ["--tls", "--insecure"])):  # fmt: skip
+        subprocess.run(["redis-cli", "-p", str(redis_tls.port), "DEL", "dockit:tls:k", "dockit:tls:n"],
+                       check=True, capture_output=True)  # fmt: skip
+        files = {}
+        for index, command in enumerate(REDIS_COMMANDS):
+            files = trace(
+                tmp_path / f"{name}{index}", name, tracer, ["redis-cli", *tls, "-p", str(port), *command]
+            )
+            results.setdefault(name, []).extend(redis_commands(files["xml"]))
+        if name == "tls":
+            (record,) = elements(files["xml"], "Dockit_TlsSession")
+            assert record.get("Protocol") == "redis" and record.get("Version") == "TLS 1.3"
+            assert_replay_gives_the_same(files, tmp_path / "tls-replay")
+    assert results["tls"] == results["clear"]
+    assert [command for command, _status in results["tls"]] == ["SET", "GET", "INCR", "HGET"]
+    assert results["tls"][-1][1] == "error"  # WRONGTYPE: the key holds a string

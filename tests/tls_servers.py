@@ -151,3 +151,44 @@ class HttpsServer:
 
 def environment_without_proxies() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+
+
+@dataclass
+class PrivateRedis:
+    """`redis-server` with a port in clear and a TLS port, both its own, nothing saved to disk."""
+
+    folder: Path
+    port: int
+    tls_port: int
+    process: subprocess.Popen | None = None
+
+    @classmethod
+    def start(cls, folder: Path) -> PrivateRedis:
+        folder = folder.resolve()
+        cert, key = make_certificate(folder / "tls")
+        server = cls(folder, free_port(), free_port())
+        server.process = subprocess.Popen(
+            ["redis-server", "--port", str(server.port), "--bind", "127.0.0.1", "--tls-port", str(server.tls_port),
+             "--tls-cert-file", str(cert), "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert),
+             "--tls-auth-clients", "no", "--save", "", "--appendonly", "no", "--dir", str(folder)],
+            stdout=open(folder / "redis.log", "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if server.process.poll() is not None:
+                raise RuntimeError((folder / "redis.log").read_text(errors="replace")[-2000:])
+            ping = subprocess.run(["redis-cli", "-p", str(server.port), "PING"], capture_output=True, text=True)
+            if ping.stdout.strip() == "PONG":
+                return server
+            time.sleep(0.1)
+        server.stop()
+        raise RuntimeError("the private Redis did not start within 30 s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
