@@ -462,3 +462,103 @@ def test_redis_over_tls(redis_tls, tmp_path: Path) -> None:
     assert results["tls"] == results["clear"]
     assert [command for command, _status in results["tls"]] == ["SET", "GET", "INCR", "HGET"]
     assert results["tls"][-1][1] == "error"  # WRONGTYPE: the key holds a string
+
+
+# -- PostgreSQL over TLS -----------------------------------------------------------------------------
+PG_STATEMENTS = [
+    "SELECT title FROM books WHERE id <= 2 ORDER BY id",
+    "UPDATE books SET title = 'Dune Messiah' WHERE id = 2",
+    "SELECT count(*) FROM books",
+    "SELECT * FROM no_such_table",
+]
+PSYCOPG_PROGRAM = """\
+import sys
+import psycopg
+port, mode = sys.argv[1:3]
+with psycopg.connect(host="127.0.0.1", port=int(port), user="postgres", dbname="postgres", sslmode=mode) as connection:
+    print(connection.pgconn.ssl_in_use)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT title FROM books WHERE id <= %s ORDER BY id", (2,))
+        print(cursor.fetchall())
+        cursor.execute("UPDATE books SET title = %s WHERE id = %s", ("Dune Messiah", 2))
+    connection.commit()
+    try:
+        connection.execute("SELECT * FROM no_such_table")
+    except psycopg.Error as error:
+        print(type(error).__name__)
+"""
+
+
+@pytest.fixture(scope="module")
+def postgres_tls():  # type: ignore[no-untyped-def]
+    from decoders.registry import Registry
+
+    if Registry.default(plugins=False).by_name("postgresql") is None:
+        pytest.skip("the PostgreSQL decoder (decoders/postgres, branch postgres) is not on this branch yet")
+    from tests.pg_private import private_server
+
+    with private_server() as server:
+        yield server
+
+
+def reset_books(server) -> None:  # type: ignore[no-untyped-def]
+    subprocess.run(
+        ["psql", "-X", "-q", "-h", server.socket_dir, "-p", str(server.port), "-U", "postgres", "-d", "postgres",
+         "-v", "ON_ERROR_STOP=1", "-c", "DROP TABLE IF EXISTS books; CREATE TABLE books (id int PRIMARY KEY, title text);"
+         " INSERT INTO books VALUES (1, 'Dune'), (2, 'Children of Dune')"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+
+
+def psql_client(server, sslmode: str) -> list[str]:  # type: ignore[no-untyped-def]
+    command = [
+        "psql",
+        "-X",
+        f"host=127.0.0.1 port={server.port} user=postgres dbname=postgres sslmode={sslmode}",
+    ]
+    for statement in PG_STATEMENTS:
+        command += ["-c", statement]
+    return command
+
+
+@needs_tracers
+def test_psql_over_tls(postgres_tls, tmp_path: Path) -> None:
+    """psql with sslmode=require: the SSLRequest answered `S` in clear, the startup, the login and every
+    query inside TLS, decoded by the same decoder; the same records as sslmode=disable under strace,
+    each statement once though libpq's PQsendQuery shows it too."""
+    reset_books(postgres_tls)
+    clear = trace(tmp_path, "clear", "strace", psql_client(postgres_tls, "disable"), status=1)
+    reset_books(postgres_tls)
+    tls = trace(tmp_path, "tls", "ltrace", psql_client(postgres_tls, "require"), status=1)
+    assert queries(tls["xml"]) == queries(clear["xml"])
+    assert [q[0] for q in queries(tls["xml"])] == PG_STATEMENTS
+    (clear_session,) = elements(clear["xml"], "Dockit_DatabaseSession")
+    (tls_session,) = elements(tls["xml"], "Dockit_DatabaseSession")
+    assert tls_session.get("User") == clear_session.get("User") == "postgres"
+    assert tls_session.get("Encrypted") == "true" and clear_session.get("Encrypted") == "false"
+    assert tls_session.get("TlsVersion") == "TLS 1.3" and tls_session.get("TlsCipher", "").startswith("TLS_")
+    (record,) = elements(tls["xml"], "Dockit_TlsSession")
+    assert record.get("Protocol") == "postgresql"
+    assert "->PQsendQuery(" in tls["log"].read_text(errors="replace") or "->PQexec(" in tls["log"].read_text(
+        errors="replace"
+    )
+    assert_replay_gives_the_same(tls, tmp_path)
+
+
+@needs_tracers
+def test_psycopg_over_tls(postgres_tls, tmp_path: Path) -> None:
+    pytest.importorskip("psycopg")
+    program = tmp_path / "client.py"
+    program.write_text(PSYCOPG_PROGRAM)
+    reset_books(postgres_tls)
+    clear = trace(
+        tmp_path, "clear", "strace", [sys.executable, str(program), str(postgres_tls.port), "disable"]
+    )
+    reset_books(postgres_tls)
+    tls = trace(tmp_path, "tls", "ltrace", [sys.executable, str(program), str(postgres_tls.port), "require"])
+    assert (tmp_path / "tls.stdout").read_text().splitlines()[0] == "True"  # psycopg says TLS was used
+    assert queries(tls["xml"]) == queries(clear["xml"])
+    assert any(q[0].startswith("SELECT title FROM books") for q in queries(tls["xml"]))
+    (tls_session,) = elements(tls["xml"], "Dockit_DatabaseSession")
+    assert tls_session.get("User") == "postgres" and tls_session.get("Encrypted") == "true"
+    assert_replay_gives_the_same(tls, tmp_path)
