@@ -186,3 +186,22 @@ def test_sigterm_ends_ltrace_when_the_program_ignores_it(tmp_path: Path) -> None
     (xml,) = tmp_path.glob("ign.ltrace.*.xml")
     summary = Summary.load(xml)
     assert int(summary.access(str(tmp_path / "alive.txt"))["Writes"]) >= 3
+
+
+def test_a_script_runs_through_its_interpreter(tmp_path: Path) -> None:
+    """ltrace 0.7.3 starts ELF programs only ("... is not an ELF file"): a `#!` script (Debian's psql is
+    a Perl wrapper) is started through its interpreter, as the kernel would run it."""
+    script = tmp_path / "write.sh"
+    script.write_text("#!/bin/sh\nprintf 'twelve bytes' > out.txt\n")
+    script.chmod(0o755)
+    result = subprocess.run(
+        [sys.executable, "-m", "dockit_core.cli", "-t", "ltrace", "-l", str(tmp_path / "sh"), str(script)],
+        cwd=tmp_path, capture_output=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out.txt").read_text() == "twelve bytes"
+    (xml,) = tmp_path.glob("sh.ltrace.*.xml")
+    summary = Summary.load(xml)
+    assert summary.access(str(tmp_path / "out.txt"))["WrittenBytes"] == "12"
+    (root,) = [p for p in summary.processes.values() if p.ppid is None]
+    assert root.argv == [str(script)]  # the command as the user gave it

@@ -41,9 +41,13 @@ def trace(args: argparse.Namespace, options: Options) -> int:
     was_stopped = attach_pid is not None and tracers.is_stopped(attach_pid)
     # Signals that come while the pipeline loads are noted, and handled once it has (see _follow).
     with tracers.SignalGuard() as loading:
+        if tracer == "ltrace" and attach_pid is None:
+            started = tracers.ltrace_runnable(command)  # a script runs through its interpreter
+        else:
+            started = command
         run = tracers.start(
             tracer,
-            command=command if attach_pid is None else None,
+            command=started if attach_pid is None else None,
             pid=attach_pid,
             echo_stderr=(lambda line: sys.stderr.write(line + "\n")) if options.verbose else None,
         )

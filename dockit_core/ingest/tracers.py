@@ -205,6 +205,28 @@ def resolve_command(command: str) -> str:
     return found
 
 
+def ltrace_runnable(command: list[str], depth: int = 4) -> list[str]:
+    """The command as ltrace can start it: ltrace 0.7.3 starts ELF programs only ("... is not an ELF
+    file"), so a `#!` script runs through its interpreter, as the kernel would run it (Debian's `psql`
+    is a Perl wrapper that execs the real psql; `-f` follows the exec, library calls included)."""
+    if depth <= 0 or not command:
+        return command
+    try:
+        path = resolve_command(command[0])
+        with open(path, "rb") as stream:
+            head = stream.read(256)
+    except (OSError, TracerError):
+        return command
+    if not head.startswith(b"#!"):
+        return command
+    line = head[2:].split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+    interpreter, _, argument = line.partition(" ")
+    if not interpreter:
+        return command
+    runnable = [interpreter] + ([argument.strip()] if argument.strip() else []) + [path, *command[1:]]
+    return ltrace_runnable(runnable, depth - 1)
+
+
 def strace_command(
     output: str, *, pids: list[int] | None = None, command: list[str] | None = None
 ) -> list[str]:
