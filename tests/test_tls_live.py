@@ -562,3 +562,48 @@ def test_psycopg_over_tls(postgres_tls, tmp_path: Path) -> None:
     (tls_session,) = elements(tls["xml"], "Dockit_DatabaseSession")
     assert tls_session.get("User") == "postgres" and tls_session.get("Encrypted") == "true"
     assert_replay_gives_the_same(tls, tmp_path)
+
+
+MYSQLDB_PROGRAM = """\
+import sys
+import MySQLdb
+port, user, password, database, certificate = sys.argv[1:6]
+connection = MySQLdb.connect(host="127.0.0.1", port=int(port), user=user, password=password, db=database,
+                             ssl={"ca": certificate})
+cursor = connection.cursor()
+cursor.execute("SHOW SESSION STATUS LIKE 'Ssl_version'")
+print(cursor.fetchall())
+cursor.execute("SELECT title FROM books ORDER BY id")
+print(cursor.fetchall())
+try:
+    cursor.execute("SELECT nothing FROM no_such_table")
+except MySQLdb.ProgrammingError as error:
+    print(error)
+connection.close()
+"""
+
+
+@needs_tracers
+def test_mysqldb_over_tls_counts_each_statement_once(mariadb_tls, tmp_path: Path) -> None:
+    """MySQLdb links libmariadb: each statement is seen twice, as the SQL handed to `mysql_real_query`
+    and inside TLS's plaintext; the summary has it once, with what the server answered."""
+    pytest.importorskip("MySQLdb")
+    program = tmp_path / "client.py"
+    program.write_text(MYSQLDB_PROGRAM)
+    reset_tables(mariadb_tls)
+    files = trace(tmp_path, "mysqldb", "ltrace", [sys.executable, str(program), str(mariadb_tls.port), USER,
+                                                  PASSWORD, DATABASE, str(mariadb_tls.cert)])  # fmt: skip
+    assert "TLSv1.3" in (tmp_path / "mysqldb.stdout").read_text()
+    log = files["log"].read_text(errors="replace")
+    assert log.count("->mysql_real_query(") >= 3 and "->SSL_write(" in log
+    assert [q[:2] for q in queries(files["xml"])] == [
+        ("SET NAMES utf8mb4", "ok"),  # MySQLdb's own
+        ("SET autocommit=0", "ok"),
+        ("SHOW SESSION STATUS LIKE 'Ssl_version'", "ok"),
+        ("SELECT title FROM books ORDER BY id", "ok"),
+        ("SELECT nothing FROM no_such_table", "error"),
+    ]
+    assert queries(files["xml"])[3][2] == "2"  # rows: the wire's record, not the library's
+    (session,) = elements(files["xml"], "Dockit_DatabaseSession")
+    assert session.get("User") == USER and session.get("Encrypted") == "true"
+    assert {q.get("Session") for q in elements(files["xml"], "Dockit_SqlQuery")} == {session.get("Id")}
