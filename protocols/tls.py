@@ -108,6 +108,13 @@ def parse_record_header(data: bytes | bytearray, pos: int = 0) -> RecordHeader |
     return RecordHeader(content_type, version, length)
 
 
+def starts_a_record(data: bytes | bytearray) -> bool:
+    """Whether `data` begins with a TLS record header (type 20-23, version 3.1 to 3.4). A protocol that
+    turns to TLS tells its records from its own plaintext this way: no MySQL packet under 64 KiB (third
+    byte 0) nor PostgreSQL message (a type letter, or a startup's length, first byte 0) begins so."""
+    return len(data) >= 3 and 20 <= data[0] <= 23 and data[1] == 3 and 1 <= data[2] <= 4
+
+
 def looks_like_client_hello(data: bytes | bytearray) -> bool:
     """A handshake record whose first message is a ClientHello: how every TLS connection starts."""
     header = parse_record_header(data)

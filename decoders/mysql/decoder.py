@@ -24,6 +24,7 @@ from decoders.mysql.state import Request, Statement
 from decoders.mysql.stream import At, Frame, PacketStream
 from decoders.records import AttrValue, DatabaseSession, Output
 from protocols import mysql as p
+from protocols.tls import starts_a_record
 
 
 class MySqlDecoder(
@@ -147,7 +148,7 @@ class MySqlDecoder(
 
     def feed(self, chunk: Chunk) -> Sequence[Output]:
         if self._phase == "tls":
-            if _is_tls_record(chunk.data):
+            if starts_a_record(chunk.data):
                 return ()  # ciphertext: a pipeline that does not tell it from the plaintext fed it here
             self._phase = "login"  # the plaintext after the SSL request: the login, inside TLS
         direction = chunk.direction
@@ -210,9 +211,3 @@ class MySqlDecoder(
 
 def _never(_head: bytes) -> bool:
     return False
-
-
-def _is_tls_record(data: bytes) -> bool:
-    """A TLS record header (type 20-23, version 3.1-3.4): never the start of a MySQL packet under
-    64 KiB, whose third byte, the length's high byte, is 0."""
-    return len(data) >= 3 and 20 <= data[0] <= 23 and data[1] == 3 and 1 <= data[2] <= 4

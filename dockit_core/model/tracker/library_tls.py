@@ -62,6 +62,7 @@ _INNER_IO_CALLS = frozenset(
 
 
 MEMORY_BIO_WAIT = 64  # plaintext chunks of a memory-BIO object kept while its socket is not known
+MAX_TIES = 4096  # TLS objects remembered per trace (the oldest go first: a server runs for days)
 _HEAD = 32  # bytes of ciphertext that tell a socket write as the one that carried them
 
 
@@ -124,10 +125,14 @@ class LibraryTlsCalls:
     def _memory_bio(self, call: Call, owner: int, ssl: str) -> None:
         """SSL_set_bio(ssl, rbio, wbio): the program may move the ciphertext itself (memory BIOs)."""
         wbio = (argument(call.args, 2) or "").strip()
-        if not wbio or (owner, ssl) in self._sockets:
+        if not wbio:
             return
+        self._sockets.pop((owner, ssl), None)  # an object's address used again: a new connection
+        if len(self._write_bios) > MAX_TIES:
+            self._write_bios.clear()
         self._write_bios[(owner, wbio)] = ssl
-        self._waiting.setdefault((owner, ssl), [])
+        if len(self._waiting) < MAX_TIES:
+            self._waiting.setdefault((owner, ssl), [])
 
     def _ciphertext_out(self, call: Call, owner: int, bio: str) -> None:
         """BIO_read(wbio, buf, n): ciphertext the program takes out to send; its head names the socket."""
@@ -154,8 +159,17 @@ class LibraryTlsCalls:
         if ssl is None:
             return
         key = (process.owner, ssl)
-        self._sockets.setdefault(key, socket)
-        self._flush(key, self._sockets[key])
+        self._remember(key, socket)
+        self._flush(key, socket)
+
+    def _remember(self, key: tuple[int, str], socket: SocketNode) -> None:
+        """Tie an object to its socket; memory stays bounded whatever the number of connections."""
+        sockets = self._sockets
+        sockets.pop(key, None)
+        sockets[key] = socket  # the newest last: dicts keep their insertion order
+        if len(sockets) > MAX_TIES:
+            for old in list(sockets)[: MAX_TIES // 4]:
+                del sockets[old]
 
     def _flush(self, key: tuple[int, str], socket: SocketNode | None) -> None:
         for chunk in self._waiting.pop(key, None) or ():
@@ -176,7 +190,7 @@ class LibraryTlsCalls:
             return
         handle = (argument(entry[2], 0) or "").strip()
         if handle:
-            self._sockets.setdefault((process.owner, handle), socket)
+            self._remember((process.owner, handle), socket)  # the object's I/O says its socket, always
 
     def _tie(self, call: Call, process: Process, key: tuple[int, str], fd_at: int | None, one: bool) -> None:
         if fd_at is None:  # SSL_get_fd: the fd is the result
@@ -194,7 +208,7 @@ class LibraryTlsCalls:
                     return
         socket = self.node_of_fd(process, fd_text)
         if isinstance(socket, SocketNode):
-            self._sockets[key] = socket
+            self._remember(key, socket)
 
     @staticmethod
     def _count(call: Call, count_last: bool) -> int:
