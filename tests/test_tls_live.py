@@ -607,3 +607,17 @@ def test_mysqldb_over_tls_counts_each_statement_once(mariadb_tls, tmp_path: Path
     (session,) = elements(files["xml"], "Dockit_DatabaseSession")
     assert session.get("User") == USER and session.get("Encrypted") == "true"
     assert {q.get("Session") for q in elements(files["xml"], "Dockit_SqlQuery")} == {session.get("Id")}
+
+
+@needs_tracers
+def test_login_inside_tls_is_hidden_in_the_calls_file(mariadb_tls, tmp_path: Path) -> None:
+    """The login packet (its auth hash) crosses in SSL_write's plaintext: `--each-call` shows that call
+    without its buffer, as it does for a login in clear."""
+    reset_tables(mariadb_tls)
+    result = run_dockit("-t", "ltrace", "--each-call", "-l", str(tmp_path / "each"),
+                        *mariadb_client(mariadb_tls, tls=True), timeout=180)  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    calls = outputs(tmp_path, "each")["txt"].read_text(errors="replace")
+    (login,) = [line for line in calls.splitlines() if "mysql login: user" in line]
+    assert "->SSL_write(" in login and "<credentials redacted>" in login
+    assert PASSWORD not in calls
