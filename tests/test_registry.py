@@ -219,7 +219,10 @@ def test_an_override_naming_no_decoder_is_refused() -> None:
         (["--decoder", "x"], "dockit: 'x' is not of the form module:Class"),
         (["--decoder", "no_such_module_for_dockit:X"], "dockit: cannot import no_such_module_for_dockit"),
         (["--decoder", "json:loads"], "dockit: json:loads is not a subclass of decoders.api.Decoder"),
-        (["--decoder", "decoders.mysql:Nope"], "dockit: decoders.mysql:Nope: module decoders.mysql has no class Nope"),
+        (
+            ["--decoder", "decoders.mysql:Nope"],
+            "dockit: decoders.mysql:Nope: module decoders.mysql has no class Nope",
+        ),
     ],
 )
 def test_cli_decoder_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
@@ -251,7 +254,9 @@ def test_postgresql_traffic_is_claimed_by_the_postgresql_decoder_only(tmp_path: 
     command = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c", "SELECT 41 + 1"]
     result = subprocess.run(
         [sys.executable, "-m", "dockit_core.cli", "-l", str(prefix), *command],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert "42" in result.stdout
@@ -263,3 +268,45 @@ def test_postgresql_traffic_is_claimed_by_the_postgresql_decoder_only(tmp_path: 
     records = list(root.iter("Dockit_SqlQuery")) + list(root.iter("Dockit_DatabaseSession"))
     assert {r.get("Protocol") for r in records} == {"postgresql"}
     assert [q.findtext("Text") for q in root.iter("Dockit_SqlQuery")] == ["SELECT 41 + 1"]
+
+
+class _H2Decoder(Decoder):
+    """A stand-in for the HTTP/2 decoder dockit does not have yet: it declares ALPN's `h2` and scores
+    nothing, so only ALPN can give it a channel."""
+
+    name = "h2-test"
+    alpn = frozenset({"h2"})
+
+    @classmethod
+    def score(cls, data: bytes, direction: Direction, channel: ChannelInfo) -> int:
+        return 0
+
+    def feed(self, chunk: Chunk) -> list:
+        return []
+
+
+def test_alpn_picks_the_decoder_of_a_tls_connections_plaintext() -> None:
+    """The protocol the TLS handshake agreed on (ChannelInfo.alpn) gives the plaintext to the decoder that
+    declares it, whatever its first bytes score; without ALPN the bytes decide."""
+    registry = Registry([HttpDecoder, _H2Decoder])
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    encrypted = ChannelInfo(
+        channel_id="t", kind="tcp", remote="127.0.0.1:8443", remote_port=8443, encrypted=True
+    )
+    assert registry.choose(preface, Direction.OUT, encrypted) is None
+    assert (
+        registry.choose(preface, Direction.OUT, ChannelInfo(**{**encrypted.__dict__, "alpn": "h2"}))
+        is _H2Decoder
+    )
+    garbage = b"\x00\x01\x02"
+    assert registry.choose(garbage, Direction.OUT, encrypted) is None
+    assert (
+        registry.choose(garbage, Direction.OUT, ChannelInfo(**{**encrypted.__dict__, "alpn": "http/1.1"}))
+        is HttpDecoder
+    )
+    # a protocol no decoder declares: the content decides, as without ALPN
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    assert (
+        registry.choose(request, Direction.OUT, ChannelInfo(**{**encrypted.__dict__, "alpn": "spdy/3"}))
+        is HttpDecoder
+    )
