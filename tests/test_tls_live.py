@@ -126,6 +126,7 @@ def trace(tmp_path: Path, name: str, tracer: str, command: list[str], status: in
                         env=environment_without_proxies())  # fmt: skip
     assert result.returncode == status, result.stderr
     (tmp_path / f"{name}.stdout").write_text(result.stdout)
+    (tmp_path / f"{name}.stderr").write_text(result.stderr)
     files = outputs(tmp_path, name)
     assert {"xml", "txt", "log", "ini"} <= set(files), result.stderr
     return files
@@ -201,6 +202,8 @@ def test_mariadb_over_tls_under_strace_says_what_it_can(mariadb_tls, tmp_path: P
     (record,) = elements(files["xml"], "Dockit_TlsSession")
     assert record.get("Plaintext") == "false" and "-t ltrace" in record.get("Hint")
     assert record.get("Protocol") == "mysql"
+    stderr = (tmp_path / "strace.stderr").read_text()
+    assert "dockit: 1 TLS connection(s) whose plaintext crosses no system call: -t ltrace decodes it" in stderr
 
 
 @needs_tracers

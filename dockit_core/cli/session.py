@@ -51,6 +51,8 @@ class Report:
     channels: int = 0
     decoded_channels: int = 0
     duplicate_chunks: int = 0
+    tls_without_plaintext: int = 0  # TLS connections whose plaintext the trace did not show
+    plaintext_visible: bool = False  # the trace has library calls (ltrace)
     blocks: int | None = None  # blocks written to the calls file (None: one record per call)
     outputs: list[str] = field(default_factory=list)
 
@@ -219,6 +221,8 @@ class TraceSession:
             channels=self.channels.stats["channels"],
             decoded_channels=self.channels.stats["decoded_channels"],
             duplicate_chunks=self.channels.stats["duplicate_chunks"],
+            tls_without_plaintext=self.channels.stats.get("tls_without_plaintext", 0),
+            plaintext_visible=self.channels.plaintext_visible,
         )
 
     def finish(self) -> Report:
@@ -277,6 +281,11 @@ def print_report(report: Report, warnings: int, stream: TextIO | None = None, ve
     if report.blocks is not None:
         ratio = f" ({report.calls / report.blocks:.1f} calls per block)" if report.blocks else ""
         stream.write(f"dockit: calls file: {report.calls} calls in, {report.blocks} blocks out{ratio}\n")
+    if report.tls_without_plaintext and not report.plaintext_visible:
+        stream.write(
+            f"dockit: {report.tls_without_plaintext} TLS connection(s) whose plaintext crosses no system call: "
+            "-t ltrace decodes it (OpenSSL, GnuTLS)\n"
+        )
     if report.unparsed:
         stream.write(
             f"dockit: {report.unparsed} line(s) could not be parsed"
@@ -293,7 +302,13 @@ def print_report(report: Report, warnings: int, stream: TextIO | None = None, ve
     if warnings and report.unattributed_data_calls:
         stream.write(f"dockit: {report.unattributed_data_calls} data call(s) whose fd was not in the trace\n")
     for problem in report.problems:
-        if warnings or "failed" in problem or "skipped" in problem or "stopped" in problem or "returned" in problem:
+        if (
+            warnings
+            or "failed" in problem
+            or "skipped" in problem
+            or "stopped" in problem
+            or "returned" in problem
+        ):
             stream.write(f"dockit: {problem}\n")
     if verbose:
         for text in report.tracebacks:

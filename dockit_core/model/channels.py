@@ -803,6 +803,8 @@ class ChannelManager:
             self._run_close(channel, decoder, time)
         layer, channel.tls = channel.tls, None
         if layer is not None:
+            if layer.plain_source_by_side == [None, None]:
+                self.stats["tls_without_plaintext"] = self.stats.get("tls_without_plaintext", 0) + 1
             self._collect(channel, layer.close(time, self.plaintext_visible), None)
 
     def _run_close(self, channel: Channel, decoder: Decoder, time: float | None) -> None:
