@@ -30,8 +30,12 @@ What comes out:
 - `Secret` for every call carrying an authentication message either way (passwords, MD5 salts and
   hashes, SASL exchanges); `Annotation`s for the calls file.
 
-Encryption: after the server's `S`, the rest of the connection is TLS and goes to the TLS decoder
-(`Dockit_TlsSession`: version, server name); after `G` (GSSAPI) nothing more is decoded.
+Encryption: after the server's `S` the socket carries TLS: the decoder returns `StartTls`, the pipeline
+gives the records to the TLS decoder (`Dockit_TlsSession`: version, cipher, server name) and the
+plaintext, when the trace shows it (ltrace's SSL_write/SSL_read), back to this decoder, where the
+startup, the login and the queries go on as in clear; the session is sent after them (or at close,
+`Encrypted="true"`, when no plaintext came). Records fed to the decoder itself (a pipeline that does not
+read `StartTls`) go to a TLS decoder of its own. After `G` (GSSAPI) nothing more is decoded.
 
 Not decoded: protocol 2.0, replication streams beyond their COPY framing, FunctionCall arguments and
 results (the call is noted), the contents of CopyData (counted in bytes).

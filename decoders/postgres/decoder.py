@@ -23,9 +23,11 @@ from decoders.records import (
     DatabaseSession,
     Output,
     Secret,
+    StartTls,
 )
 from decoders.tls import TlsDecoder
 from protocols import postgres as p
+from protocols.tls import starts_a_record
 
 ALL_TYPES = p.FRONTEND_TYPES | p.BACKEND_TYPES
 # Authentication requests whose body is part of a credential exchange (a salt, a SASL challenge).
@@ -101,7 +103,10 @@ class PostgresDecoder(Decoder):
 
     def feed(self, chunk: Chunk) -> Sequence[Output]:
         if self._tls is not None:
-            return self._tls.feed(chunk)
+            if starts_a_record(chunk.data):
+                return self._tls.feed(chunk)  # records, from a pipeline that does not read StartTls
+            # The plaintext (ltrace's SSL_write/SSL_read): the startup and the session, inside TLS.
+            self._tls = None
         if self._phase in ("encrypted", "closed"):
             return ()
         direction = chunk.direction
@@ -324,12 +329,16 @@ class PostgresDecoder(Decoder):
             return
         self._extra["Encrypted"] = "true"
         self._new_session(frame)
-        self._send_session(out)
         if frame.type == ord("S"):
+            # The socket carries TLS from here: the pipeline gives its records to the TLS decoder and its
+            # plaintext, when the trace shows it (ltrace), back here, where the startup follows; the
+            # session is sent after it, or at close. Records fed here anyway go to a TLS decoder.
             out.append(Annotation(frame.call_index, "postgresql SSL accepted: the rest is TLS"))
+            out.append(StartTls(frame.call_index))
             self._tls = TlsDecoder(self.channel)
             self._tls.options = self.options
         else:
+            self._send_session(out)
             out.append(
                 Annotation(frame.call_index, "postgresql GSSAPI encryption accepted: the rest is encrypted")
             )
