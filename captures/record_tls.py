@@ -8,6 +8,9 @@
   and the SSL request in clear, the login and four statements inside TLS (the last one fails).
 - `curl_https`: curl (OpenSSL, its own BIO) against an HTTPS server in a thread of the recorder: two GETs.
 - `gnutls_https`: gnutls-cli (GnuTLS) against the same server, one GET typed on its stdin.
+- `psql_tls`: Debian's `psql` (a Perl wrapper that execs the real one, linked with libpq and OpenSSL)
+  with `sslmode=require` against a private PostgreSQL (tests/pg_private.py): the SSLRequest answered
+  `S` in clear, the startup and three statements inside TLS (the last one fails).
 
 Each capture runs in its own empty folder /tmp/dockit-captures/<name> with a small fixed environment
 (like captures/record.py) and leaves `captures/<name>.ltrace.<pid>.log` and `.ini`, plus
@@ -41,6 +44,11 @@ STATEMENTS = [
     "SELECT title FROM books WHERE id <= 2 ORDER BY id",
     "UPDATE books SET title = 'Dune Messiah' WHERE id = 2",
     "SELECT COUNT(*) FROM books",
+    "SELECT * FROM no_such_table",
+]
+PG_STATEMENTS = [
+    "SELECT title FROM books ORDER BY id",
+    "UPDATE books SET title = 'Dune Messiah' WHERE id = 1",
     "SELECT * FROM no_such_table",
 ]
 HTTP_REQUEST = b"GET /gnutls HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
@@ -116,6 +124,26 @@ def curl_https(out: Path) -> None:
         record("curl_https", ["curl", "-sk", f"{base}/books?id=1", f"{base}/missing"], out, expected_status=0)
 
 
+def psql_tls(out: Path) -> None:
+    from tests.pg_private import private_server
+
+    with private_server() as server:
+        subprocess.run(
+            ["psql", "-X", "-q", "-h", server.socket_dir, "-p", str(server.port), "-U", "postgres", "-d",
+             "postgres", "-v", "ON_ERROR_STOP=1", "-c",
+             "CREATE TABLE books (id int PRIMARY KEY, title text); INSERT INTO books VALUES (1, 'Dune'), (2, 'Hyperion')"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        command = [
+            "psql",
+            "-X",
+            f"host=127.0.0.1 port={server.port} user=postgres dbname=postgres sslmode=require",
+        ]
+        for statement in PG_STATEMENTS:
+            command += ["-c", statement]
+        record("psql_tls", command, out, expected_status=1)
+
+
 def gnutls_https(out: Path) -> None:
     cert, key = make_certificate(WORK / "https_certificate")
     with HttpsServer(cert, key) as server:
@@ -123,7 +151,12 @@ def gnutls_https(out: Path) -> None:
         record("gnutls_https", command, out, expected_status=0, stdin=HTTP_REQUEST)
 
 
-RECORDERS = {"mariadb_tls": mariadb_tls, "curl_https": curl_https, "gnutls_https": gnutls_https}
+RECORDERS = {
+    "mariadb_tls": mariadb_tls,
+    "curl_https": curl_https,
+    "gnutls_https": gnutls_https,
+    "psql_tls": psql_tls,
+}
 
 
 def main(argv: list[str]) -> None:

@@ -34,7 +34,7 @@ def objects(root: etree._Element) -> list[dict]:
     ]
 
 
-@pytest.mark.parametrize("name", ["mariadb_tls", "curl_https", "gnutls_https"])
+@pytest.mark.parametrize("name", ["mariadb_tls", "curl_https", "gnutls_https", "psql_tls"])
 def test_replay_gives_the_live_runs_objects(name: str, tmp_path: Path) -> None:
     root, _log = replayed(name, tmp_path)
     assert objects(root) == json.loads((CAPTURES / f"{name}.objects.json").read_text())
@@ -85,3 +85,27 @@ def test_gnutls_https(tmp_path: Path) -> None:
     assert exchange.get("RequestBytes") == "60"
     (tls,) = root.iter("Dockit_TlsSession")
     assert (tls.get("Version"), tls.get("Protocol")) == ("TLS 1.3", "http")
+
+
+def test_psql_tls(tmp_path: Path) -> None:
+    root, log = replayed("psql_tls", tmp_path)
+    text = log.read_text(errors="replace")
+    assert text.count("->PQsendQuery(") == 3 and "->SSL_write(" in text
+    assert [
+        (q.findtext("Text"), q.get("Status"), q.get("Rows"), q.get("AffectedRows"), q.get("ErrorCode"))
+        for q in root.iter("Dockit_SqlQuery")
+    ] == [
+        ("SELECT title FROM books ORDER BY id", "ok", "2", None, None),
+        ("UPDATE books SET title = 'Dune Messiah' WHERE id = 1", "ok", None, "1", None),
+        ("SELECT * FROM no_such_table", "error", None, None, "42P01"),
+    ]
+    (session,) = root.iter("Dockit_DatabaseSession")
+    assert (session.get("User"), session.get("Database"), session.get("Encrypted")) == (
+        "postgres",
+        "postgres",
+        "true",
+    )
+    assert (session.get("TlsVersion"), session.get("TlsCipher")) == ("TLS 1.3", "TLS_AES_256_GCM_SHA384")
+    assert {q.get("Session") for q in root.iter("Dockit_SqlQuery")} == {session.get("Id")}
+    (tls,) = root.iter("Dockit_TlsSession")
+    assert tls.get("Protocol") == "postgresql"
