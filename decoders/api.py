@@ -100,9 +100,7 @@ class Chunk:
 class DecoderOptions:
     """What the user asked of every decoder on the command line."""
 
-    rows: int = (
-        0  # `--rows N`: rows of each result set kept in the summary (0: none, they may be personal data)
-    )
+    rows: int = 0  # `--rows N`: rows of each result set kept in the summary (0: none, they may be personal data)
 
 
 class Decoder(ABC):

@@ -226,11 +226,7 @@ class SqlQuery(Record):
             children += [CimChild("Column", (("Name", name),)) for name in self.columns]
         if self.sample_rows:
             children += [
-                CimChild(
-                    "Row",
-                    (),
-                    "\t".join("NULL" if v is None else _cell(v) for v in redact_row(self.columns, row)),
-                )
+                CimChild("Row", (), "\t".join("NULL" if v is None else _cell(v) for v in redact_row(self.columns, row)))
                 for row in self.sample_rows
             ]
         if self.notices:
@@ -307,9 +303,7 @@ class HttpExchange(Record):
                 "ResponseBytes": self.response_bytes,
                 "ContentType": self.content_type,
                 "Version": self.http_version,
-                "ResponseVersion": self.response_version
-                if self.response_version != self.http_version
-                else None,
+                "ResponseVersion": self.response_version if self.response_version != self.http_version else None,
                 "Server": self.server,
                 "Truncated": "true" if self.truncated else None,
                 "Complete": None if self.complete else "false",

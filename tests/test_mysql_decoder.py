@@ -27,9 +27,9 @@ from tests.relay import C2S, S2C, Recording, Relay
 pytestmark = pytest.mark.mysql
 
 
-requires_server = pytest.mark.skipif(
-    not mariadb_listening(), reason="no MariaDB/MySQL server on 127.0.0.1:3306"
-)
+
+
+requires_server = pytest.mark.skipif(not mariadb_listening(), reason="no MariaDB/MySQL server on 127.0.0.1:3306")
 
 CHANNEL = ChannelInfo(
     channel_id="tcp:1",

@@ -219,10 +219,7 @@ def test_an_override_naming_no_decoder_is_refused() -> None:
         (["--decoder", "x"], "dockit: 'x' is not of the form module:Class"),
         (["--decoder", "no_such_module_for_dockit:X"], "dockit: cannot import no_such_module_for_dockit"),
         (["--decoder", "json:loads"], "dockit: json:loads is not a subclass of decoders.api.Decoder"),
-        (
-            ["--decoder", "decoders.mysql:Nope"],
-            "dockit: decoders.mysql:Nope: module decoders.mysql has no class Nope",
-        ),
+        (["--decoder", "decoders.mysql:Nope"], "dockit: decoders.mysql:Nope: module decoders.mysql has no class Nope"),
     ],
 )
 def test_cli_decoder_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
@@ -254,9 +251,7 @@ def test_postgresql_traffic_is_claimed_by_the_postgresql_decoder_only(tmp_path: 
     command = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c", "SELECT 41 + 1"]
     result = subprocess.run(
         [sys.executable, "-m", "dockit_core.cli", "-l", str(prefix), *command],
-        capture_output=True,
-        text=True,
-        timeout=120,
+        capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert "42" in result.stdout

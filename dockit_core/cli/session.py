@@ -94,7 +94,9 @@ class TraceSession:
         self.model = Model()
         if default_pid:
             self.model.root_pid = default_pid
-        self.spool = RecordSpool(renderer(options.summary_format, context.date), keep_filter(options.filters))
+        self.spool = RecordSpool(
+            renderer(options.summary_format, context.date), keep_filter(options.filters)
+        )
         if registry is None and options.decode:
             registry = Registry.default(options.decoder_references, options.decode_overrides)
         self.registry = registry
@@ -302,13 +304,7 @@ def print_report(report: Report, warnings: int, stream: TextIO | None = None, ve
     if warnings and report.unattributed_data_calls:
         stream.write(f"dockit: {report.unattributed_data_calls} data call(s) whose fd was not in the trace\n")
     for problem in report.problems:
-        if (
-            warnings
-            or "failed" in problem
-            or "skipped" in problem
-            or "stopped" in problem
-            or "returned" in problem
-        ):
+        if warnings or "failed" in problem or "skipped" in problem or "stopped" in problem or "returned" in problem:
             stream.write(f"dockit: {problem}\n")
     if verbose:
         for text in report.tracebacks:

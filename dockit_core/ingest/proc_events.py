@@ -115,9 +115,7 @@ def _parse_cn_msg(message: bytes) -> ProcEvent | None:
                          parent_tgid=parent_tgid, timestamp_ns=timestamp)  # fmt: skip
     if kind in ("uid", "gid"):
         pid, tgid, real, effective = fields
-        return ProcEvent(
-            kind=kind, pid=pid, tgid=tgid, real_id=real, effective_id=effective, timestamp_ns=timestamp
-        )
+        return ProcEvent(kind=kind, pid=pid, tgid=tgid, real_id=real, effective_id=effective, timestamp_ns=timestamp)
     if kind == "exit":
         pid, tgid, code, _signal = fields
         return ProcEvent(kind=kind, pid=pid, tgid=tgid, wait_status=code, timestamp_ns=timestamp)

@@ -404,9 +404,7 @@ class ChannelManager:
             channel = self.channels[info.channel_id] = Channel(info, info.channel_id)
             self.stats["channels"] += 1
         op = "write" if chunk.direction is Direction.OUT else "read"
-        self._deliver(
-            channel, chunk.direction, op, chunk.data, chunk.size, chunk.time, chunk.pid, chunk.call_index
-        )
+        self._deliver(channel, chunk.direction, op, chunk.data, chunk.size, chunk.time, chunk.pid, chunk.call_index)
 
     # -- delivery ------------------------------------------------------------------------------------
     def _deliver(
@@ -698,9 +696,7 @@ class ChannelManager:
         try:
             self.emit(cim)
         except Exception as error:  # noqa: BLE001 - an object the summary cannot write (attrs not pairs...)
-            self._wrong(
-                channel, "a CimObject the summary can write", cim, f" ({type(error).__name__}: {error})"
-            )
+            self._wrong(channel, "a CimObject the summary can write", cim, f" ({type(error).__name__}: {error})")
 
     def _reported_problem(self, channel: Channel, problem: Problem, chunk: Chunk | None) -> None:
         if not isinstance(problem.message, str) or problem.severity not in SEVERITIES:

@@ -200,12 +200,7 @@ class ProcessWatch:
         before = self.live.get(event.pid)
         snapshot = self.reader.snapshot(event.pid, full=before is None)
         ids = snapshot.ids
-        if (
-            ids is None
-            and before is not None
-            and event.real_id is not None
-            and event.effective_id is not None
-        ):
+        if ids is None and before is not None and event.real_id is not None and event.effective_id is not None:
             if kind == "uid":
                 ids = Ids(event.real_id, event.effective_id, before.rgid, before.egid)
             else:
@@ -269,11 +264,7 @@ class ProcessWatch:
             ancestor.watch_role = "ancestor"
             ancestor.seen_from_start = False
             ancestor.ppid = snapshot.ppid if snapshot.ppid else None
-            ancestor.executable, ancestor.argv, ancestor.cwd = (
-                snapshot.executable,
-                snapshot.argv,
-                snapshot.cwd,
-            )
+            ancestor.executable, ancestor.argv, ancestor.cwd = snapshot.executable, snapshot.argv, snapshot.cwd
             if snapshot.ids is not None:
                 ancestor.uid, ancestor.gid = snapshot.ids.ruid, snapshot.ids.rgid
                 ancestor.user, ancestor.group = user_name(snapshot.ids.ruid), group_name(snapshot.ids.rgid)

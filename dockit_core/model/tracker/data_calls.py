@@ -38,9 +38,7 @@ _TRANSFER_ARGS = {
 
 class DataCalls(TrackerBase):
     def _data_handlers(self) -> dict[str, Handler]:
-        handlers: dict[str, Handler] = dict.fromkeys(
-            _READS | _WRITES | _VECTOR_READS | _VECTOR_WRITES, self._data
-        )
+        handlers: dict[str, Handler] = dict.fromkeys(_READS | _WRITES | _VECTOR_READS | _VECTOR_WRITES, self._data)
         handlers.update(dict.fromkeys(_TRANSFER_ARGS, self._transfer))
         handlers["sendmmsg"] = handlers["recvmmsg"] = self._mmsg
         return handlers

@@ -46,12 +46,7 @@ class FdCalls(TrackerBase):
             if (
                 not isinstance(node, SocketNode)
                 or (deco.inode and node.inode and deco.inode != node.inode)
-                or (
-                    deco.local
-                    and node.local
-                    and node.kind != "unix"
-                    and not _same_end(node.local, deco.local)
-                )
+                or (deco.local and node.local and node.kind != "unix" and not _same_end(node.local, deco.local))
             ):
                 node = self.model.new_socket(kind=deco.socket_kind or "unknown", inode=deco.inode)
                 entry = FdEntry("socket", node, entry.cloexec if entry else False)
@@ -100,11 +95,7 @@ class FdCalls(TrackerBase):
         if not call.ok or call.retval is None:
             return
         name = call.name
-        if (
-            (name == "fcntl" or name == "fcntl64")
-            and "F_SETFD" not in call.args
-            and "F_DUPFD" not in call.args
-        ):
+        if (name == "fcntl" or name == "fcntl64") and "F_SETFD" not in call.args and "F_DUPFD" not in call.args:
             return  # F_GETFL, F_SETFL, F_GETFD...: nothing to learn, and no need to split the arguments
         args = split_args(call.args)
         if not args:
@@ -139,7 +130,6 @@ def _label(node: object) -> str | None:
     if isinstance(node, PipeNode):
         return f"pipe:[{node.pipe_id}]"
     return None
-
 
 def _same_end(known: str, shown: str) -> bool:
     """Whether a socket's address as bound and as -yy shows it later can be the same end: a bind to

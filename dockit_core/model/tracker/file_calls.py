@@ -64,24 +64,20 @@ _SPECIAL_NAMES = frozenset({"", ".", ".."})
 _TWO_PATHS = frozenset({"rename", "link", "symlink", "renameat", "renameat2", "linkat", "symlinkat"})
 
 _AT_FIRST_PATH = _ONE_PATH_AT | {"openat", "openat2"}  # (dirfd, path, ...)
-_PATH_CALLS = (
-    _METADATA
-    | _METADATA_AT
-    | {
-        "unlink",
-        "unlinkat",
-        "rmdir",
-        "rename",
-        "renameat",
-        "renameat2",
-        "mkdir",
-        "mkdirat",
-        "link",
-        "linkat",
-        "symlink",
-        "symlinkat",
-    }
-)
+_PATH_CALLS = _METADATA | _METADATA_AT | {
+    "unlink",
+    "unlinkat",
+    "rmdir",
+    "rename",
+    "renameat",
+    "renameat2",
+    "mkdir",
+    "mkdirat",
+    "link",
+    "linkat",
+    "symlink",
+    "symlinkat",
+}
 
 
 @lru_cache(maxsize=1024)
@@ -89,14 +85,12 @@ def _is_normal_folder(path: str) -> bool:
     """An absolute path that normpath leaves as it is (the kernel's -y decorations always are)."""
     return path == "/" or (path.startswith("/") and not path.endswith("/") and os.path.normpath(path) == path)
 
-
 def _join_normal(base: str, name: str) -> str:
     """normpath(join(base, name)) without its cost in the common case: one plain name in a normal
     folder (a directory walk stats every entry relative to the folder's fd)."""
     if "/" not in name and name not in _SPECIAL_NAMES and _is_normal_folder(base):
         return base + "/" + name if base != "/" else "/" + name
     return os.path.normpath(os.path.join(base, name))
-
 
 def _quoted_text(text: str, quote: int) -> str | None:
     """The literal at `text[quote]` as text (surrogateescape), or None: a plain ASCII literal without
@@ -112,9 +106,7 @@ def _quoted_text(text: str, quote: int) -> str | None:
 
 class FileCalls(TrackerBase):
     def _file_handlers(self) -> dict[str, Handler]:
-        handlers: dict[str, Handler] = dict.fromkeys(
-            ("open", "openat", "openat2", "creat", "open64"), self._open
-        )
+        handlers: dict[str, Handler] = dict.fromkeys(("open", "openat", "openat2", "creat", "open64"), self._open)
         handlers.update(dict.fromkeys(_PATH_CALLS, self._path_call))
         handlers.update(dict.fromkeys(_ONE_PATH_AT, self._one_path_at))
         return handlers

@@ -64,8 +64,7 @@ class ProcessCalls(TrackerBase):
                 child.fds.sharers += 1  # a process of its own: its exit leaves the table to the others
         else:
             child.fds = FdTable(
-                self.model.socket_refs,
-                {fd: FdEntry(e.kind, e.node, e.cloexec, e.label) for fd, e in parent.fds.items()},
+                self.model.socket_refs, {fd: FdEntry(e.kind, e.node, e.cloexec, e.label) for fd, e in parent.fds.items()}
             )
             for entry in child.fds.values():
                 if isinstance(entry.node, PipeNode):

@@ -28,9 +28,7 @@ _FAMILY_KINDS = {
 class SocketCalls(TrackerBase):
     def _socket_handlers(self) -> dict[str, Handler]:
         handlers: dict[str, Handler] = {"socket": self._socket}
-        handlers.update(
-            dict.fromkeys(("connect", "bind", "listen", "getsockname", "getpeername"), self._address_call)
-        )
+        handlers.update(dict.fromkeys(("connect", "bind", "listen", "getsockname", "getpeername"), self._address_call))
         handlers["accept"] = handlers["accept4"] = self._accept
         handlers["pipe"] = handlers["pipe2"] = handlers["socketpair"] = self._pipe
         return handlers
