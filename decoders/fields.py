@@ -16,17 +16,26 @@ Field types, and how each is written in the XML and TXT summaries:
 | `TIME`     | seconds (float or int)   | ISO 8601 (`2026-11-26T17:46:07.849269+00:00`; a time of day with the log's date when it has none) |
 | `DURATION` | seconds (float or int)   | six decimals: `0.000109`                                      |
 | `COUNT`    | int                      | digits                                                        |
+| `DECIMAL`  | str of a decimal number, `decimal.Decimal` or int | exactly as given: `10.25`, `-0.50`, `1.5e3` (a price, an amount) |
 | `BYTES`    | bytes                    | text, printable ASCII as is, any other byte as `\\xhh` (a key or value that may be binary) |
 | `TEXT`     | str                      | the text (characters XML cannot hold shown as `\\xhh`)        |
 | `SECRET`   | anything                 | `<redacted>`: says a credential was there, never what it was  |
 | `FLAG`     | bool                     | `true`, or left out when false                                |
 
-A value of None leaves the attribute out, whatever its type.
+A value of None leaves the attribute out, whatever its type. A record holds each value as the summary
+writes it (a FLAG as "true", BYTES and DECIMAL as text): converted when the record is made, so a test
+compares with what the XML will show.
+
+DECIMAL takes no float: a binary float cannot hold `0.1` exactly, and the summary would print six
+decimals of it. Give the number's text as the wire carried it (checked: `DECIMAL.accepts(text)` says
+whether a peer's text is one) or a `decimal.Decimal`.
 """
 
 from __future__ import annotations
 
+import decimal
 import enum
+import re
 from collections.abc import Iterable
 
 from decoders.redact import REDACTED
@@ -34,6 +43,7 @@ from decoders.redact import REDACTED
 __all__ = [
     "BYTES",
     "COUNT",
+    "DECIMAL",
     "DURATION",
     "FLAG",
     "SECRET",
@@ -67,19 +77,33 @@ class FieldType(enum.Enum):
     TIME = "time"
     DURATION = "duration"
     COUNT = "count"
+    DECIMAL = "decimal"
     BYTES = "bytes"
     TEXT = "text"
     SECRET = "secret"
     FLAG = "flag"
 
+    def accepts(self, value: object) -> bool:
+        """Whether a record takes `value` for a field of this type (None always): the check a decoder
+        makes on a peer's text before it gives it, `Price=text if DECIMAL.accepts(text) else None`."""
+        try:
+            typed_value("", "", self, value)
+        except TypeError:
+            return False
+        return True
+
 
 TIME = FieldType.TIME
 DURATION = FieldType.DURATION
 COUNT = FieldType.COUNT
+DECIMAL = FieldType.DECIMAL
 BYTES = FieldType.BYTES
 TEXT = FieldType.TEXT
 SECRET = FieldType.SECRET
 FLAG = FieldType.FLAG
+
+# A decimal number as text: a sign, digits with a point anywhere, an exponent (`10.25`, `-.5`, `1.5e3`).
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 _PRINTABLE = {b: chr(b) for b in range(0x20, 0x7F)}
 _PRINTABLE[0x5C] = "\\\\"
@@ -107,6 +131,18 @@ def typed_value(record: str, name: str, kind: FieldType, value: object) -> objec
     elif kind is FieldType.DURATION:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return Duration(value)
+    elif kind is FieldType.DECIMAL:
+        if isinstance(value, str) and _DECIMAL_TEXT.fullmatch(value):
+            return value
+        if isinstance(value, decimal.Decimal) and value.is_finite():
+            return str(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if isinstance(value, float):
+            raise TypeError(
+                f"{record}.{name} is declared decimal: float {value!r} is not exact; give the number's "
+                "text as sent, or a decimal.Decimal"
+            )
     elif kind is FieldType.FLAG:
         if isinstance(value, bool):
             return "true" if value else None

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from decoders.fields import (
     BYTES,
     COUNT,
+    DECIMAL,
     DURATION,
     FLAG,
     SECRET,
@@ -34,6 +35,7 @@ __all__ = [
     "MESSAGE_PUBLISH",
     "BYTES",
     "COUNT",
+    "DECIMAL",
     "DURATION",
     "FLAG",
     "SECRET",

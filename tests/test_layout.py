@@ -55,6 +55,8 @@ PUBLIC = {
         "MESSAGE_DELIVER",
         "MESSAGE_PUBLISH",
         "named_values",
+        # a decimal number written exactly as given (examples/dockit-tag1's prices)
+        "DECIMAL",
     },
     "decoders.framing": {"Frame", "LengthPrefixed", "LineReader", "TLV", "reading_since"},
     "decoders.testing": {

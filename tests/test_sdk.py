@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from decoders.api import Direction
 from decoders.records import (
     BYTES,
     COUNT,
+    DECIMAL,
     DURATION,
     FLAG,
     SECRET,
@@ -114,6 +116,47 @@ def test_false_flags_and_none_values_are_left_out_and_wrong_types_raise() -> Non
             EVENT(**wrong)
     with pytest.raises(TypeError, match="has no field 'Nmae'"):
         EVENT(Nmae="typo")
+
+
+def test_a_decimal_is_written_exactly_as_given_and_a_float_is_refused() -> None:
+    """A price as the wire carried it: no binary rounding, no six decimals, no lost trailing zero."""
+    price = RecordType("My_Order", Price=DECIMAL, Quantity=COUNT)
+    for given, written in (
+        ("10.25", "10.25"),
+        ("-0.50", "-0.50"),
+        ("1.5e3", "1.5e3"),
+        (".5", ".5"),
+        ("0.1000000000000000000001", "0.1000000000000000000001"),
+        (Decimal("19.990"), "19.990"),
+        (Decimal("1E+2"), "1E+2"),
+        (42, "42"),
+    ):
+        record = price(Price=given)
+        assert record.attr("Price") == written
+        assert element_markup(record, None) == f'<My_Order Price="{written}"/>'
+        assert DECIMAL.accepts(given)
+    for wrong in (
+        0.1,
+        "abc",
+        "1,5",
+        "10.25 ",
+        "",
+        "NaN",
+        "inf",
+        Decimal("NaN"),
+        Decimal("Infinity"),
+        True,
+        b"1",
+    ):
+        assert not DECIMAL.accepts(wrong)
+        with pytest.raises(TypeError, match="is declared decimal"):
+            price(Price=wrong)
+    with pytest.raises(TypeError, match="not exact"):
+        price(Price=10.25)
+    # a peer's text, checked before it is given: what docs/decoders.md shows
+    for text, kept in (("10.25", "10.25"), ("ten", None)):
+        assert price(Price=text if DECIMAL.accepts(text) else None).attr("Price") == kept
+    assert DECIMAL.accepts(None) and not COUNT.accepts("3") and COUNT.accepts(3)
 
 
 def test_builtin_records_are_typed_and_their_xml_unchanged() -> None:
