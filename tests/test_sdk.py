@@ -295,6 +295,13 @@ def test_extract_writes_a_channel_that_replays_to_the_captures_facts(tmp_path: P
     assert from_log.secrets and from_log.failures == []
     missing = dockit("extract", "--channel", "tcp:nothing", str(MYSQL_LOG))
     assert missing.returncode == 2 and missing.stderr.startswith("dockit: no channel 'tcp:nothing'")
+    for wrong, says in (
+        ("nosuch_module_x:Nope", "cannot import nosuch_module_x"),
+        ("nocolon", "module:Class"),
+    ):
+        bad = dockit("extract", "--decoder", wrong, str(MYSQL_LOG))
+        assert bad.returncode == 2 and bad.stdout == "", bad.stderr
+        assert bad.stderr.startswith("dockit: ") and says in bad.stderr and bad.stderr.count("\n") == 1
     assert (
         dockit("extract", str(tmp_path / "none.log")).stderr
         == f"dockit: {tmp_path / 'none.log'}: no such file\n"

@@ -1,7 +1,9 @@
 """`dockit extract LOG`: the channels of a saved trace (id, kind, ends, bytes, which decoder claims
 it); with `--channel ID`, that channel's chunks as a fixture file for a decoder's tests
 (`decoders.testing.load_chunks`, `replay`): the bytes exactly as dockit would feed them (each byte
-once, directions from the traced process's end, times, pids, calls, bytes the tracer lost)."""
+once, directions from the traced process's end, times, pids, calls, bytes the tracer lost).
+`--decoder MODULE:CLASS` adds a class to those that may claim a channel in the listing, as a run given
+`--decoder` would: a plugin being written, not installed yet, shows its name."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import sys
 from typing import IO
 
 from decoders.api import ChannelInfo, Chunk, Decoder, Direction
-from decoders.registry import Registry
+from decoders.registry import DecoderLoadError, Registry
 from decoders.testing.chunks import chunk_header, format_fixture, hexdump
 from dockit_core.cli.arguments import UsageError
 
@@ -25,6 +27,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("log", metavar="LOG", help="a strace or ltrace log (plain or gzip)")
     parser.add_argument(
         "--channel", metavar="ID", help="the channel to write (as `dockit extract LOG` lists it)"
+    )
+    parser.add_argument(
+        "--decoder",
+        action="append",
+        default=[],
+        metavar="MODULE:CLASS",
+        help="also let this decoder class claim channels in the listing, as a run given --decoder would "
+        "(repeatable): a plugin not installed yet shows its name",
     )
     parser.add_argument(
         "-o",
@@ -147,10 +157,13 @@ def _main(options: argparse.Namespace) -> int:
     from dockit_core.outputs.atomic import AtomicStream
 
     open_log(options.log).close()  # one clear line for a missing, empty or unreadable log
+    try:
+        real = Registry.default(options.decoder)  # a wrong --decoder is a usage error before the log is read
+    except DecoderLoadError as error:
+        raise UsageError(str(error)) from error
     seen: dict[str, _Seen] = {}
     if options.channel is None:
         _run(options.log, Registry([_recorder(None, seen, None, options.log)]))
-        real = Registry.default()
         rows = [("CHANNEL", "KIND", "DECODER", "CHUNKS", "BYTES-OUT", "BYTES-IN", "LOCAL -> REMOTE")]
         for channel_id, info in seen.items():
             rows.append(
