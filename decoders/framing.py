@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from decoders.api import Chunk
 
@@ -50,9 +50,18 @@ class Frame:
     block: bytes | None = None  # LineReader with `block_size`: the raw bytes that followed the line
 
 
-def reading_since(*readers: LineReader | LengthPrefixed) -> int | None:
+class ReadsMessages(Protocol):
+    """Anything that knows where its unfinished message began: a reader here, or a decoder's own
+    assembler built on one (messages made of fields, each a LineReader's line)."""
+
+    @property
+    def reading_since(self) -> int | None: ...
+
+
+def reading_since(*readers: ReadsMessages) -> int | None:
     """The earliest call whose bytes one of `readers` holds in an unfinished message, or None: what a
-    decoder's `reading_since` returns when these readers are all it buffers."""
+    decoder's `reading_since` returns when these readers are all it buffers. A reader is anything with
+    a `reading_since` attribute: a LineReader, a LengthPrefixed, or an assembler of your own."""
     calls = [r.reading_since for r in readers if r.reading_since is not None]
     return min(calls) if calls else None
 
