@@ -16,6 +16,7 @@ from decoders import framing
 from decoders.api import ChannelInfo, Chunk, Decoder, Direction
 from decoders.records import (
     COUNT,
+    DECIMAL,
     DURATION,
     FLAG,
     SECRET,
@@ -42,7 +43,7 @@ CANCEL_STATUSES = frozenset({"4", "6"})  # an execution report answering a cance
 
 TAG1_ORDER = RecordType(
     "Tag1_Order",
-    ClOrdId=TEXT, OrderId=TEXT, Symbol=TEXT, Side=TEXT, Quantity=COUNT, Price=TEXT, Status=TEXT,
+    ClOrdId=TEXT, OrderId=TEXT, Symbol=TEXT, Side=TEXT, Quantity=COUNT, Price=DECIMAL, Status=TEXT,
     Text=TEXT, Process=COUNT, Server=TEXT, Start=TIME, Latency=DURATION, Truncated=FLAG,
 )  # fmt: skip
 TAG1_CANCEL = RecordType(
@@ -351,7 +352,7 @@ class Tag1Decoder(Decoder):
             Symbol=order.text(b"55"),
             Side=SIDES.get(order.text(b"54") or "", order.text(b"54")),
             Quantity=_count(order.text(b"38")),
-            Price=order.text(b"44"),
+            Price=_decimal(order.text(b"44")),
             Status=ORDER_STATUS.get(status or "", status) if reply is not None else "unknown",
             **self._common(request, reply, end),
         )
@@ -385,6 +386,11 @@ def _count(text: str | None) -> int | None:
     if text is None or not (0 < len(text) <= 18 and text.isascii() and text.isdigit()):
         return None
     return int(text)
+
+
+def _decimal(text: str | None) -> str | None:
+    """A price exactly as sent, when it is a number (a peer may send anything)."""
+    return text if DECIMAL.accepts(text) else None
 
 
 def _short(text: str | None) -> str:

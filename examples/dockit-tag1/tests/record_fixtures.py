@@ -22,6 +22,7 @@ sys.path.insert(0, str(PACKAGE))
 from dockit_tag1 import server  # noqa: E402
 
 PASSWORD = "Pw-7fQ2-tag1-Zx9K"
+DECODER = "dockit_tag1.decoder:Tag1Decoder"
 SESSIONS = {
     # one message a call, the logon written in two calls, the 2nd order's checksum spoiled
     "session": ["--split-logon", "--bad-checksum", "2", "buy 100 ACME 10.25", "sell 5 XYZ 3",
@@ -39,13 +40,12 @@ def dockit(*args: str, **kwargs) -> subprocess.CompletedProcess:
 
 def record(name: str, client_args: list[str], port: int, folder: Path) -> None:
     prefix = folder / name
-    dockit("--decoder", "dockit_tag1.decoder:Tag1Decoder", "-l", str(prefix),
+    dockit("--decoder", DECODER, "-l", str(prefix),
            sys.executable, "-m", "dockit_tag1.client", "--port", str(port), *client_args)  # fmt: skip
     (log,) = folder.glob(f"{name}.strace.*.log")
-    listing = dockit("extract", str(log)).stdout.splitlines()
-    (channel,) = [
-        line.split()[0] for line in listing[1:] if line.split()[0].endswith(f":{port}") or f":{port}-" in line
-    ]
+    # The decoder is not installed: --decoder lets it claim its channel in the listing (DECODER column).
+    listing = dockit("extract", "--decoder", DECODER, str(log)).stdout.splitlines()
+    (channel,) = [line.split()[0] for line in listing[1:] if line.split()[2] == "tag1"]
     out = HERE / "fixtures" / f"{name}.chunks"
     dockit("extract", "--channel", channel, "-o", str(out), str(log))
     print(f"{out}: {out.stat().st_size} bytes")

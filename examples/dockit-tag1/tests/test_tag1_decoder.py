@@ -201,6 +201,22 @@ def test_replies_matched_by_client_order_id_not_by_order():
     ]
 
 
+def test_prices_are_decimals_exactly_as_sent():
+    """A price is a DECIMAL: written as the client sent it (no float rounding, no lost zero), and left
+    out, never a failure of the decoder, when the peer sent no number."""
+    prices = ["10.250", "0.1", "12345678901234567890.01", "-3", "abc", "1,5", ""]
+    orders = []
+    for i, price in enumerate(prices):
+        orders.append((OUT, msg((35, "D"), (11, f"p{i}"), (55, "A"), (54, "1"), (38, "1"), (44, price))))
+        orders.append((IN, msg((35, "8"), (37, f"P{i}"), (11, f"p{i}"), (39, "0"))))
+    decoded = decode(Tag1Decoder, conversation(orders))
+    assert decoded.table("ClOrdId", "Price", cim_class="Tag1_Order") == [
+        ("p0", "10.250"), ("p1", "0.1"), ("p2", "12345678901234567890.01"), ("p3", "-3"),
+        ("p4", None), ("p5", None), ("p6", None),
+    ]  # fmt: skip
+    assert decoded.problems == []
+
+
 def test_traced_on_the_server():
     decoded = decode(Tag1Decoder, reversed_directions(session()), channel(9878, server=True))
     assert decoded.table(*ORDER, cim_class="Tag1_Order") == SESSION_ORDERS
