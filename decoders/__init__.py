@@ -5,7 +5,7 @@ fails if one of its names disappears; see docs/decoders.md):
 
 - `decoders.api`: the contract (`Decoder`, `Chunk`, `Direction`, `ChannelInfo`, `DecoderOptions`).
 - `decoders.records`: what a decoder returns (`Output`: a `Record`, `CimObject`, `Annotation`,
-  `Secret` or `Problem`), the typed-record declarations (`RecordType`, `ChildType` and the field types
+  `Secret`, `Problem` or `StartTls`), the typed-record declarations (`RecordType`, `ChildType` and the field types
   `TIME`, `DURATION`, `COUNT`, `DECIMAL`, `BYTES`, `TEXT`, `SECRET`, `FLAG`), and the shared records
   `SqlQuery`, `DatabaseSession`, `HttpExchange`, `TlsSession`, `BrokerMessage`, `BrokerOperation`,
   `BrokerSession`.
