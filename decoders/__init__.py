@@ -5,8 +5,9 @@ fails if one of its names disappears; see docs/decoders.md):
 
 - `decoders.api`: the contract (`Decoder`, `Chunk`, `Direction`, `ChannelInfo`, `DecoderOptions`).
 - `decoders.records`: what a decoder returns (`Output`: a `Record`, `CimObject`, `Annotation`,
-  `Secret`, `Problem` or `StartTls`), the typed-record declarations (`RecordType`, `ChildType` and the field types
-  `TIME`, `DURATION`, `COUNT`, `DECIMAL`, `BYTES`, `TEXT`, `SECRET`, `FLAG`), and the shared records
+  `Secret`, `Problem` or `StartTls`), the typed-record declarations (`RecordType`, `ChildType` and
+  the field types `TIME`, `DURATION`, `COUNT`, `DECIMAL`, `BYTES`, `TEXT`, `SECRET`, `FLAG`), and the
+  shared records
   `SqlQuery`, `DatabaseSession`, `HttpExchange`, `TlsSession`, `BrokerMessage`, `BrokerOperation`,
   `BrokerSession`.
 - `decoders.framing`: message reassembly, one reader per direction (`LineReader`, `LengthPrefixed`,
