@@ -7,9 +7,8 @@ fails if one of its names disappears; see docs/decoders.md):
 - `decoders.records`: what a decoder returns (`Output`: a `Record`, `CimObject`, `Annotation`,
   `Secret`, `Problem` or `StartTls`), the typed-record declarations (`RecordType`, `ChildType` and
   the field types `TIME`, `DURATION`, `COUNT`, `DECIMAL`, `BYTES`, `TEXT`, `SECRET`, `FLAG`), and the
-  shared records
-  `SqlQuery`, `DatabaseSession`, `HttpExchange`, `TlsSession`, `BrokerMessage`, `BrokerOperation`,
-  `BrokerSession`.
+  shared records `SqlQuery`, `DatabaseSession`, `HttpExchange`, `TlsSession`, `BrokerMessage`,
+  `BrokerOperation`, `BrokerSession`.
 - `decoders.framing`: message reassembly, one reader per direction (`LineReader`, `LengthPrefixed`,
   `TLV`, their `Frame`s, and `reading_since`).
 - `decoders.redact`: the helpers that keep secrets out of outputs (`redact_sql`, `redact_url`,
