@@ -258,7 +258,11 @@ class Schema:
             return
         service = prefix + _text_of(found, 1)
         for item in found:
-            if item.number != 2 or not isinstance(item.value, bytes) or len(self.methods) >= MAX_SCHEMA_METHODS:
+            if (
+                item.number != 2
+                or not isinstance(item.value, bytes)
+                or len(self.methods) >= MAX_SCHEMA_METHODS
+            ):
                 continue
             method = fields(item.value)
             if method is None:

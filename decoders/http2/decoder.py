@@ -73,7 +73,9 @@ class Http2Decoder(Decoder):
         self.readers = {d: self._reader() for d in Direction}
         self.hpack = {d: hpack.Decoder() for d in Direction}
         self.damaged = {d: False for d in Direction}  # a header block lost: the HPACK table may be wrong
-        self.opening = {d: bytearray() for d in Direction}  # a direction's first bytes, while they may be the preface
+        self.opening = {
+            d: bytearray() for d in Direction
+        }  # a direction's first bytes, while they may be the preface
         self.started = {d: False for d in Direction}
         self.client: Direction | None = None
         self.block: dict[Direction, _Block | None] = {d: None for d in Direction}
@@ -86,7 +88,10 @@ class Http2Decoder(Decoder):
     @staticmethod
     def _reader() -> MeasuredReader:
         return MeasuredReader(
-            h2.measure_frame, h2.plausible_frame, max_keep=MAX_KEEP, max_frame=h2.MAX_FRAME_LENGTH + h2.HEADER_SIZE
+            h2.measure_frame,
+            h2.plausible_frame,
+            max_keep=MAX_KEEP,
+            max_frame=h2.MAX_FRAME_LENGTH + h2.HEADER_SIZE,
         )
 
     @classmethod
@@ -148,7 +153,9 @@ class Http2Decoder(Decoder):
         whole = frame.whole
         block = self.block[direction]
         if block is not None and kind != h2.CONTINUATION:
-            self._problem("warning", f"a header block of stream {block.stream_id} ended without END_HEADERS", frame)
+            self._problem(
+                "warning", f"a header block of stream {block.stream_id} ended without END_HEADERS", frame
+            )
             self.block[direction] = None
             self._damage(direction)
         if kind == h2.HEADERS:
@@ -162,7 +169,9 @@ class Http2Decoder(Decoder):
                 self._count(stream_id, direction, frame)
                 self._damage(direction)
                 return
-            self._start_block(direction, _Block(stream_id, kind, flags, frame, promised[0]), promised[1], frame)
+            self._start_block(
+                direction, _Block(stream_id, kind, flags, frame, promised[0]), promised[1], frame
+            )
         elif kind == h2.DATA:
             self._data(stream_id, flags, payload, frame, direction)
         elif kind == h2.RST_STREAM:
@@ -183,7 +192,9 @@ class Http2Decoder(Decoder):
             if found is not None and found[1]:
                 debug = found[2][:200].decode("utf-8", "replace")
                 self._problem(
-                    "note", f"GOAWAY {h2.error_name(found[1])} after stream {found[0]}: {debug}".rstrip(": "), frame
+                    "note",
+                    f"GOAWAY {h2.error_name(found[1])} after stream {found[0]}: {debug}".rstrip(": "),
+                    frame,
                 )
 
     def _count(self, stream_id: int, direction: Direction, frame: MeasuredFrame) -> None:
@@ -197,7 +208,9 @@ class Http2Decoder(Decoder):
         if not frame.whole:
             stream.truncated = True
 
-    def _data(self, stream_id: int, flags: int, payload: bytes, frame: MeasuredFrame, direction: Direction) -> None:
+    def _data(
+        self, stream_id: int, flags: int, payload: bytes, frame: MeasuredFrame, direction: Direction
+    ) -> None:
         stream = self.streams.get(stream_id)
         if stream is None:
             return
@@ -209,12 +222,19 @@ class Http2Decoder(Decoder):
             reader.feed(content)
             total = h2.data_length(flags, frame.size - h2.HEADER_SIZE, payload[0] if payload else None)
             reader.lose(max(0, total - len(content)))
+        if not requests:
+            stream.end_time = frame.end_time
+            stream.response_data += h2.data_length(
+                flags, frame.size - h2.HEADER_SIZE, payload[0] if payload else None
+            )
         if flags & h2.END_STREAM:
             self._end_side(stream, requests, frame)
 
     # -- header blocks -------------------------------------------------------------------------------
 
-    def _start_block(self, direction: Direction, block: _Block, fragment: bytes | None, frame: MeasuredFrame) -> None:
+    def _start_block(
+        self, direction: Direction, block: _Block, fragment: bytes | None, frame: MeasuredFrame
+    ) -> None:
         block.size = frame.size
         if fragment is None:  # cut by the tracer: the block cannot be decoded, its frame still counts
             self._count(block.stream_id, direction, frame)
@@ -266,7 +286,9 @@ class Http2Decoder(Decoder):
         except Exception as error:  # noqa: BLE001 - hpack's errors, or a table we could not follow
             self._count_bytes(block, direction)
             self._damage(direction)
-            self._problem("warning", f"a header block of stream {stream_id} could not be decoded: {error}", first)
+            self._problem(
+                "warning", f"a header block of stream {stream_id} could not be decoded: {error}", first
+            )
             return
         head = Head()
         for name, value in decoded[:MAX_HEADERS]:
@@ -303,6 +325,8 @@ class Http2Decoder(Decoder):
         else:
             stream.trailers = head
         self._count_bytes(block, direction)
+        if not requests:
+            stream.end_time = last.end_time
         if self.damaged[direction]:
             stream.truncated = True
         if block.flags & h2.END_STREAM:

@@ -65,9 +65,19 @@ RPC_CALL = RecordType(
     Reset=TEXT,
     Truncated=FLAG,
 )
-MESSAGE = ChildType("Message", Direction=TEXT, Index=COUNT, Size=COUNT, Type=TEXT, Compressed=FLAG, Undecoded=TEXT)
+MESSAGE = ChildType(
+    "Message", Direction=TEXT, Index=COUNT, Size=COUNT, Type=TEXT, Compressed=FLAG, Undecoded=TEXT
+)
 FIELD = ChildType(
-    "Field", Direction=TEXT, Message=COUNT, Path=TEXT, Number=COUNT, Name=TEXT, Type=TEXT, Value=TEXT, Size=COUNT
+    "Field",
+    Direction=TEXT,
+    Message=COUNT,
+    Path=TEXT,
+    Number=COUNT,
+    Name=TEXT,
+    Type=TEXT,
+    Value=TEXT,
+    Size=COUNT,
 )
 
 
@@ -82,7 +92,9 @@ class KeptMessage:
 class MessageReader:
     """The length-prefixed messages of one side of a call, fed DATA bytes in order."""
 
-    def __init__(self, keep_whole: int = MAX_KEPT_BYTES, on_message: Callable[[KeptMessage], None] | None = None):
+    def __init__(
+        self, keep_whole: int = MAX_KEPT_BYTES, on_message: Callable[[KeptMessage], None] | None = None
+    ):
         self.count = 0
         self.bytes = 0
         self.kept: list[KeptMessage] = []
@@ -138,7 +150,9 @@ class MessageReader:
     def _finish(self) -> None:
         if self.current is None:
             return
-        message = KeptMessage(self.current_size, self.current_compressed, bytes(self.current), self.current_whole)
+        message = KeptMessage(
+            self.current_size, self.current_compressed, bytes(self.current), self.current_whole
+        )
         self.current = None
         if len(self.kept) < MAX_SHOWN_MESSAGES:
             self.kept.append(message)
@@ -203,7 +217,11 @@ def _inflate(data: bytes, encoding: str | None) -> bytes | None:
 
 
 def message_children(
-    direction: str, reader: MessageReader, schema: pb.Schema | None, type_name: str | None, encoding: str | None
+    direction: str,
+    reader: MessageReader,
+    schema: pb.Schema | None,
+    type_name: str | None,
+    encoding: str | None,
 ) -> list[CimChild]:
     children: list[CimChild] = []
     for index, message in enumerate(reader.kept[:MAX_SHOWN_MESSAGES]):
@@ -287,7 +305,9 @@ def rpc_record(facts: CallFacts, call: CallState, schema: pb.Schema | None) -> C
     response_encoding = final.get("grpc-encoding") or facts.response_headers.get("grpc-encoding")
     children = message_children(
         "request", call.request, schema, known.input_type if known else None, encoding
-    ) + message_children("response", call.response, schema, known.output_type if known else None, response_encoding)
+    ) + message_children(
+        "response", call.response, schema, known.output_type if known else None, response_encoding
+    )
     return RPC_CALL(
         children,
         Protocol="grpc",

@@ -44,6 +44,7 @@ class H2Stream:
     request_trailers: Head | None = None
     request_bytes: int = 0
     response_bytes: int = 0
+    response_data: int = 0  # DATA bytes of the response, to tell a body that came whole from one cut short
     request_ended: bool = False
     response_ended: bool = False
     end_time: float | None = None
@@ -56,6 +57,12 @@ class H2Stream:
     @property
     def done(self) -> bool:
         return self.reset is not None or (self.request_ended and self.response_ended)
+
+    def body_complete(self) -> bool:
+        """The response's body came whole by its content-length, though END_STREAM was not seen (a client
+        such as curl closes the connection as soon as it has the body)."""
+        length = self.response.get("content-length") if self.response else None
+        return length is not None and length.isdigit() and int(length) == self.response_data
 
 
 def status_of(head: Head | None) -> int | None:
@@ -91,8 +98,13 @@ def exchange(stream: H2Stream, side: str, server: str | None, complete: bool) ->
         http_version="2",
         server=server,
         truncated=stream.truncated,
-        complete=complete and stream.done and stream.reset is None and request is not None and response is not None,
-        request_headers=[(name, redact_header(name, value)) for name, value in request.headers] if request else [],
+        complete=(complete and stream.done or stream.request_ended and stream.body_complete())
+        and stream.reset is None
+        and request is not None
+        and response is not None,
+        request_headers=[(name, redact_header(name, value)) for name, value in request.headers]
+        if request
+        else [],
         response_headers=[(name, redact_header(name, value)) for name, value in response_headers],
         extra={
             "Stream": stream.stream_id,
