@@ -36,6 +36,7 @@ BUILTIN_DECODERS: tuple[str, ...] = (
     "decoders.nats:NatsDecoder",
     "decoders.postgres:PostgresDecoder",
     "decoders.http2:Http2Decoder",
+    "decoders.dns:DnsDecoder",
 )
 ENTRY_POINT_GROUP = "dockit.decoders"
 PORT_BONUS = 20

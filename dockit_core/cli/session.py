@@ -97,6 +97,7 @@ class TraceSession:
         self.spool = RecordSpool(
             renderer(options.summary_format, context.date), keep_filter(options.filters)
         )
+        self.spool.resolved = self.model.resolved  # DNS answers name the sockets that connect to them
         if registry is None and options.decode:
             registry = Registry.default(options.decoder_references, options.decode_overrides)
         self.registry = registry
