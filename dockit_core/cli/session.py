@@ -105,7 +105,7 @@ class TraceSession:
         if registry is not None:
             self.watchdog.start()  # a no-op outside the main thread (a test driving a session from a thread)
         self.channels = ChannelManager(
-            registry, self.spool.add, DecoderOptions(rows=options.rows), watchdog=self.watchdog
+            registry, self.spool.add, DecoderOptions(rows=options.rows, proto=options.proto), watchdog=self.watchdog
         )
         self.parser = StraceParser(default_pid)
         self.calls_writer: CallsWriter | BlocksWriter | None = None
