@@ -73,7 +73,9 @@ def _tcp_message(data: bytes) -> bytes | None:
 class _Query:
     __slots__ = ("message", "question", "start", "pid", "call_index", "retries", "truncated")
 
-    def __init__(self, message: dns.Message, question: dns.Question, chunk_time: float | None, pid: int, call: int):
+    def __init__(
+        self, message: dns.Message, question: dns.Question, chunk_time: float | None, pid: int, call: int
+    ):
         self.message = message
         self.question = question
         self.start = chunk_time
@@ -137,7 +139,13 @@ class DnsDecoder(Decoder):
         return None if self.datagrams else framing.reading_since(*self.readers.values())
 
     def _message(
-        self, message: dns.Message, direction: Direction, time: float | None, pid: int, call: int, out: list[Output]
+        self,
+        message: dns.Message,
+        direction: Direction,
+        time: float | None,
+        pid: int,
+        call: int,
+        out: list[Output],
     ) -> None:
         if self.client is None:
             self.client = direction.reverse() if message.response else direction
@@ -188,7 +196,9 @@ class DnsDecoder(Decoder):
             children,
             Name=question.name,
             Type=dns.type_name(question.type),
-            Class=None if question.qclass == 1 else dns.CLASS_NAMES.get(question.qclass, str(question.qclass)),
+            Class=None
+            if question.qclass == 1
+            else dns.CLASS_NAMES.get(question.qclass, str(question.qclass)),
             Rcode=rcode,
             Status=status,
             Answers=len(response.answers) if response is not None else None,

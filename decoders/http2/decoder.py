@@ -117,8 +117,16 @@ class Http2Decoder(Decoder):
             data = self._opening(direction, data, missing)
             if data is None:
                 return
-        for frame in self.readers[direction].feed(data, missing, time, pid, call_index):
+        reader = self.readers[direction]
+        resyncs = reader.resyncs
+        for frame in reader.feed(data, missing, time, pid, call_index):
             self._frame(frame, direction)
+        if reader.resyncs != resyncs:
+            # frames were lost whole: any open stream may have lost some, and a header block may have
+            # gone with them (the HPACK table is then not the peer's)
+            self._damage(direction)
+            for stream in self.streams.values():
+                stream.truncated = True
 
     def _opening(self, direction: Direction, data: bytes, missing: int) -> bytes | None:
         """A direction's first bytes: the client's preface is taken off, and says who the client is."""

@@ -44,7 +44,11 @@ class ResolvedNames:
             return
         for child in obj.children:  # type: ignore[attr-defined]
             attrs = dict(child.attrs)
-            if child.tag == "Answer" and attrs.get("Type") in _ADDRESS_TYPES and isinstance(attrs.get("Value"), str):
+            if (
+                child.tag == "Answer"
+                and attrs.get("Type") in _ADDRESS_TYPES
+                and isinstance(attrs.get("Value"), str)
+            ):
                 self.learn(name, str(attrs["Value"]))
 
     def name_of(self, address: str | None) -> str | None:
