@@ -163,8 +163,11 @@ class DnsDecoder(Decoder):
                 out.append(Annotation(call, f"dns {dns.type_name(question.type)} {question.name}"))
             return
         question = message.question
-        if question is None:
-            return
+        if question is None:  # cut before its question: its id says which query it answers
+            key = next((k for k in self.pending if k[0] == message.id), None)
+            if key is None or message.complete:
+                return
+            question = self.pending[key].question
         query = self.pending.pop((message.id, question.name.lower(), question.type), None)
         if query is None:
             # a response to a query not seen (a trace begun in between): recorded without its start

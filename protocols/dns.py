@@ -188,8 +188,9 @@ def _record(data: bytes, pos: int) -> tuple[ResourceRecord, int] | None:
 
 
 def parse(data: bytes) -> Message | None:
-    """One whole message (UDP's datagram, or TCP's after its length), or None if it is not one. A message
-    whose sections end early (cut by the tracer) is read as far as it goes, `complete` False."""
+    """One whole message (UDP's datagram, or TCP's after its length), or None if it is not one (shorter
+    than a header). A message whose sections end early (cut by the tracer) is read as far as it goes,
+    `complete` False."""
     if len(data) < HEADER_SIZE:
         return None
     ident, flags, qd, an, ns, ar = struct.unpack_from(">HHHHHH", data)
@@ -209,7 +210,7 @@ def parse(data: bytes) -> Message | None:
         found = read_name(data, pos)
         if found is None or found[1] + 4 > len(data):
             message.complete = False
-            return message if message.questions else None
+            return message  # cut inside the questions: the header is still known
         name, pos = found
         kind, qclass = struct.unpack_from(">HH", data, pos)
         pos += 4
