@@ -177,3 +177,50 @@ def expected_answer(name: str, kind: str) -> tuple[str, list[str]]:
         target = ZONE[(name, "CNAME")][0]
         return "NOERROR", [target] + ZONE.get((target, kind), [])
     return "NOERROR", list(ZONE.get((name, kind), []))
+
+
+@contextlib.contextmanager
+def dot_server(cert: str, key: str, port: int | None = None) -> Iterator[int]:
+    """DNS over TLS (RFC 7858: TCP's 2-byte lengths inside TLS) answering ZONE, in threads of this process."""
+    import ssl
+    import threading
+
+    from dnslib import DNSRecord
+
+    port = port or free_port()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    resolver = _resolver()
+    listener = socket.create_server(("127.0.0.1", port))
+
+    def serve(connection: socket.socket) -> None:
+        with (
+            contextlib.suppress(OSError, ValueError),
+            context.wrap_socket(connection, server_side=True) as tls,
+        ):
+            while True:
+                head = tls.recv(2)
+                if len(head) < 2:
+                    return
+                size, data = int.from_bytes(head, "big"), b""
+                while len(data) < size:
+                    more = tls.recv(size - len(data))
+                    if not more:
+                        return
+                    data += more
+                reply = resolver.resolve(DNSRecord.parse(data), None).pack()
+                tls.sendall(len(reply).to_bytes(2, "big") + reply)
+
+    def accept() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield port
+    finally:
+        listener.close()

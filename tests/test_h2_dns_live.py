@@ -363,3 +363,26 @@ def test_h2_over_tls_with_alpn(tmp_path: Path) -> None:
     assert requests(run) == [("GET", "/hello", "200", "2"), ("GET", "/missing", "404", "2")]
     (session,) = run.objects("Dockit_TlsSession")
     assert session["Protocol"] == "http2" and "h2" in session["Alpn"]
+
+
+@pytest.mark.skipif(not shutil.which("ltrace"), reason="ltrace is needed to see the TLS plaintext")
+def test_dns_over_tls(tmp_path: Path) -> None:
+    """dnspython's DNS over TLS under ltrace: the plaintext continues the socket's conversation, and the
+    DNS decoder reads it as TCP's length-prefixed messages (`Transport="tls"`)."""
+    from tests.h2dns_servers import dot_server
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-subj", "/CN=localhost", "-days", "1"], check=True, capture_output=True)  # fmt: skip
+    with dot_server(str(cert), str(key)) as port:
+        script = textwrap.dedent(f"""
+            import ssl, dns.message, dns.query
+            context = ssl.create_default_context(cafile="{cert}")
+            context.check_hostname = False
+            for name in ("www.example.test", "nx.example.test"):
+                dns.query.tls(dns.message.make_query(name, "A"), "127.0.0.1", port={port}, ssl_context=context, timeout=10)
+        """)
+        run = trace(tmp_path, "dot", [sys.executable, "-c", script], "-t", "ltrace", tracer="ltrace")
+    assert dns_rows(run) == [zone_row("www.example.test", "A"), zone_row("nx.example.test", "A")]
+    assert {q["Transport"] for q in run.objects("Dockit_DnsQuery")} == {"tls"}
+    assert {s["Protocol"] for s in run.objects("Dockit_TlsSession")} == {"dns"}
