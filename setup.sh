@@ -22,6 +22,11 @@ command -v tshark >/dev/null 2>&1 || need+=(tshark)
 dpkg -s golang-github-google-gopacket-dev >/dev/null 2>&1 || need+=(golang-github-google-gopacket-dev)
 # The broker tests: Mosquitto's own clients (mosquitto_pub, mosquitto_sub).
 command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
+# The HTTP/2 and DNS tests: nghttp (an HTTP/2 client with server push), dig, and unshare and ip for the
+# network namespace where glibc's resolver is pointed at the tests' own DNS server.
+command -v nghttp >/dev/null 2>&1 || need+=(nghttp2-client)
+command -v dig >/dev/null 2>&1 || need+=(dnsutils)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 # gnutls-cli: the GnuTLS client the TLS tests trace with ltrace (tests/test_tls_live.py); mariadb-server:
 # the private TLS MariaDB those tests start on a port and data folder of their own.
 command -v gnutls-cli >/dev/null 2>&1 || need+=(gnutls-bin)

@@ -36,10 +36,12 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import h11
 
 from decoders.api import ChannelInfo, Chunk, Decoder, Direction
+from decoders.http2.streams import Head
 from decoders.records import Annotation, HttpExchange, Output
 from decoders.redact import redact_header, redact_url
 from protocols.http import (
@@ -51,6 +53,9 @@ from protocols.http import (
     status_line_at,
     url_text,
 )
+
+if TYPE_CHECKING:
+    from decoders.http2 import Http2Decoder
 
 PIECE = 16384  # most bytes handed to h11 at once: bounds what its trailing data can hold
 MAX_HEAD = 256 * 1024  # h11's limit for an incomplete head; beyond it the head is read our way
@@ -96,6 +101,34 @@ class _Exchange:
 
 def _text(raw: bytes | bytearray) -> str:
     return bytes(raw).decode("latin-1")
+
+
+# Headers of HTTP/1.1's connection, not of the request, and so not of HTTP/2's stream 1 (RFC 9113 8.2.2).
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "upgrade",
+        "http2-settings",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "transfer-encoding",
+        "host",
+    }
+)
+
+
+def _as_head(request: _Message) -> Head:
+    """An HTTP/1.1 request as the header block of HTTP/2's stream 1."""
+    head = Head()
+    head.pseudo = {":method": request.method or "GET", ":path": request.target or "/", ":scheme": "http"}
+    host = request.header("host")
+    if host:
+        head.pseudo[":authority"] = host
+    head.headers = [
+        (name.lower(), value) for name, value in request.headers if name.lower() not in _HOP_BY_HOP
+    ]
+    return head
 
 
 _ASCII_ONLY = bytes(range(128)) + b"_" * 128  # a translate table: bytes above 0x7f become `_`
@@ -562,6 +595,7 @@ class HttpDecoder(Decoder):
         self.unanswered = 0  # exchanges before this index all have their response
         self.outputs: list[Output] = []
         self.closed = False
+        self.upgraded: Http2Decoder | None = None  # after `101 Switching Protocols` to h2c
 
     @classmethod
     def score(cls, data: bytes, direction: Direction, channel: ChannelInfo) -> int:
@@ -600,11 +634,20 @@ class HttpDecoder(Decoder):
     def feed(self, chunk: Chunk) -> Sequence[Output]:
         if self.closed:
             return ()
+        if self.upgraded is not None:
+            self.upgraded.feed_bytes(
+                chunk.direction, chunk.data, chunk.missing, chunk.time, chunk.pid, chunk.call_index
+            )
+            return self._take_outputs()
         if self.request_direction is None:
             if not chunk.data:
                 return ()  # nothing to tell the roles from yet
             self._decide_roles(chunk)
         self.streams[chunk.direction].feed(chunk)
+        if self.upgraded is not None and chunk.missing:  # upgraded by this chunk: its lost bytes are HTTP/2's
+            self.upgraded.feed_bytes(
+                chunk.direction, b"", chunk.missing, chunk.time, chunk.pid, chunk.call_index
+            )
         return self._take_outputs()
 
     def close(self, time: float | None) -> Sequence[Output]:
@@ -614,6 +657,9 @@ class HttpDecoder(Decoder):
         for stream in self.streams.values():
             stream.close()
         self._emit(final=True)
+        if self.upgraded is not None:
+            self.outputs += self.upgraded.close(time)
+            self.upgraded = None
         # Each stream points back to this decoder: dropping them lets a finished connection's state
         # go at once, not at the next cyclic collection (a server traced long has many).
         self.streams = {}
@@ -622,6 +668,8 @@ class HttpDecoder(Decoder):
 
     def _take_outputs(self) -> list[Output]:
         outputs, self.outputs = self.outputs, []
+        if self.upgraded is not None:
+            outputs += self.upgraded.take()
         return outputs
 
     # -- called by the streams ----------------------------------------------------------------
@@ -654,12 +702,42 @@ class HttpDecoder(Decoder):
         self.unanswered = len(self.exchanges)
 
     def on_done(self, stream: _Stream, msg: _Message) -> None:
+        if msg.tunnel and msg.status == 101 and "h2c" in (msg.header("upgrade") or "").lower():
+            self._upgrade(stream, msg)
         if msg.tunnel:
             for other in self.streams.values():
                 if other is not stream and other.mode in ("idle", "resync"):
                     other.close_absorbing(other.end)
                     other.mode = "tunnel"
         self._emit(final=False)
+
+    def _upgrade(self, stream: _Stream, response: _Message) -> None:
+        """`101 Switching Protocols` to h2c (RFC 7540 3.2): the rest of the connection is HTTP/2, and the
+        request that asked for it is its stream 1. The bytes each direction already holds past its last
+        HTTP/1.1 message go to the HTTP/2 decoder first."""
+        from decoders.http2 import Http2Decoder  # imported when a connection upgrades, not before
+
+        request = next((e.request for e in self.exchanges if e.response is response), None)
+        upgraded = Http2Decoder(self.channel)
+        upgraded.options = self.options
+        upgraded.client = self.request_direction
+        if request is not None:
+            upgraded.open_upgraded(
+                _as_head(request), request.time, request.pid, request.call_index, request.wire_bytes
+            )
+        self.upgraded = upgraded
+        for direction, each in self.streams.items():
+            start = each.msg_start if each.mode in ("idle", "resync", "tunnel") else each.end
+            if each.msg is not None and each.mode == "message":
+                start = each.msg.start
+            rest = bytes(each.buf[max(0, start - each.base) :])
+            origin = each.origin(start) if each.chunks else (None, 0, 0)
+            if rest:
+                upgraded.feed_bytes(direction, rest, 0, origin[0], origin[2], origin[1])
+            each.msg, each.conn = None, None
+            each.buf.clear()
+            each.base = each.end
+            each.mode = "tunnel"
 
     def _emit(self, final: bool) -> None:
         while self.exchanges:

@@ -280,6 +280,7 @@ class HttpExchange(Record):
     complete: bool = True
     request_headers: list[tuple[str, str]] = field(default_factory=list)  # already redacted
     response_headers: list[tuple[str, str]] = field(default_factory=list)
+    extra: dict[str, AttrValue] = field(default_factory=dict)  # protocol-specific (HTTP/2's Stream, Pushed...)
 
     def to_cim(self) -> CimObject:
         children = [
@@ -309,6 +310,7 @@ class HttpExchange(Record):
                 "Server": self.server,
                 "Truncated": "true" if self.truncated else None,
                 "Complete": None if self.complete else "false",
+                **self.extra,
             },
             children,
         )

@@ -35,6 +35,8 @@ BUILTIN_DECODERS: tuple[str, ...] = (
     "decoders.mqtt:MqttDecoder",
     "decoders.nats:NatsDecoder",
     "decoders.postgres:PostgresDecoder",
+    "decoders.http2:Http2Decoder",
+    "decoders.dns:DnsDecoder",
 )
 ENTRY_POINT_GROUP = "dockit.decoders"
 PORT_BONUS = 20

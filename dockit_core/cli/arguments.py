@@ -135,6 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the first N rows of each SQL result set in the summary (default 0: row values may be "
         "personal data)",
     )
+    parser.add_argument(
+        "--proto",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a protobuf schema (.proto, or a descriptor set from protoc -o) naming gRPC messages' fields "
+        "(repeatable)",
+    )
     parser.add_argument("--no-decode", action="store_true", help="do not decode socket and pipe payloads")
     parser.add_argument(
         "--pcap",
@@ -257,6 +265,7 @@ def seconds_or_zero(text: str) -> float:
 
 
 def make_options(args: argparse.Namespace) -> Options:
+    from dockit_core.cli.protos import load_proto
     try:
         filters = [SummaryFilter.parse(text) for text in args.summary]
     except SummaryFilterError as error:
@@ -269,6 +278,7 @@ def make_options(args: argparse.Namespace) -> Options:
         decoder_references=list(args.decoder),
         decode_overrides=parse_overrides(args.decode),
         rows=args.rows,
+        proto=tuple(load_proto(path) for path in args.proto),
         warnings=args.warning,
         verbose=args.verbose,
         dockerfile=args.dockerfile,

@@ -19,6 +19,7 @@ class Options:
     decoder_references: list[str] = field(default_factory=list)
     decode_overrides: dict[int, str] = field(default_factory=dict)
     rows: int = 0  # rows of each SQL result set kept in the summary (--rows)
+    proto: tuple[bytes, ...] = ()  # --proto: protobuf descriptor sets, for gRPC messages' fields
     warnings: int = 0
     verbose: int = 0
     dockerfile: bool = False

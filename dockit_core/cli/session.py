@@ -97,6 +97,7 @@ class TraceSession:
         self.spool = RecordSpool(
             renderer(options.summary_format, context.date), keep_filter(options.filters)
         )
+        self.spool.resolved = self.model.resolved  # DNS answers name the sockets that connect to them
         if registry is None and options.decode:
             registry = Registry.default(options.decoder_references, options.decode_overrides)
         self.registry = registry
@@ -104,7 +105,7 @@ class TraceSession:
         if registry is not None:
             self.watchdog.start()  # a no-op outside the main thread (a test driving a session from a thread)
         self.channels = ChannelManager(
-            registry, self.spool.add, DecoderOptions(rows=options.rows), watchdog=self.watchdog
+            registry, self.spool.add, DecoderOptions(rows=options.rows, proto=options.proto), watchdog=self.watchdog
         )
         self.parser = StraceParser(default_pid)
         self.calls_writer: CallsWriter | BlocksWriter | None = None

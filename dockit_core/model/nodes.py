@@ -60,6 +60,7 @@ class SocketNode:
     bytes_out: int = 0
     pids: set[int] = field(default_factory=set)
     created: float | None = None
+    remote_name: str | None = None  # the name a DNS lookup gave for the remote address
 
     @property
     def local_port(self) -> int | None:

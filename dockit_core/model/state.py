@@ -9,6 +9,7 @@ from dockit_core.model.categories import categorize
 from dockit_core.model.fds import FdTable, SocketRefs
 from dockit_core.model.nodes import FileNode, PipeNode, SocketNode
 from dockit_core.model.processes import Process
+from dockit_core.model.resolved import ResolvedNames
 
 
 class Model:
@@ -21,6 +22,7 @@ class Model:
         self.pipes: dict[str, PipeNode] = {}
         self.socket_refs = SocketRefs()
         self.root_pid: int | None = None
+        self.resolved = ResolvedNames()  # addresses the program looked up by name (DNS answers)
         self._next_socket = 1
         self._next_pipe = 1
 

@@ -6,7 +6,15 @@ from __future__ import annotations
 import re
 
 from dockit_core.ingest import ltrace_buffers
-from dockit_core.ingest.args import buffer_arg, decimal, first_arg, iov_bytes, parse_fd, split_args
+from dockit_core.ingest.args import (
+    buffer_arg,
+    decimal,
+    first_arg,
+    iov_bytes,
+    parse_fd,
+    parse_sockaddr,
+    split_args,
+)
 from dockit_core.ingest.cstring import literal_bytes
 from dockit_core.ingest.events import Call
 from dockit_core.model import FileNode, PipeNode, Process, SocketNode
@@ -36,9 +44,41 @@ _TRANSFER_ARGS = {
 }
 
 
+def _destination(name: str, args: str) -> str | None:
+    """The address a sendto or sendmsg names (`{sa_family=AF_INET, sin_port=htons(53), ...}`), if any."""
+    if name == "sendto":
+        parts = split_args(args)
+        text = parts[4] if len(parts) > 4 else ""
+    elif name == "sendmsg" and "msg_name={" in args:
+        text = args[args.index("msg_name={") :]
+    else:
+        return None
+    return parse_sockaddr(text)[1] if text.startswith(("{", "msg_name={")) else None
+
+
+def _datagrams(args: str, count: int) -> list[tuple[bytes, int]] | None:
+    """sendmmsg/recvmmsg's messages one by one, (bytes, msg_len) each (strace 5+'s `{msg_hdr=...,
+    msg_len=N}`), or None when the text does not split cleanly (strace 4.x, a cut line, a buffer that
+    holds the separator): the caller then takes them together as before."""
+    parts = args.split("{msg_hdr=")[1:]
+    if len(parts) < count or count < 1:
+        return None
+    found = []
+    for part in parts[:count]:
+        lengths = _MSG_LEN.findall(part)
+        data, cut = iov_bytes(part)
+        size = decimal(lengths[-1]) if lengths else None
+        if size is None or len(data) > size or (len(data) < size and not cut):
+            return None
+        found.append((data, size))
+    return found
+
+
 class DataCalls(TrackerBase):
     def _data_handlers(self) -> dict[str, Handler]:
-        handlers: dict[str, Handler] = dict.fromkeys(_READS | _WRITES | _VECTOR_READS | _VECTOR_WRITES, self._data)
+        handlers: dict[str, Handler] = dict.fromkeys(
+            _READS | _WRITES | _VECTOR_READS | _VECTOR_WRITES, self._data
+        )
         handlers.update(dict.fromkeys(_TRANSFER_ARGS, self._transfer))
         handlers["sendmmsg"] = handlers["recvmmsg"] = self._mmsg
         return handlers
@@ -100,6 +140,14 @@ class DataCalls(TrackerBase):
             data, _cut = iov_bytes(args_text)
         if len(data) > size:
             data = data[:size]
+        if (
+            not reading
+            and isinstance(node, SocketNode)
+            and node.remote is None
+            and node.kind in ("udp", "udp6")
+            and not node.bytes_in
+        ):
+            node.remote = _destination(name, args_text)  # an unconnected UDP client: where it first sent
         self._route(node, process, op, data, size, call)
 
     def _route(
@@ -144,10 +192,15 @@ class DataCalls(TrackerBase):
         info.target = _label(node)
         if not call.ok or not call.retval or isinstance(node, FileNode):
             return
+        op = "read" if call.name == "recvmmsg" else "write"
+        datagrams = _datagrams(call.args, call.retval)
+        if datagrams is not None:  # each datagram is a message of its own (a DNS query, its answer)
+            for data, size in datagrams:
+                self._route(node, process, op, data, size, call)
+            return
         lengths = _MSG_LEN.findall(call.args) or _MSG_LEN_OLD.findall(call.args)
         size = sum(decimal(length) or 0 for length in lengths[: call.retval])
         data, _cut = iov_bytes(call.args)
-        op = "read" if call.name == "recvmmsg" else "write"
         self._route(node, process, op, data if len(data) == size else b"", size, call)
 
     def _transfer(self, call: Call, process: Process, info: CallInfo) -> None:

@@ -69,6 +69,8 @@ class SocketCalls(TrackerBase):
             return
         if call.name in ("connect", "getpeername"):
             node.remote = node.remote or address
+            if node.remote_name is None:
+                node.remote_name = self.model.resolved.name_of(address)
         elif call.name in ("bind", "getsockname"):
             if node.local is None or (node.local != address and _same_end(node.local, address)):
                 node.local = address  # getsockname tells the port a bind to port 0 got

@@ -18,6 +18,7 @@ from typing import IO
 from decoders.destinations import MessageDestinations
 from decoders.records import AttrValue, CimChild, CimObject
 from dockit_core.model import FileAccess, FileNode, Model, PipeNode, Process, SocketNode
+from dockit_core.model.resolved import ResolvedNames
 from dockit_core.outputs.redaction import redact_argv
 from dockit_core.outputs.summary.filter import SummaryFilter
 
@@ -135,6 +136,7 @@ class RecordSpool:
         self.tables: dict[str, list[int]] = {}  # name -> [reads, writes]
         self.destinations = MessageDestinations()  # Dockit_MessageDestination, bounded
         self.counts: dict[str, int] = {}
+        self.resolved: ResolvedNames | None = None  # the model's: DNS answers, by address
 
     def add(self, obj: CimObject) -> None:
         # Rendered before it is counted: an object a third-party decoder built wrong raises here, and
@@ -153,6 +155,8 @@ class RecordSpool:
                     entry[1 if attrs.get("Access") == "write" else 0] += 1
         elif cim_class == "Dockit_Message":
             self.destinations.add(obj)
+        elif cim_class == "Dockit_DnsQuery" and self.resolved is not None:
+            self.resolved.learn_query(obj)  # a socket that connects to an answer gets its RemoteName
         if not keep:
             return
         batch = self._batch
@@ -262,6 +266,7 @@ def socket_object(socket: SocketNode) -> CimObject:
             "Family": socket.kind,
             "Local": socket.local,
             "Remote": socket.remote,
+            "RemoteName": socket.remote_name,
             "Process": " ".join(str(pid) for pid in sorted(socket.pids)) or None,
             "Listening": "true" if socket.listening else None,
             "Accepted": "true" if socket.accepted else None,
