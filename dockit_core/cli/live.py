@@ -15,6 +15,8 @@ from dockit_core.cli.arguments import make_registry
 from dockit_core.cli.options import Options, OutputPaths
 from dockit_core.cli.serving import end_serving, serve_if_asked
 from dockit_core.ingest import tracers
+from dockit_core.ingest.lines import LogReadError
+from dockit_core.outputs.atomic import OutputError
 
 # The pipeline's modules (parser, tracker, decoders, summary) are imported where they are used: a live
 # run starts the tracer first and loads them while the program already runs.
@@ -66,6 +68,8 @@ def trace(args: argparse.Namespace, options: Options) -> int:
         if run.process.poll() is None:
             run.process.kill()
         raise
+    finally:
+        run.cleanup()  # the FIFO's folder goes on every way out but SIGKILL (the next run removes that)
 
 
 def _follow(
@@ -137,8 +141,9 @@ def _follow(
     with tracers.SignalGuard(detach):
         for signum in early_signals:
             detach(signum)
+        lines = _lines_until_exit(run, options.max_line)
         try:
-            for line in _lines_until_exit(run):
+            for line in lines:
                 event = session.feed(line)
                 if top_pid is None and session.model.root_pid:
                     top_pid = session.model.root_pid
@@ -149,6 +154,16 @@ def _follow(
                     info = session.tracker.last_info
                     line = tracers.trim_for_log(line, info.file_io, info.keep_elements)
                 log.stream.write(line)
+        except OutputError:
+            # A full disk or a folder gone: the outputs are lost, the program is not. It runs to its
+            # end as it would have (killing the tracer would leave its traced calls failing with
+            # ENOSYS under --seccomp-bpf); the trace is read and dropped meanwhile.
+            log.discard()
+            session.abort()
+            for _ in lines:
+                pass
+            run.wait()
+            raise
         except BaseException:
             log.discard()
             session.abort()
@@ -195,7 +210,11 @@ def _follow(
         executable=executable,
         attached_threads=attached_threads,
     )
-    report = session.finish()
+    try:
+        report = session.finish()
+    except BaseException:
+        session.abort()
+        raise
     report.outputs[:0] = [paths.log, paths.ini]
     write_dockerfile_if_asked(session, options, environment, report)
     print_report(report, options.warnings, verbose=options.verbose)
@@ -209,10 +228,10 @@ def tracers_log(path: str):  # type: ignore[no-untyped-def]
     return AtomicStream(path, "w", encoding="utf-8", errors="surrogateescape", newline="")
 
 
-def _lines_until_exit(run: tracers.TracerRun) -> Iterator[str]:
+def _lines_until_exit(run: tracers.TracerRun, max_line: int) -> Iterator[str]:
     try:
-        yield from run.lines()
-    except OSError:
+        yield from run.lines(max_line)
+    except (OSError, LogReadError):
         return
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dockit_core.ingest.lines import DEFAULT_MAX_LINE
 from dockit_core.outputs.summary.filter import SummaryFilter
 
 CALLS_EXTENSIONS = {"TXT": ".txt", "CSV": ".csv", "JSON": ".json"}
@@ -28,6 +29,7 @@ class Options:
     pcap: str | None = None  # --pcap FILE: every channel's bytes as pcapng
     events: str | None = None  # --events FILE: OCEL 2.0 JSON, or CSV when FILE ends in .csv
     case: str = "process"  # --case: the case id of the events CSV
+    max_line: int = DEFAULT_MAX_LINE  # characters of one trace line held at most (--max-line)
 
 
 @dataclass

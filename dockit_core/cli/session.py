@@ -14,6 +14,7 @@ from decoders.records import CimObject
 from decoders.registry import Registry
 from dockit_core.cli.options import Options, OutputPaths
 from dockit_core.ingest.events import Call, Event
+from dockit_core.ingest.lines import Overlong
 from dockit_core.ingest.strace_parser import PidAlias, StraceParser
 from dockit_core.model import Model, SocketNode
 from dockit_core.model.channels import ChannelManager
@@ -55,6 +56,7 @@ class Report:
     plaintext_visible: bool = False  # the trace has library calls (ltrace)
     blocks: int | None = None  # blocks written to the calls file (None: one record per call)
     outputs: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # said whatever -w is: what the user asked went wrong
 
     def statistics_object(self) -> CimObject:
         return CimObject.make(
@@ -170,6 +172,9 @@ class TraceSession:
         """One line; returns what the parser made of it (None for an unfinished call, chatter or an
         unparsed line; a PidAlias, alone or with the line's event, when it names the first process)."""
         self._index += 1
+        if type(line) is Overlong:
+            self.parser.skip(line, self._index)
+            return None
         if self.live is not None:
             with self.lock:
                 event = self.parser.parse(line, self._index)
@@ -193,6 +198,9 @@ class TraceSession:
         index = self._index
         for line in lines:
             index += 1
+            if type(line) is Overlong:
+                self.parser.skip(line, index)
+                continue
             event = parse(line, index)
             if type(event) is Call:
                 apply_call(event)
@@ -240,6 +248,7 @@ class TraceSession:
         if self.live is not None:
             with self.lock:
                 self.live.finish(self.spool.table_objects(), report.statistics_object())
+        classes: set[str] = set()
         objects = summary_objects(
             self.model,
             self.context,
@@ -247,12 +256,14 @@ class TraceSession:
             report.statistics_object(),
             self.options.filters,
             self.retired_sockets,
+            classes,
         )
         if self.options.summary_format == "XML":
             write_xml(objects, self.paths.summary, self.context.date)
         else:
             write_txt(objects, self.paths.summary, self.context.date)
         report.outputs.append(self.paths.summary)
+        report.notes += [f.unmatched_note(classes) for f in self.options.filters if not f.matched]
         if self.calls_writer is not None:
             self.calls_writer.close()
             report.outputs.append(self.paths.calls)
@@ -309,6 +320,8 @@ def print_report(report: Report, warnings: int, stream: TextIO | None = None, ve
     if verbose:
         for text in report.tracebacks:
             stream.write("".join(f"dockit:   {line}\n" for line in text.rstrip("\n").split("\n")))
+    for note in report.notes:
+        stream.write(f"dockit: {note}\n")
     for output in report.outputs:
         stream.write(f"dockit: wrote {output}\n")
 

@@ -55,6 +55,8 @@ def _command(text: str) -> list[str]:
         return []
     try:
         value = json.loads(text)
+    except RecursionError:
+        return []  # nested too deep to be a command line (a damaged or crafted .ini): unknown
     except json.JSONDecodeError:
         return text.split()
     return [str(v) for v in value] if isinstance(value, list) else [str(value)]

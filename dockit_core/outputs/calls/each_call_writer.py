@@ -1,6 +1,7 @@
 """The calls file: one record per call (pid, time, call, target, arguments, result, duration), with the
 decoded query or request beside the call that carried it. TXT for a person; CSV through the csv module
-and JSON through json, so both are valid whatever bytes the program used."""
+and JSON through json. All three are valid UTF-8 whatever bytes the program used: a byte that was not
+UTF-8 (a path's) or a control character shows as `\\xNN`, as in the summary."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ class CallsWriter:
         self.count += 1
         if self.format == "CSV":
             assert self._csv is not None
-            self._csv.writerow(["" if v is None else v for v in values])
+            self._csv.writerow(["" if v is None else xml_safe(v) if isinstance(v, str) else v for v in values])
         elif self.format == "JSON":
             record = {
                 k: (xml_safe(v) if isinstance(v, str) else v) for k, v in zip(COLUMNS, values, strict=True)
@@ -74,7 +75,7 @@ class CallsWriter:
                 line += f"  [{target}]"
             if decoded:
                 line += f"  # {decoded}"
-            self.file.stream.write(line + "\n")
+            self.file.stream.write(xml_safe(line) + "\n")
 
     def close(self) -> None:
         if self.format == "JSON":

@@ -344,16 +344,20 @@ def summary_objects(
     statistics: CimObject | None,
     filters: Iterable[SummaryFilter] = (),
     retired_sockets: Iterable[Rendered] = (),
+    classes: set[str] | None = None,
 ) -> Iterator[CimObject | Rendered]:
     """All objects of the summary, filtered by `-s` when given (the spool's records were filtered as
-    they came: see `keep_filter`)."""
+    they came: see `keep_filter`). `classes` is given the class of every object, kept or not."""
     chosen = list(filters)
+    seen = classes if classes is not None else set()
+    seen.update(spool.counts)
 
     def kept(objects: Iterable[CimObject | Rendered]) -> Iterator[CimObject | Rendered]:
         for obj in objects:
+            seen.add(obj.cim_class)
             if type(obj) is Rendered:  # spooled: filtered when it was written
                 yield obj
-            elif not chosen or any(f.matches(obj) for f in chosen) or obj.cim_class == "Dockit_Statistics":  # type: ignore[arg-type]
+            elif not chosen or _any_match(chosen, obj) or obj.cim_class == "Dockit_Statistics":  # type: ignore[arg-type]
                 yield obj
 
     yield from kept(model_objects(model, context, retired_sockets))
@@ -367,4 +371,13 @@ def keep_filter(filters: Iterable[SummaryFilter]) -> Callable[[CimObject], bool]
     chosen = list(filters)
     if not chosen:
         return None
-    return lambda obj: any(f.matches(obj) for f in chosen)
+    return lambda obj: _any_match(chosen, obj)
+
+
+def _any_match(filters: list[SummaryFilter], obj: CimObject) -> bool:
+    """Whether a filter keeps `obj`; each is asked (each counts what it kept)."""
+    kept = False
+    for one in filters:
+        if one.matches(obj):
+            kept = True
+    return kept
