@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write PREFIX.docker/Dockerfile rebuilding the program's environment",
     )
     parser.add_argument(
+        "--copy-from-host",
+        action="store_true",
+        help="with -D on a replay: copy the files the log names from this machine, although the log does "
+        "not show it was recorded here (no .ini, another host or machine)",
+    )
+    parser.add_argument(
         "-p", "--pid", type=int, action=Once, help="attach to the running process PID (all its threads)"
     )
     parser.add_argument(
@@ -328,6 +334,7 @@ def make_options(args: argparse.Namespace) -> Options:
         warnings=args.warning,
         verbose=args.verbose,
         dockerfile=args.dockerfile,
+        copy_from_host=args.copy_from_host,
         each_call=args.each_call,
         decoder_timeout=args.decoder_timeout,
         pcap=args.pcap,

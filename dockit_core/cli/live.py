@@ -84,7 +84,7 @@ def _follow(
     """Read the started tracer's lines into a session until the program ends, then write the outputs."""
     from dockit_core.cli.session import TraceSession, print_report, write_dockerfile_if_asked
     from dockit_core.ingest.events import Call
-    from dockit_core.outputs.ini import safe_environment, write_ini
+    from dockit_core.outputs.ini import write_ini
     from dockit_core.outputs.summary.objects import RunContext
 
     tracer = args.tracer
@@ -96,7 +96,8 @@ def _follow(
     context = RunContext.local(tracer, command)
     if attach_pid is not None:
         context.cwd = procfs.cwd(attach_pid) or context.cwd
-    environment = safe_environment() if attach_pid is None else safe_environment(procfs.environ(attach_pid))
+    # as it was: the .ini and the Dockerfile each leave out what they must, and say which names
+    environment = dict(os.environ) if attach_pid is None else procfs.environ(attach_pid)
     if registry is None:
         registry = make_registry(options)
     base = args.log or "dockit"

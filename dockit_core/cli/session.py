@@ -336,5 +336,7 @@ def write_dockerfile_if_asked(
     except ImportError:
         sys.stderr.write("dockit: -D: the Dockerfile writer is not available in this version\n")
         return
-    written = write_dockerfile(session.model, session.context, session.paths.docker_dir, environment)
+    written = write_dockerfile(
+        session.model, session.context, session.paths.docker_dir, environment, options.copy_from_host
+    )
     report.outputs.append(written)

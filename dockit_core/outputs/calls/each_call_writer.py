@@ -18,6 +18,7 @@ from dockit_core.outputs.summary.objects import format_time
 from dockit_core.outputs.xmltext import xml_safe
 
 MAX_ARGS = 240
+REDACTION_CONTEXT = 4096
 COLUMNS = ("pid", "time", "call", "target", "arguments", "result", "duration", "decoded")
 
 
@@ -26,8 +27,12 @@ def short_arguments(call: Call, secret: bool = False) -> str:
     `secret`: a decoder said the call's bytes hold a credential: only its descriptor is shown."""
     if secret:
         return first_arg(call.args) + ", <credentials redacted>"
-    text = call.args if len(call.args) <= MAX_ARGS else call.args[:MAX_ARGS] + "..."
-    return redact_call_arguments(call.name, text)
+    if len(call.args) <= MAX_ARGS:
+        return redact_call_arguments(call.name, call.args)
+    # Redacted before it is cut, with enough after the cut for a secret there to be seen whole (a URL's
+    # password cut in its middle would leave its start).
+    text = redact_call_arguments(call.name, call.args[: MAX_ARGS + REDACTION_CONTEXT])
+    return text[:MAX_ARGS] + "..."
 
 
 class CallsWriter:

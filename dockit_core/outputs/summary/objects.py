@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import hashlib
 import math
 import os
 import pickle
@@ -34,10 +35,12 @@ class RunContext:
     tracer: str = "strace"
     command: list[str] = field(default_factory=list)
     cwd: str | None = None
+    machine: str = ""  # machine_digest() of the traced machine: tells a log recorded here from elsewhere
 
     @staticmethod
     def local(tracer: str, command: list[str]) -> RunContext:
         return RunContext(
+            machine=machine_digest(),
             hostname=platform.node(),
             os_type=platform.system().lower(),
             os_release=read_os_release(),
@@ -47,6 +50,19 @@ class RunContext:
             command=command,
             cwd=os.getcwd(),
         )
+
+
+def machine_digest(path: str = "/etc/machine-id") -> str:
+    """A digest of this machine's id (the id itself is to be kept confidential, see machine-id(5)):
+    the same machine gives the same digest, which tells nothing of the id."""
+    try:
+        with open(path, "rb") as stream:
+            machine_id = stream.read(256).strip()
+    except OSError:
+        return ""
+    if not machine_id:
+        return ""
+    return hashlib.sha256(b"dockit machine:" + machine_id).hexdigest()[:32]
 
 
 def read_os_release(path: str = "/etc/os-release") -> str:
