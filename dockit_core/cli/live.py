@@ -41,7 +41,8 @@ def trace(args: argparse.Namespace, options: Options) -> int:
     early_registry = options.decode and (options.decoder_references or options.decode_overrides)
     registry = make_registry(options) if early_registry else None
     was_stopped = attach_pid is not None and tracers.is_stopped(attach_pid)
-    # Signals that come while the pipeline loads are noted, and handled once it has (see _follow).
+    # Signals that come while the pipeline loads are noted, and handled once it has (see _follow): the
+    # guard stays until _follow has its own, so that no Ctrl-C falls between the two.
     with tracers.SignalGuard() as loading:
         if tracer == "ltrace" and attach_pid is None:
             started = tracers.ltrace_runnable(command)  # a script runs through its interpreter
@@ -59,17 +60,13 @@ def trace(args: argparse.Namespace, options: Options) -> int:
 
             if options.pcap:
                 import dockit_core.outputs.pcap  # noqa: F401 - scapy takes a moment to load
+            return _follow(run, args, options, command, registry, loading.received, was_stopped)
         except BaseException:
-            run.process.kill()
+            if run.process.poll() is None:
+                run.process.kill()
             raise
-    try:
-        return _follow(run, args, options, command, registry, loading.received, was_stopped)
-    except BaseException:
-        if run.process.poll() is None:
-            run.process.kill()
-        raise
-    finally:
-        run.cleanup()  # the FIFO's folder goes on every way out but SIGKILL (the next run removes that)
+        finally:
+            run.cleanup()  # the FIFO's folder goes on every way out but SIGKILL (the next run removes it)
 
 
 def _follow(
