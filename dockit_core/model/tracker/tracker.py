@@ -66,7 +66,7 @@ class Tracker(ProcessCalls, FileCalls, FdCalls, SocketCalls, DataCalls):
         if isinstance(event, Call):
             self.apply_call(event)
         elif isinstance(event, Exit):
-            process = self._process(event.pid, event.time)
+            process = self.model.processes.get(event.pid) or self._process(event.pid, event.time)
             process.exit_code = event.code
             process.signal = event.signal
             process.core_dumped = event.core_dumped
@@ -78,6 +78,11 @@ class Tracker(ProcessCalls, FileCalls, FdCalls, SocketCalls, DataCalls):
                     process.fds.sharers -= 1
                 else:
                     process.fds.clear()  # the kernel closes them all: sockets held by no one else end
+            process.exited = True
+            if process.pid != self.model.root_pid or process.instance > 1:
+                # Its summary object is written now, and it leaves memory; a later line of its pid is a
+                # new process. The first process stays to the end (a replay completes what it knows).
+                self.model.retire_process(process)
         elif isinstance(event, Signal):
             self._process(event.pid, event.time)
         elif isinstance(event, Attach):
@@ -113,6 +118,7 @@ class Tracker(ProcessCalls, FileCalls, FdCalls, SocketCalls, DataCalls):
                 continue
             thread = self.model.process(tid)
             thread.tgid = pid
+            thread.leader_key = leader.key
             thread.seen_from_start = False
             thread.executable, thread.argv, thread.cwd = leader.executable, leader.argv, leader.cwd
             thread.fds = leader.fds
@@ -126,7 +132,7 @@ class Tracker(ProcessCalls, FileCalls, FdCalls, SocketCalls, DataCalls):
             if self.first_time is None:
                 self.first_time = time
         process = self.model.processes.get(call.pid)
-        if process is None:
+        if process is None or process.exited:
             process = self._process(call.pid, time)
         process.calls += 1
         if call.library is not None and not self.library_sql.active:
