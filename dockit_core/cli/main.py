@@ -81,4 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 141
+    except OSError as error:  # what the summary keeps on disk meanwhile (model/spill.py: a full /tmp)
+        where = f": {error.filename}" if error.filename else ""
+        sys.stderr.write(f"dockit: cannot write {error.strerror or error}{where}\n")
+        return 2
 

@@ -20,7 +20,7 @@ from typing import IO
 from decoders.destinations import MessageDestinations
 from decoders.records import AttrValue, CimChild, CimObject
 from dockit_core.model import FileAccess, FileNode, Model, PipeNode, Process, SocketNode
-from dockit_core.model.spill import SortedRuns
+from dockit_core.model.spill import SortedRuns, SpillError
 from dockit_core.outputs.redaction import redact_argv
 from dockit_core.outputs.summary.filter import SummaryFilter
 
@@ -176,7 +176,10 @@ class RecordSpool:
         batch = self._batch
         batch.append((cim_class, text))
         if len(batch) >= self.SPILL_BATCH:
-            pickle.dump(batch, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+            try:
+                pickle.dump(batch, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+            except OSError as error:
+                raise SpillError(error.errno, f"a temporary file in {tempfile.gettempdir()}: {error.strerror}") from error
             self._spilled += 1
             self._batch = []
 
