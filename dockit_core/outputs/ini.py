@@ -54,9 +54,9 @@ def _read_value(text: str) -> str:
 
 def _ini_value(text: str) -> str:
     """A value as one line that `read_ini` reads back whole: JSON-quoted when it holds a control
-    character (a directory named with a newline) or starts with a quote."""
-    if _CONTROL.search(text) or text.startswith('"'):
-        return json.dumps(text)
+    character (a directory named with a newline), starts with a quote or ends with a space."""
+    if _CONTROL.search(text) or text.startswith('"') or text != text.strip():
+        return json.dumps(text)  # (a space at either end too: the reader strips them)
     return text
 
 
