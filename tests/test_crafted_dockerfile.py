@@ -330,3 +330,26 @@ def test_cat_of_a_file_whose_name_holds_a_newline_makes_no_instruction(tmp_path:
     lines = (docker / "Dockerfile").read_text().splitlines()
     assert not [line for line in lines if line.startswith("RUN touch")]
     assert "files whose names a Dockerfile cannot hold" in "\n".join(lines)
+
+
+def test_a_program_kept_under_tmp_has_its_files_copied(tmp_path: Path) -> None:
+    """Its script and config under /tmp were classed "Temporary files" and left out: the image could
+    not run it. They are copied now; what the run itself made and deleted is not."""
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "config.ini").write_text("[app]\ncolor=blue\n")
+    (app / "main.py").write_text(
+        "import os, pathlib\n"
+        "here = pathlib.Path(__file__).parent\n"
+        "print((here / 'config.ini').read_text())\n"
+        "scratch = here / 'scratch.tmp'\n"
+        "scratch.write_text('made and gone')\n"
+        "os.unlink(scratch)\n"
+    )
+    result = run_dockit("-D", "-l", str(tmp_path / "p"), "python3", str(app / "main.py"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (docker,) = tmp_path.glob("p.strace.*.docker")
+    copied = context_files(docker)
+    assert copied[str(app / "config.ini").lstrip("/")] == b"[app]\ncolor=blue\n"
+    assert str(app / "main.py").lstrip("/") in copied
+    assert str(app / "scratch.tmp").lstrip("/") not in copied
