@@ -547,8 +547,9 @@ class _Stream:
         self.decoder.on_done(self, msg)
 
 
-# Requests of one connection waiting for their responses, at most (browsers pipeline a handful).
-MAX_WAITING = 1000
+# Requests of one connection waiting for their responses, at most: browsers pipeline a handful, a load
+# tool thousands (tests/test_http_decoder.py sends 10,000 in one write), a crafted log 200,000.
+MAX_WAITING = 16384
 
 
 class HttpDecoder(Decoder):
