@@ -4,8 +4,10 @@
 
 - replay:  replay of a strace log of `tar cf /dev/null /usr/share` recorded with dockit's flags,
            against a bare Python loop reading the same file line by line (ratio; the target is <= 3).
-- memory:  peak RSS replaying synthetic logs of ~100 MB and ~1 GB, and of 10,000 and 100,000 HTTP
-           connections (streaming: it must stay flat).
+- memory:  peak RSS replaying synthetic logs of ~100 MB and ~1 GB, of 10,000 and 100,000 HTTP
+           connections, and of the growth cases of bench/growth.py (100,000 exited processes,
+           1,000,000 open descriptors, 1,000,000 distinct files, 200,000 unanswered pipelined HTTP
+           requests, each at a tenth of that too): it must stay flat, or bounded.
 - live:    `dockit COMMAND` against the same strace command writing to a file (target: <= 1.10).
 - decode:  replay of a capture with 20,000 MySQL queries, decoders on vs `--no-decode` (target: <= 1.5); and
            of 20,000 PostgreSQL queries (psycopg 3, extended then simple protocol), whose decoding cost a
@@ -236,6 +238,28 @@ def bench_bridges(work: Path, megabytes: int) -> list[tuple[str, str, str]]:
     return rows
 
 
+def bench_growth(work: Path, quick: bool) -> list[tuple[str, str, str]]:
+    """Peak memory replaying logs that name ever more distinct objects (bench/growth.py), at a tenth of
+    the size and at the size itself: flat or bounded, whatever a log names."""
+    from bench.growth import CASES, write_case
+
+    sizes = {"processes": 100_000, "fds": 1_000_000, "files": 1_000_000, "pipelined": 200_000}
+    rows = []
+    for case, full in sizes.items():
+        if quick:
+            full //= 10
+        peaks = []
+        for count in (full // 10, full):
+            log = write_case(case, count, work / f"growth-{case}-{count}.log")
+            megabytes = log.stat().st_size / 1e6
+            peaks.append((count, megabytes, peak_rss(DOCKIT + ["-i", str(log), "-l", str(work / f"growth-{case}-out")])))
+            log.unlink()
+        (small, small_mb, small_rss), (large, large_mb, large_rss) = peaks
+        rows.append((f"peak memory, {large:,} {CASES[case][1]}", f"{large_mb:.0f} MB (and {small:,}: {small_mb:.0f} MB)",
+                     f"{large_rss / 1024:.0f} MB peak RSS ({small_rss / 1024:.0f} MB for {small:,})"))
+    return rows
+
+
 def bench_live(work: Path, runs: int) -> list[tuple[str, str, str]]:
     """strace alone, as is and pinned to one CPU: ptrace stops cost far less when the tracer and the
     program share a core, which they do under dockit because dockit keeps the other core busy."""
@@ -442,6 +466,7 @@ def main() -> int:
         if "memory" in chosen:
             rows += bench_memory(work, [20, 100] if args.quick else [100, 1024])
             rows += bench_connections(work, [1000, 10000] if args.quick else [10000, 100000])
+            rows += bench_growth(work, args.quick)
         if "live" in chosen:
             rows += bench_live(work, runs)
         if "decode" in chosen:

@@ -580,6 +580,11 @@ class _Stream:
         self.decoder.on_done(self, msg)
 
 
+# Requests of one connection waiting for their responses, at most: browsers pipeline a handful, a load
+# tool thousands (tests/test_http_decoder.py sends 10,000 in one write), a crafted log 200,000.
+MAX_WAITING = 16384
+
+
 class HttpDecoder(Decoder):
     """HTTP/1.x requests matched in order to their responses (keep-alive and pipelining included)."""
 
@@ -593,6 +598,7 @@ class HttpDecoder(Decoder):
         self.streams: dict[Direction, _Stream] = {}
         self.exchanges: deque[_Exchange] = deque()
         self.unanswered = 0  # exchanges before this index all have their response
+        self.owed = 0  # responses still to come for requests written out without them (see _bound)
         self.outputs: list[Output] = []
         self.closed = False
         self.upgraded: Http2Decoder | None = None  # after `101 Switching Protocols` to h2c
@@ -691,6 +697,11 @@ class HttpDecoder(Decoder):
             self.exchanges.append(_Exchange(request=msg))
             target = redact_url(msg.target or "")
             self.outputs.append(Annotation(msg.call_index, f"http {msg.method} {target}".rstrip()))
+            if len(self.exchanges) > MAX_WAITING:
+                self._bound()
+            return
+        if self.owed:
+            self.owed -= 1  # the answer to a request already written out without it
             return
         while self.unanswered < len(self.exchanges):
             exchange = self.exchanges[self.unanswered]
@@ -700,6 +711,18 @@ class HttpDecoder(Decoder):
                 return
         self.exchanges.append(_Exchange(response=msg))
         self.unanswered = len(self.exchanges)
+
+    def _bound(self) -> None:
+        """A client pipelining requests that no response answers (a crafted trace: 200,000 of them) must
+        not hold them all: past MAX_WAITING, the oldest is written out as it is (no response), and the
+        response that may still come for it is not taken for the next request's."""
+        while len(self.exchanges) > MAX_WAITING:
+            exchange = self.exchanges.popleft()
+            if self.unanswered > 0:
+                self.unanswered -= 1
+            elif exchange.response is None:
+                self.owed += 1
+            self.outputs.append(self._record(exchange.request, exchange.response))
 
     def on_done(self, stream: _Stream, msg: _Message) -> None:
         if msg.tunnel and msg.status == 101 and "h2c" in (msg.header("upgrade") or "").lower():

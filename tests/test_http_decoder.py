@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from decoders.api import ChannelInfo, Chunk, Direction
-from decoders.http import HttpDecoder
+from decoders.http import MAX_WAITING, HttpDecoder
 from decoders.records import Annotation, HttpExchange, as_cim
 from decoders.redact import REDACTED
 from tests.relay import C2S, CLIENT_PID, S2C, SERVER_PID, Recording, Relay, cut, run_decoder, split
@@ -114,7 +114,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path, _, query = self.path.partition("?")
-        if path.startswith("/query") or path.startswith("/ka/") or path.startswith("/pipe/"):
+        if path.startswith(("/query", "/ka/", "/pipe/", "/bound/")):
             self.reply(200, b"you asked " + query.encode() + b" at " + path.encode())
         elif path == "/big":
             self.reply(200, BIG_BODY, "application/octet-stream")
@@ -532,6 +532,46 @@ def test_pipelined_requests(relay, server_side):
         for exchange, entry, content_type in zip(found, entries, types, strict=True):
             check_exchange(exchange, relay, entry, server_side, content_type=content_type)
             assert exchange.start == recording.pieces[0][1]  # one recv carried all three
+
+
+@pytest.mark.parametrize("server_side", [False, True], ids=["client", "server"])
+def test_pipelined_requests_past_the_bound(relay, server_side):
+    """More requests in flight than a connection may hold (issue 17: 200,000 unanswered made memory
+    follow them): the oldest are written out without their response, the responses that come for
+    them are not taken for later requests', and the last MAX_WAITING get their own."""
+    host = f"127.0.0.1:{relay.port}"
+    total = MAX_WAITING + 300
+    paths = [f"/bound/{number}" for number in range(total)]
+    requests_bytes = "".join(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n" for path in paths).encode()
+    requests_bytes += f"GET /bound/last HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+    with socket.create_connection(("127.0.0.1", relay.port)) as sock:
+        sender = threading.Thread(target=sock.sendall, args=(requests_bytes,))
+        sender.start()  # all of them before reading any response (the server answers as they come)
+        while sock.recv(65536):
+            pass
+        sender.join()
+    (recording,) = relay.take(timeout=60)
+    for how in ("whole", "random"):
+        found = exchanges(decode(recording, server_side, how))
+        assert [e.url for e in found] == [*paths, "/bound/last"]
+        dropped = total + 1 - MAX_WAITING
+        assert all(e.status is None for e in found[:dropped])
+        for exchange in found[dropped:]:
+            check_exchange(exchange, relay, the_log(exchange.url), server_side, content_type="text/plain")
+
+
+def test_a_connection_never_answered_holds_a_bounded_number_of_requests():
+    decoder = HttpDecoder(ChannelInfo(channel_id="tcp:a-b", kind="tcp", local="127.0.0.1:4000",
+                                      remote="127.0.0.1:80", local_port=4000, remote_port=80))  # fmt: skip
+    written = 0
+    for number in range(5 * MAX_WAITING):
+        request = f"GET /n/{number} HTTP/1.1\r\nHost: h\r\n\r\n".encode()
+        outputs = decoder.feed(Chunk(data=request, direction=Direction.OUT, time=1.0, pid=1, size=len(request),
+                                     call_index=number))  # fmt: skip
+        written += len(exchanges(outputs))
+        assert len(decoder.exchanges) <= MAX_WAITING
+    written += len(exchanges(decoder.close(2.0)))
+    assert written == 5 * MAX_WAITING
 
 
 @pytest.mark.parametrize("server_side", [False, True], ids=["client", "server"])

@@ -13,6 +13,8 @@ import secrets
 import shutil
 import socket
 import subprocess
+import tracemalloc
+import zlib
 from collections.abc import Iterable, Sequence
 
 import pytest
@@ -516,6 +518,46 @@ def test_mariadb_cli_compressed(compressed_run, env, mode: str) -> None:
     seq, abc, big, bad = queries(out)
     assert (seq.rows, abc.sample_rows, big.rows, big.sample_rows) == (3, [["abc"]], 1, [["x" * 100000]])
     assert (bad.status, bad.error_code) == ("error", 1146)
+
+
+def zeros_bomb() -> bytes:
+    """A compressed packet of about 16 KB that claims (and holds) 16 MB of zeros (issue 17)."""
+    plain = 0xFFFFFF
+    body = zlib.compress(b"\0" * plain, 9)
+    return len(body).to_bytes(3, "little") + b"\0" + plain.to_bytes(3, "little") + body
+
+
+@requires_server
+def test_compressed_packets_claiming_16_mb_of_zeros_are_bounded(compressed_run) -> None:
+    """200 packets of zeros between the first query and the second of a real `mariadb --compress`
+    session: they inflated to millions of empty packets (7 s and 450 MB for one, no end for 200). Now
+    each ends at its first empty packet, the channel inflates at most 128 times what it read past
+    64 MB, and the session's queries around them are decoded."""
+    recording, f = compressed_run
+    chunks = chunks_of(recording)
+    def carried(chunk: Chunk) -> bytes:  # the bytes a client's compressed packet carries
+        if chunk.data[4:7] == b"\0\0\0":
+            return chunk.data[7:]
+        try:
+            return zlib.decompressobj().decompress(chunk.data[7:])
+        except zlib.error:  # the login, before compression
+            return b""
+
+    second = next(
+        i for i, c in enumerate(chunks) if c.direction is Direction.OUT and f["queries"][1].encode() in carried(c)
+    )
+    bomb = zeros_bomb()
+    assert len(bomb) < 20_000
+    bombs = [Chunk(data=bomb, direction=Direction.OUT, time=chunks[second].time, pid=4242, size=len(bomb),
+                   call_index=10_000 + n) for n in range(200)]  # fmt: skip
+    tracemalloc.start()
+    try:
+        out = decode(chunks[:second] + bombs + chunks[second:])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 120 * 1024 * 1024, f"{peak / 1e6:.0f} MB"
+    assert [q.text for q in queries(out)] == f["queries"]
 
 
 @requires_server

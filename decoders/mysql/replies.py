@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from decoders.mysql.state import Request
 from decoders.mysql.stream import Frame
-from decoders.records import Output
+from decoders.records import Output, Secret
 from protocols import mysql as p
 
 _RESULT_COMMANDS = frozenset({p.COM_QUERY, p.COM_STMT_EXECUTE, p.COM_PROCESS_INFO})
@@ -57,6 +57,10 @@ class RepliesMixin:
         request.end_time = frame.end_time
         if request.state == "rows":
             payload = frame.payload
+            if request.secret_columns and payload and payload[0] < 0xFE:
+                # a row with a secret column (an auth hash, an API token): its call's bytes stay out
+                # of the calls file, as a login's do
+                out.append(Secret(frame.start.call_index))
             if payload and payload[0] < 0xFE and len(request.sample) >= self.options.rows:
                 # A row that is only counted: nothing in it needs parsing.
                 request.rows = (request.rows or 0) + 1

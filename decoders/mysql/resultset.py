@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from decoders.mysql.redaction import MAY_HOLD_SECRET, redact_value
 from decoders.mysql.state import Request
-from decoders.redact import redact_sql
+from decoders.redact import REDACTED, is_secret_column, redact_sql
 from protocols import mysql as p
 
 
@@ -23,6 +23,7 @@ class ResultSetMixin:
             state = request.state = "rows"
             statement = self._statement(request)
             request.columns = list(statement.columns) if statement else []
+            request.secret_columns = secret_columns(request.columns)
         if state in ("first", "infile"):
             if first == 0xFF:
                 err = p.parse_err(payload)
@@ -60,6 +61,7 @@ class ResultSetMixin:
             else:
                 statement = self._statement(request)
                 request.columns = list(statement.columns) if statement else []
+                request.secret_columns = secret_columns(request.columns)
                 request.state = "after_columns"
             return False
         if state == "columns":
@@ -72,6 +74,7 @@ class ResultSetMixin:
             request.left -= 1
             if request.left <= 0:
                 request.state = "after_columns"
+                request.secret_columns = secret_columns(request.columns)
                 if not request.result_columns and not request.cut:
                     # A column is named after its expression: `SELECT PASSWORD('x')` names one PASSWORD('x').
                     request.result_columns = [
@@ -106,5 +109,15 @@ class ResultSetMixin:
                 row = p.parse_binary_row(payload, request.columns) if binary else p.parse_text_row(payload)
             except p.MySqlError:
                 row = ["?"]
-            request.sample.append([redact_value(v) if v else v for v in row])
+            hidden = request.secret_columns
+            request.sample.append(
+                [REDACTED if i in hidden and v is not None else redact_value(v) if v else v for i, v in enumerate(row)]
+            )
         return False
+
+
+def secret_columns(columns: list[p.Column]) -> frozenset[int]:
+    """The columns whose values are secrets, by either of their names (see Request.secret_columns)."""
+    return frozenset(
+        i for i, c in enumerate(columns) if is_secret_column(c.name) or is_secret_column(c.original_name)
+    )

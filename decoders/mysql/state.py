@@ -33,6 +33,9 @@ class Request:
     result_columns: list[str] = field(default_factory=list)
     rows: int | None = None
     sample: list[list[str | None]] = field(default_factory=list)
+    # Columns whose values are secrets, by the name the result gives them or the source column's (an
+    # alias hides nothing: `SELECT api_token AS t`): sampled values redacted, rows' calls hidden.
+    secret_columns: frozenset[int] = frozenset()
     status: str = "unknown"
     error_code: int | None = None
     error_message: str | None = None

@@ -122,6 +122,9 @@ class PacketStream:
         time = at.time
         while size - pos >= 4:
             length = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
+            if not length and not self.parts:
+                self._lose_sync(out)  # an empty packet ends a 16 MB continuation, nothing else
+                return out
             end = pos + 4 + length
             if end > size:
                 break
@@ -141,6 +144,9 @@ class PacketStream:
         pos = 0
         while len(buf) - pos >= 4:
             length = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
+            if not length and not self.parts:
+                self._lose_sync(out)  # an empty packet ends a 16 MB continuation, nothing else
+                return
             if len(buf) - pos < 4 + length:
                 break
             frame = Frame(buf[pos + 3], bytes(buf[pos + 4 : pos + 4 + length]), False, self.start, at.time)
@@ -220,6 +226,11 @@ class PacketStream:
         self.lost = True
 
 
+# What decompression may produce on one channel (see CompressedPackets._within_bounds).
+CHANNEL_RATIO = 128
+CHANNEL_SLACK = 64 * 1024 * 1024
+
+
 class CompressedPackets:
     """CLIENT_COMPRESS: 7-byte headers (compressed length, sequence id, length before compression,
     0 when stored as is) around zlib data that carries ordinary packets to the inner stream."""
@@ -230,6 +241,9 @@ class CompressedPackets:
         self.buf = bytearray()
         self.synced = True
         self.skip = 0
+        self.compressed_bytes = 0  # read so far, and what they inflated to: the channel's bound
+        self.inflated_bytes = 0
+        self.refused = 0  # packets that claimed more than the bounds allow
 
     def push(self, data: bytes, at: At, missing: int) -> list[Frame]:
         out: list[Frame] = []
@@ -260,6 +274,11 @@ class CompressedPackets:
             first = buf[pos + 3] <= 1  # sequence ids restart with each command: 0 asks, 1 answers
             body = bytes(buf[pos + 7 : pos + 7 + length])
             pos += 7 + length
+            if not self._within_bounds(length, plain):
+                self.refused += 1
+                del buf[:pos]
+                self._lose_sync(out)
+                return
             data, lost = self._inflate(body, plain)
             if lost < 0:
                 del buf[:pos]
@@ -268,6 +287,19 @@ class CompressedPackets:
             out += self.inner.push_plain(data, at, lost, first)
         if pos:
             del buf[:pos]
+
+    def _within_bounds(self, length: int, plain: int) -> bool:
+        """Whether a packet of `length` bytes may inflate to `plain` (16 MiB at most, as its 3-byte
+        field says): not when the channel would then have inflated more than CHANNEL_RATIO times what it
+        read, past CHANNEL_SLACK. A crafted 16 KB packet claiming 16 MB of zeros cost 7 s and 450 MB,
+        and 200 of them did not end in 10 minutes (each zero-length packet inside was one more frame:
+        an empty packet now ends the decoding of what carried it); real traffic inflates a few times,
+        a column of one repeated letter a few hundred."""
+        self.compressed_bytes += length
+        if plain > CHANNEL_SLACK + CHANNEL_RATIO * self.compressed_bytes - self.inflated_bytes:
+            return False
+        self.inflated_bytes += plain
+        return True
 
     @staticmethod
     def _inflate(body: bytes, plain: int) -> tuple[bytes, int]:

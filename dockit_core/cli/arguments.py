@@ -4,10 +4,12 @@ the tracer starts before the pipeline loads."""
 from __future__ import annotations
 
 import argparse
+import os
 from typing import TYPE_CHECKING
 
 from dockit_core import __version__
 from dockit_core.cli.options import Options
+from dockit_core.ingest.lines import DEFAULT_MAX_LINE, parse_size
 from dockit_core.outputs.summary.filter import SummaryFilter, SummaryFilterError
 
 if TYPE_CHECKING:
@@ -74,7 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also write PREFIX.docker/Dockerfile rebuilding the program's environment",
     )
-    parser.add_argument("-p", "--pid", type=int, help="attach to the running process PID (all its threads)")
+    parser.add_argument(
+        "--copy-from-host",
+        action="store_true",
+        help="with -D on a replay: copy the files the log names from this machine, although the log does "
+        "not show it was recorded here (no .ini, another host or machine)",
+    )
+    parser.add_argument(
+        "-p", "--pid", type=int, action=Once, help="attach to the running process PID (all its threads)"
+    )
     parser.add_argument(
         "-f",
         "--format",
@@ -105,7 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay a saved strace or ltrace log (plain or gzip; its .ini is optional), several logs of one "
         "run merged by time, strace -ff's PREFIX.PID files given as PREFIX, or a packet capture (pcap, pcapng)",
     )
-    parser.add_argument("-l", "--log", metavar="PREFIX", help="prefix of the output files")
+    parser.add_argument(
+        "-l",
+        "--log",
+        action=Once,
+        metavar="PREFIX",
+        help="prefix of the output files (a folder, or a name ending with /, puts them in that folder)",
+    )
     parser.add_argument(
         "-t",
         "--tracer",
@@ -172,6 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --serve: keep serving when the run is over, until Ctrl-C, so it can be browsed",
     )
+    parser.add_argument(
+        "--max-line",
+        type=line_limit,
+        default=DEFAULT_MAX_LINE,
+        metavar="SIZE",
+        help="the longest trace line read (default 64M; K, M, G suffixes): a longer one is skipped and "
+        "counted as unparsed, never held in memory",
+    )
     watch = parser.add_argument_group(
         "watch mode (no COMMAND, -p or -i)",
         "  watch the whole machine for the processes of a user or group with the kernel's process\n"
@@ -225,6 +249,36 @@ class UsageError(Exception):
     """A problem with what the user asked: one line, exit status 2."""
 
 
+class Once(argparse.Action):
+    """An option that takes one value: given twice (`-l a -l b`), the run stops instead of taking b
+    alone without a word. (`-i a -i b` replays both logs as one run.)"""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[no-untyped-def]
+        if getattr(namespace, self.dest, None) is not None:
+            namespace.repeated_option = option_string
+        setattr(namespace, self.dest, values)
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """What argparse cannot say: an option given twice, `--` before the command, `-l` naming a folder."""
+    repeated = getattr(args, "repeated_option", None)
+    if repeated:
+        raise UsageError(f"{repeated} was given twice: give it once")
+    if args.command and args.command[0] == "--":
+        args.command = args.command[1:]  # `dockit -l X -- prog`: `--` ends the options, it is no program
+    if args.log is not None:
+        if not args.log.strip():
+            raise UsageError("-l '': give a prefix for the output files, such as /tmp/run")
+        if args.log.endswith("/") or os.path.isdir(args.log):
+            # a folder: the outputs go inside it under their usual name, never as hidden `.xml`, `.txt`
+            name = "dockit"
+            if args.input:
+                name = os.path.basename(args.input[0])
+                for suffix in (".gz", ".log"):
+                    name = name.removesuffix(suffix)
+            args.log = os.path.join(args.log, name)
+
+
 def parse_overrides(values: list[str]) -> dict[int, str]:
     overrides: dict[int, str] = {}
     for value in values:
@@ -264,6 +318,14 @@ def seconds_or_zero(text: str) -> float:
     return value
 
 
+def line_limit(text: str) -> int:
+    """`--max-line SIZE`: characters, at least 1K (a line of a trace is rarely shorter than 100)."""
+    size = parse_size(text)
+    if size is None or size < 1024:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a line length (a size of 1K or more: 64M, 1G)")
+    return size
+
+
 def make_options(args: argparse.Namespace) -> Options:
     from dockit_core.cli.protos import load_proto
     try:
@@ -282,11 +344,13 @@ def make_options(args: argparse.Namespace) -> Options:
         warnings=args.warning,
         verbose=args.verbose,
         dockerfile=args.dockerfile,
+        copy_from_host=args.copy_from_host,
         each_call=args.each_call,
         decoder_timeout=args.decoder_timeout,
         pcap=args.pcap,
         events=args.events,
         case=args.case,
+        max_line=args.max_line,
     )
 
 

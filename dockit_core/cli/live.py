@@ -15,6 +15,8 @@ from dockit_core.cli.arguments import make_registry
 from dockit_core.cli.options import Options, OutputPaths
 from dockit_core.cli.serving import end_serving, serve_if_asked
 from dockit_core.ingest import tracers
+from dockit_core.ingest.lines import LogReadError
+from dockit_core.outputs.atomic import OutputError
 
 # The pipeline's modules (parser, tracker, decoders, summary) are imported where they are used: a live
 # run starts the tracer first and loads them while the program already runs.
@@ -39,7 +41,8 @@ def trace(args: argparse.Namespace, options: Options) -> int:
     early_registry = options.decode and (options.decoder_references or options.decode_overrides)
     registry = make_registry(options) if early_registry else None
     was_stopped = attach_pid is not None and tracers.is_stopped(attach_pid)
-    # Signals that come while the pipeline loads are noted, and handled once it has (see _follow).
+    # Signals that come while the pipeline loads are noted, and handled once it has (see _follow): the
+    # guard stays until _follow has its own, so that no Ctrl-C falls between the two.
     with tracers.SignalGuard() as loading:
         if tracer == "ltrace" and attach_pid is None:
             started = tracers.ltrace_runnable(command)  # a script runs through its interpreter
@@ -57,15 +60,13 @@ def trace(args: argparse.Namespace, options: Options) -> int:
 
             if options.pcap:
                 import dockit_core.outputs.pcap  # noqa: F401 - scapy takes a moment to load
+            return _follow(run, args, options, command, registry, loading.received, was_stopped)
         except BaseException:
-            run.process.kill()
+            if run.process.poll() is None:
+                run.process.kill()
             raise
-    try:
-        return _follow(run, args, options, command, registry, loading.received, was_stopped)
-    except BaseException:
-        if run.process.poll() is None:
-            run.process.kill()
-        raise
+        finally:
+            run.cleanup()  # the FIFO's folder goes on every way out but SIGKILL (the next run removes it)
 
 
 def _follow(
@@ -80,7 +81,7 @@ def _follow(
     """Read the started tracer's lines into a session until the program ends, then write the outputs."""
     from dockit_core.cli.session import TraceSession, print_report, write_dockerfile_if_asked
     from dockit_core.ingest.events import Call
-    from dockit_core.outputs.ini import safe_environment, write_ini
+    from dockit_core.outputs.ini import write_ini
     from dockit_core.outputs.summary.objects import RunContext
 
     tracer = args.tracer
@@ -92,7 +93,8 @@ def _follow(
     context = RunContext.local(tracer, command)
     if attach_pid is not None:
         context.cwd = procfs.cwd(attach_pid) or context.cwd
-    environment = safe_environment() if attach_pid is None else safe_environment(procfs.environ(attach_pid))
+    # as it was: the .ini and the Dockerfile each leave out what they must, and say which names
+    environment = dict(os.environ) if attach_pid is None else procfs.environ(attach_pid)
     if registry is None:
         registry = make_registry(options)
     base = args.log or "dockit"
@@ -137,8 +139,9 @@ def _follow(
     with tracers.SignalGuard(detach):
         for signum in early_signals:
             detach(signum)
+        lines = _lines_until_exit(run, options.max_line)
         try:
-            for line in _lines_until_exit(run):
+            for line in lines:
                 event = session.feed(line)
                 if top_pid is None and session.model.root_pid:
                     top_pid = session.model.root_pid
@@ -149,6 +152,16 @@ def _follow(
                     info = session.tracker.last_info
                     line = tracers.trim_for_log(line, info.file_io, info.keep_elements)
                 log.stream.write(line)
+        except OutputError:
+            # A full disk or a folder gone: the outputs are lost, the program is not. It runs to its
+            # end as it would have (killing the tracer would leave its traced calls failing with
+            # ENOSYS under --seccomp-bpf); the trace is read and dropped meanwhile.
+            log.discard()
+            session.abort()
+            for _ in lines:
+                pass
+            run.wait()
+            raise
         except BaseException:
             log.discard()
             session.abort()
@@ -195,7 +208,11 @@ def _follow(
         executable=executable,
         attached_threads=attached_threads,
     )
-    report = session.finish()
+    try:
+        report = session.finish()
+    except BaseException:
+        session.abort()
+        raise
     report.outputs[:0] = [paths.log, paths.ini]
     write_dockerfile_if_asked(session, options, environment, report)
     print_report(report, options.warnings, verbose=options.verbose)
@@ -209,10 +226,10 @@ def tracers_log(path: str):  # type: ignore[no-untyped-def]
     return AtomicStream(path, "w", encoding="utf-8", errors="surrogateescape", newline="")
 
 
-def _lines_until_exit(run: tracers.TracerRun) -> Iterator[str]:
+def _lines_until_exit(run: tracers.TracerRun, max_line: int) -> Iterator[str]:
     try:
-        yield from run.lines()
-    except OSError:
+        yield from run.lines(max_line)
+    except (OSError, LogReadError):
         return
 
 

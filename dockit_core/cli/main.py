@@ -7,11 +7,13 @@ import gc
 import importlib
 import sys
 
-from dockit_core.cli.arguments import UsageError, build_parser, make_options
+from dockit_core.cli.arguments import UsageError, build_parser, check_arguments, make_options
 from dockit_core.cli.live import trace
 from dockit_core.cli.replay import replay
 from dockit_core.cli.watch import watch, watch_requested
 from dockit_core.ingest import tracers
+from dockit_core.ingest.tracers import Terminated
+from dockit_core.outputs.atomic import OutputError
 
 # `dockit NAME ARGS...` runs one of dockit's own tools instead of tracing a program: NAME -> the
 # "module:function" that takes ARGS and returns the exit status, imported only when asked for. A
@@ -40,11 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.serve_after and not args.serve:
             raise UsageError("--serve-after keeps the --serve server up: give --serve [HOST:]PORT with it")
+        check_arguments(args)
         options = make_options(args)
         if args.input:
             if args.command or args.pid is not None or watch_requested(args):
                 raise UsageError("-i replays a log: give no COMMAND, -p, -u, -g or --watch-dir with it")
-            return replay(args, options)
+            with tracers.TerminateOnSignals():
+                return replay(args, options)
         if watch_requested(args):
             if args.command or args.pid is not None:
                 raise UsageError("-u, -g and --watch-dir watch the machine: give no COMMAND and no -p with them")
@@ -63,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         sys.stderr.write(f"dockit: {error}\n")
         return 2
+    except OutputError as error:
+        sys.stderr.write(f"dockit: {error}\n")
+        return 2
+    except Terminated as signal_received:
+        sys.stderr.write(f"dockit: stopped by {signal_received}: no output written\n")
+        return 128 + signal_received.signum
     except tracers.TracerError as error:
         sys.stderr.write(f"dockit: {error}\n")
         return error.status
@@ -71,4 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 141
+    except OSError as error:  # what the summary keeps on disk meanwhile (model/spill.py: a full /tmp)
+        where = f": {error.filename}" if error.filename else ""
+        sys.stderr.write(f"dockit: cannot write {error.strerror or error}{where}\n")
+        return 2
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dockit_core.ingest.lines import DEFAULT_MAX_LINE
 from dockit_core.outputs.summary.filter import SummaryFilter
 
 CALLS_EXTENSIONS = {"TXT": ".txt", "CSV": ".csv", "JSON": ".json"}
@@ -23,12 +24,14 @@ class Options:
     warnings: int = 0
     verbose: int = 0
     dockerfile: bool = False
+    copy_from_host: bool = False  # -D on a replay: this machine's files are the traced one's (--copy-from-host)
     write_calls: bool = True
     each_call: bool = False  # the calls file with one record per call instead of blocks
     decoder_timeout: float = 10.0  # seconds a decoder may spend on one chunk before it is stopped
     pcap: str | None = None  # --pcap FILE: every channel's bytes as pcapng
     events: str | None = None  # --events FILE: OCEL 2.0 JSON, or CSV when FILE ends in .csv
     case: str = "process"  # --case: the case id of the events CSV
+    max_line: int = DEFAULT_MAX_LINE  # characters of one trace line held at most (--max-line)
 
 
 @dataclass

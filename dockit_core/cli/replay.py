@@ -5,17 +5,22 @@ from __future__ import annotations
 import argparse
 import gzip
 import io
+import itertools
 import os
 import re
 import sys
 import time
-import zlib
+from typing import TYPE_CHECKING
 
 from dockit_core.cli.arguments import UsageError, make_registry
 from dockit_core.cli.options import Options, OutputPaths
 from dockit_core.cli.serving import end_serving, serve_if_asked
 from dockit_core.ingest import multilog
+from dockit_core.ingest.lines import LogReadError, bounded_lines
 from dockit_core.ingest.pcap.reader import capture_format
+
+if TYPE_CHECKING:
+    from dockit_core.cli.session import TraceSession
 
 
 def open_log(path: str) -> io.TextIOWrapper:
@@ -25,9 +30,12 @@ def open_log(path: str) -> io.TextIOWrapper:
         raise UsageError(f"{path} is a directory, not a trace log")
     if os.path.getsize(path) == 0:
         raise UsageError(f"{path} is empty: nothing to replay")
-    raw = open(path, "rb")  # noqa: SIM115 - closed by the TextIOWrapper
-    magic = raw.read(2)
-    raw.seek(0)
+    try:
+        raw = open(path, "rb")  # noqa: SIM115 - closed by the TextIOWrapper
+        magic = raw.read(2)
+        raw.seek(0)
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read: {error.strerror or error}") from error
     binary = gzip.GzipFile(fileobj=raw) if magic == b"\x1f\x8b" else raw
     return io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape", newline="\n")
 
@@ -66,6 +74,30 @@ def resolve_inputs(inputs: list[str]) -> tuple[list[str], str]:
         return inputs, log_stem(inputs[0])
     stems = {re.sub(r"\.\d{1,10}$", "", log_stem(path)) for path in inputs}
     return inputs, stems.pop() if len(stems) == 1 else log_stem(inputs[0])
+
+
+# Lines read before deciding whether the input is a trace at all.
+FIRST_LINES = 1000
+_COUNT_TABLE = re.compile(r"\s*% time\s+seconds\s+usecs/call\s+calls\b|-{6} -{11} ")
+
+
+def not_a_trace(path: str, session: TraceSession) -> None:
+    """A UsageError when nine in ten of the first lines are no trace line (a real log has a handful at
+    most: a line cut by the program's own output): an input that is no trace (random bytes, where a
+    line now and then happens to read as a call, a `strace -c` table) says so, instead of replaying
+    into an empty summary."""
+    stats = session.parser.stats
+    if not stats.unparsed or stats.unparsed < 0.9 * stats.lines:
+        return
+    if any(_COUNT_TABLE.match(line) for _, line in stats.samples):
+        raise UsageError(
+            f"{path} is a table of call counts (strace -c or ltrace -c), not a trace: nothing to replay"
+        )
+    read = stats.lines - stats.unparsed
+    raise UsageError(
+        f"{path} is not a strace or ltrace log: {read or 'none'} of its first {stats.lines} line(s) "
+        f"read{'s' if read == 1 else ''} as a trace line"
+    )
 
 
 def replay(args: argparse.Namespace, options: Options) -> int:
@@ -107,10 +139,13 @@ def replay(args: argparse.Namespace, options: Options) -> int:
     progress = Progress(
         size, stream, enabled=len(files) == 1 and (options.verbose > 0 or sys.stderr.isatty())
     )
-    lines = stream if len(files) == 1 else multilog.merged_lines(streams, files)
+    bounded = [bounded_lines(each, options.max_line) for each in streams]
+    lines = bounded[0] if len(files) == 1 else multilog.merged_lines(bounded, files)
     try:
+        session.feed_lines(itertools.islice(lines, FIRST_LINES), progress.update)
+        not_a_trace(files[0] if len(files) == 1 else stem, session)
         session.feed_lines(lines, progress.update)
-    except (OSError, EOFError, zlib.error) as error:  # a gzip that is not one or is cut, a read error
+    except LogReadError as error:  # a gzip that is not one or is cut, a read error
         session.abort()
         raise UsageError(f"{' '.join(files) if len(files) < 4 else stem}: cannot read: {error}") from error
     except BaseException:
@@ -125,7 +160,11 @@ def replay(args: argparse.Namespace, options: Options) -> int:
         # ltrace never shows the first execve: the live run named the command it started, as here.
         root.argv = list(context.command)
         root.executable = root.executable or ini.get("Executable")
-    report = session.finish()
+    try:
+        report = session.finish()
+    except BaseException:
+        session.abort()
+        raise
     write_dockerfile_if_asked(session, options, environment_from_ini(ini), report)
     print_report(report, options.warnings, verbose=options.verbose)
     end_serving(serving, args)

@@ -14,8 +14,9 @@ from decoders.records import CimObject
 from decoders.registry import Registry
 from dockit_core.cli.options import Options, OutputPaths
 from dockit_core.ingest.events import Call, Event
+from dockit_core.ingest.lines import Overlong
 from dockit_core.ingest.strace_parser import PidAlias, StraceParser
-from dockit_core.model import Model, SocketNode
+from dockit_core.model import Model, Process, SocketNode, SocketRefs
 from dockit_core.model.channels import ChannelManager
 from dockit_core.model.held_calls import HeldCalls
 from dockit_core.model.tracker import Tracker
@@ -25,9 +26,11 @@ from dockit_core.outputs.calls.blocks_writer import BlocksWriter
 from dockit_core.outputs.calls.each_call_writer import CallsWriter
 from dockit_core.outputs.live.publisher import LivePublisher
 from dockit_core.outputs.summary.objects import (
+    OrderedSpool,
     RecordSpool,
     RunContext,
     keep_filter,
+    process_object,
     socket_object,
     summary_objects,
 )
@@ -54,7 +57,9 @@ class Report:
     tls_without_plaintext: int = 0  # TLS connections whose plaintext the trace did not show
     plaintext_visible: bool = False  # the trace has library calls (ltrace)
     blocks: int | None = None  # blocks written to the calls file (None: one record per call)
+    descriptors_not_tracked: int = 0  # descriptors past the model's limit (SocketRefs.LIMIT)
     outputs: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # said whatever -w is: what the user asked went wrong
 
     def statistics_object(self) -> CimObject:
         return CimObject.make(
@@ -71,6 +76,7 @@ class Report:
                 "DuplicateChunks": self.duplicate_chunks,
                 "DecoderProblems": len(self.problems),
                 "Blocks": self.blocks,
+                "DescriptorsNotTracked": self.descriptors_not_tracked or None,
             },
         )
 
@@ -138,6 +144,11 @@ class TraceSession:
             # One record per call shows buffers: calls wait while a decoder reads a message they carry.
             self.held_calls = HeldCalls(self.channels, sink)  # type: ignore[arg-type]
             self.tracker.held_calls = self.held_calls
+        # Processes that ended likewise: written then, listed in the order they began.
+        self.retired_processes = OrderedSpool(
+            renderer(options.summary_format, context.date), keep_filter(options.filters)
+        )
+        self.model.process_retired = self._retire_process
         self._index = 0
         self.live: LivePublisher | None = None  # `--serve`: objects published as they change
         self.lock = threading.Lock()  # held while the model changes, when `--serve` ticks from a thread
@@ -161,6 +172,13 @@ class TraceSession:
             self.live.retired_socket(node, obj)
         self.model.retire_socket(node)
 
+    def _retire_process(self, process: Process) -> None:
+        calls = self.model.calls_with_threads(process)
+        obj = process_object(process, self.context.date, calls)
+        self.retired_processes.add(process.seq, obj)
+        if self.live is not None:
+            self.live.retired_process(process, obj)
+
     def _dispatch(self, call, process, info, annotations) -> None:  # type: ignore[no-untyped-def]
         if self.calls_writer is not None:
             self.calls_writer(call, process, info, annotations)
@@ -171,6 +189,9 @@ class TraceSession:
         """One line; returns what the parser made of it (None for an unfinished call, chatter or an
         unparsed line; a PidAlias, alone or with the line's event, when it names the first process)."""
         self._index += 1
+        if type(line) is Overlong:
+            self.parser.skip(line, self._index)
+            return None
         if self.live is not None:
             with self.lock:
                 event = self.parser.parse(line, self._index)
@@ -194,6 +215,9 @@ class TraceSession:
         index = self._index
         for line in lines:
             index += 1
+            if type(line) is Overlong:
+                self.parser.skip(line, index)
+                continue
             event = parse(line, index)
             if type(event) is Call:
                 apply_call(event)
@@ -226,6 +250,7 @@ class TraceSession:
             duplicate_chunks=self.channels.stats["duplicate_chunks"],
             tls_without_plaintext=self.channels.stats.get("tls_without_plaintext", 0),
             plaintext_visible=self.channels.plaintext_visible,
+            descriptors_not_tracked=self.model.socket_refs.refused,
         )
 
     def finish(self) -> Report:
@@ -241,6 +266,7 @@ class TraceSession:
         if self.live is not None:
             with self.lock:
                 self.live.finish(self.spool.table_objects(), report.statistics_object())
+        classes = self.retired_processes.classes | set(self.retired_sockets.counts)
         objects = summary_objects(
             self.model,
             self.context,
@@ -248,12 +274,15 @@ class TraceSession:
             report.statistics_object(),
             self.options.filters,
             self.retired_sockets,
+            classes,
+            self.retired_processes,
         )
         if self.options.summary_format == "XML":
             write_xml(objects, self.paths.summary, self.context.date)
         else:
             write_txt(objects, self.paths.summary, self.context.date)
         report.outputs.append(self.paths.summary)
+        report.notes += [f.unmatched_note(classes) for f in self.options.filters if not f.matched]
         if self.calls_writer is not None:
             self.calls_writer.close()
             report.outputs.append(self.paths.calls)
@@ -310,6 +339,13 @@ def print_report(report: Report, warnings: int, stream: TextIO | None = None, ve
     if verbose:
         for text in report.tracebacks:
             stream.write("".join(f"dockit:   {line}\n" for line in text.rstrip("\n").split("\n")))
+    if report.descriptors_not_tracked:
+        stream.write(
+            f"dockit: {report.descriptors_not_tracked} descriptor(s) opened past the {SocketRefs.LIMIT} held at "
+            "once were not tracked (their calls are known by their -y decoration only)\n"
+        )
+    for note in report.notes:
+        stream.write(f"dockit: {note}\n")
     for output in report.outputs:
         stream.write(f"dockit: wrote {output}\n")
 
@@ -324,5 +360,7 @@ def write_dockerfile_if_asked(
     except ImportError:
         sys.stderr.write("dockit: -D: the Dockerfile writer is not available in this version\n")
         return
-    written = write_dockerfile(session.model, session.context, session.paths.docker_dir, environment)
+    written = write_dockerfile(
+        session.model, session.context, session.paths.docker_dir, environment, options.copy_from_host
+    )
     report.outputs.append(written)

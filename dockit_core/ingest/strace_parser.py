@@ -203,6 +203,11 @@ class StraceParser:
         alias, self._alias = self._alias, None
         return (alias, event) if event is not None else alias
 
+    def skip(self, note: str, index: int) -> None:
+        """A line that was not read (longer than the limit): counted unparsed, `note` says why."""
+        self.stats.lines += 1
+        self.stats.bad(index, note)
+
     def _stale_dangling(self) -> Call:
         index, pid, time, name, args, line = self._dangling  # type: ignore[misc]
         self._dangling = None

@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from dockit_core.ingest.lines import DEFAULT_MAX_LINE, bounded_lines
+
 STRING_LIMIT = 1048576
 STRACE_CLASSES = "process,file,desc,network,ipc"
 FILE_BUFFER_KEEP = 32
@@ -332,9 +334,10 @@ class TracerRun:
         self._stopper = threading.Thread(target=escalate, daemon=True, name="dockit-tracer-stop")
         self._stopper.start()
 
-    def lines(self) -> Iterator[str]:
-        """The trace as the tracer writes it; nothing if the tracer exits before opening the FIFO (a
-        refused attach), where a plain blocking open would wait for a writer forever."""
+    def lines(self, max_line: int = DEFAULT_MAX_LINE) -> Iterator[str]:
+        """The trace as the tracer writes it (a line longer than `max_line` is skipped, see
+        ingest/lines.py); nothing if the tracer exits before opening the FIFO (a refused attach), where
+        a plain blocking open would wait for a writer forever."""
         fd = self.fd
         self._fd_taken = True
         poller = select.poll()
@@ -345,7 +348,17 @@ class TracerRun:
                 return
         os.set_blocking(fd, True)
         with open(fd, encoding="utf-8", errors="surrogateescape", newline="\n") as stream:
-            yield from stream
+            yield from bounded_lines(stream, max_line)
+
+    def cleanup(self) -> None:
+        """The FIFO's folder and read end go (idempotent; `wait` does it too)."""
+        if not self._fd_taken:
+            self._fd_taken = True
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+        shutil.rmtree(self.fifo_dir, ignore_errors=True)
 
     def wait(self) -> int:
         status = self.process.wait()
@@ -356,6 +369,41 @@ class TracerRun:
             self._stderr_thread.join(timeout=5)
         shutil.rmtree(self.fifo_dir, ignore_errors=True)
         return status
+
+
+FIFO_DIR_PREFIX = "dockit-"
+
+
+def remove_stale_fifo_dirs(folder: str | None = None) -> list[str]:
+    """Remove the FIFO folders (`/tmp/dockit-PID-xxxx`) of runs that died without cleaning up (SIGKILL);
+    the ones removed. A folder whose run is alive, or whose name has no pid, is left alone."""
+    folder = folder or tempfile.gettempdir()
+    removed = []
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(FIFO_DIR_PREFIX)]
+    except OSError:
+        return removed
+    for name in names:
+        pid_text = name[len(FIFO_DIR_PREFIX) :].split("-", 1)[0]
+        if not pid_text.isdigit() or len(pid_text) > 10 or int(pid_text) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+            continue  # its run is alive
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError):
+            continue
+        path = os.path.join(folder, name)
+        try:
+            entries = os.listdir(path)
+        except OSError:
+            continue
+        # only what dockit puts there: the FIFO and ltrace's prototypes
+        if os.path.isdir(path) and not os.path.islink(path) and set(entries) <= {"trace", "prototypes.conf"}:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 def _widen_pipe(fd: int) -> None:
@@ -375,7 +423,8 @@ def start(
 ) -> TracerRun:
     """Start the tracer writing into a FIFO. In attach mode its stderr is read (to explain failures)."""
     require_tracer(tracer)
-    fifo_dir = tempfile.mkdtemp(prefix="dockit-")
+    remove_stale_fifo_dirs()
+    fifo_dir = tempfile.mkdtemp(prefix=f"{FIFO_DIR_PREFIX}{os.getpid()}-")
     fifo = os.path.join(fifo_dir, "trace")
     os.mkfifo(fifo, 0o600)
     pids = threads_of(pid) or [pid] if pid is not None else None
@@ -566,6 +615,36 @@ def trim_file_buffer(line: str, keep: int = FILE_BUFFER_KEEP) -> str:
     if line.startswith("...", after):
         after += 3
     return line[:cut] + '"...' + line[after:]
+
+
+class Terminated(BaseException):  # noqa: N818 - like KeyboardInterrupt, which it stands beside
+    """SIGTERM or SIGHUP reached a replay: raised where the replay is, so that every temporary output is
+    removed on the way out (a BaseException, so that no `except Exception` takes it for a failure)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class TerminateOnSignals:
+    """While a replay runs, SIGTERM and SIGHUP raise `Terminated` (SIGINT already raises
+    KeyboardInterrupt)."""
+
+    def __init__(self) -> None:
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> TerminateOnSignals:
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    @staticmethod
+    def _handle(signum: int, _frame: object) -> None:
+        raise Terminated(signum)
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)  # type: ignore[arg-type]
 
 
 class SignalGuard:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dockit_core.model.nodes import Node, SocketNode
+from dockit_core.model.nodes import FileNode, Node, SocketNode
 
 
 @dataclass(slots=True)
@@ -20,13 +20,22 @@ class FdEntry:
 class SocketRefs:
     """How many descriptors, in every fd table, name each socket: when the last one goes (close, exit,
     execve's CLOEXEC, dup2 over it), `released` is called, so that a finished connection's decoder is
-    closed and its summary object leaves memory."""
+    closed and its summary object leaves memory.
 
-    __slots__ = ("counts", "released")
+    It also counts the descriptors of every table that shares it (the model's): past `limit` (a crafted
+    log opening millions, or forking a process that holds a million), a new descriptor is not recorded
+    but counted in `refused`; a call on it is then known by its `-y` decoration only."""
+
+    __slots__ = ("counts", "released", "entries", "limit", "refused")
+
+    LIMIT = 1 << 18  # descriptors open at once in the whole trace: a quarter million
 
     def __init__(self) -> None:
         self.counts: dict[int, int] = {}
         self.released: Callable[[SocketNode], None] | None = None
+        self.entries = 0
+        self.limit = self.LIMIT
+        self.refused = 0
 
     def hold(self, node: SocketNode) -> None:
         self.counts[node.node_id] = self.counts.get(node.node_id, 0) + 1
@@ -55,7 +64,17 @@ class FdTable(dict[int, FdEntry]):
 
     def __setitem__(self, fd: int, entry: FdEntry) -> None:
         old = self.get(fd)
+        refs = self.refs
+        if old is None and refs is not None:
+            if refs.entries >= refs.limit:
+                refs.refused += 1
+                return
+            refs.entries += 1
         super().__setitem__(fd, entry)
+        if entry.kind == "file" and isinstance(entry.node, FileNode):
+            entry.node.open_fds += 1
+        if old is not None and old.kind == "file" and isinstance(old.node, FileNode):
+            old.node.open_fds -= 1
         if self.refs is not None:
             if entry.kind == "socket" and isinstance(entry.node, SocketNode):
                 self.refs.hold(entry.node)
@@ -65,6 +84,10 @@ class FdTable(dict[int, FdEntry]):
     def __delitem__(self, fd: int) -> None:
         old = self[fd]
         super().__delitem__(fd)
+        if self.refs is not None:
+            self.refs.entries -= 1
+        if old.kind == "file" and isinstance(old.node, FileNode):
+            old.node.open_fds -= 1
         if self.refs is not None and old.kind == "socket" and isinstance(old.node, SocketNode):
             self.refs.drop(old.node)
 

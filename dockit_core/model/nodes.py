@@ -5,6 +5,9 @@ State only: the tracker fills them in, the writers read them.
 
 from __future__ import annotations
 
+import itertools
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dockit_core.ingest.args import port_number
@@ -26,6 +29,10 @@ class FileAccess:
     renamed_from: str | None = None
     metadata: int = 0  # stat, access, readlink, chmod...
     executed: bool = False
+    order: int = 0  # when it began, over the whole trace: a file's accesses are listed so
+
+
+_ACCESS_ORDER = itertools.count(1)
 
 
 @dataclass(slots=True)
@@ -33,6 +40,11 @@ class FileNode:
     path: str
     category: str = ""
     accesses: dict[int, FileAccess] = field(default_factory=dict)
+    open_fds: int = 0  # descriptors naming it in every fd table: one held open is never spilled (state.py)
+    # Called when `accesses` reaches `crowded_at` (a file every process reads): the model moves out
+    # those of processes that ended, so that memory follows the processes alive (state.py).
+    crowded: Callable[[FileNode], None] | None = None
+    crowded_at: int = 64
 
     def __post_init__(self) -> None:
         if not self.category:
@@ -41,7 +53,9 @@ class FileNode:
     def access(self, pid: int) -> FileAccess:
         found = self.accesses.get(pid)
         if found is None:
-            found = self.accesses[pid] = FileAccess()
+            found = self.accesses[pid] = FileAccess(order=next(_ACCESS_ORDER))
+            if len(self.accesses) >= self.crowded_at and self.crowded is not None:
+                self.crowded(self)
         return found
 
 
@@ -84,6 +98,27 @@ class PipeNode:
 
 
 Node = FileNode | SocketNode | PipeNode
+
+_ACCESS_FIELDS = FileAccess.__slots__
+access_state: Callable[[FileAccess], tuple[object, ...]] = operator.attrgetter(*_ACCESS_FIELDS)
+"""A FileAccess as a plain tuple (what is written when a file leaves memory, see state.py)."""
+
+
+def merge_access(into: FileAccess | None, state: tuple[object, ...]) -> FileAccess:
+    """What a process did to a file: `state` (a later part of it, from access_state) added to `into`
+    (None: nothing yet). Counts add up, flags stay once set, the last rename wins, the first order."""
+    if into is None:
+        return FileAccess(*state)  # type: ignore[arg-type]
+    for name, value in zip(_ACCESS_FIELDS, state, strict=True):
+        if value is None or value is False or value == 0:
+            continue
+        if name == "order":
+            into.order = min(into.order, value) if into.order else value  # type: ignore[type-var, assignment]
+        elif isinstance(value, bool | str):
+            setattr(into, name, value)
+        else:
+            setattr(into, name, getattr(into, name) + value)
+    return into
 
 
 def _port(address: str | None) -> int | None:

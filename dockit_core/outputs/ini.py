@@ -12,37 +12,66 @@ import re
 import shlex
 
 from dockit_core.outputs.atomic import atomic_open
-from dockit_core.outputs.redaction import redact_argv
+from dockit_core.outputs.redaction import is_secret_variable, redact_argv, redact_url
 from dockit_core.outputs.summary.objects import RunContext
 
-# MYSQL_PWD, PGPASSWORD, AWS_SECRET_ACCESS_KEY, GITHUB_TOKEN...; PWD and OLDPWD are directories.
-_SECRET_NAME = re.compile(r"PASS|PWD|SECRET|TOKEN|KEY|CREDENTIAL|AUTH|COOKIE|SESSION", re.I)
-_NOT_SECRET = frozenset({"PWD", "OLDPWD"})
+# Characters that end a line for some reader (a `\r` does for Python's universal newlines, editors and
+# terminals), or that no text should hold: a value with one is written JSON-quoted, never raw.
+_CONTROL = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+_DATE = re.compile(r"\d{4}-\d\d-\d\d")
+_RELEASE = re.compile(r"[a-z0-9][a-z0-9._+-]*(?::[A-Za-z0-9._+-]+)?")
 
 
 def read_ini(path: str) -> dict[str, str]:
+    """`Key=Value` lines: a line ends at `\n` only (so a `\r` inside a value cannot start another
+    key), and a value written JSON-quoted (`"..."`) is read back as the text it stands for."""
     values: dict[str, str] = {}
     try:
-        with open(path, encoding="utf-8", errors="replace") as stream:
+        with open(path, encoding="utf-8", errors="replace", newline="\n") as stream:
             for line in stream:
                 line = line.strip()
                 if not line or line.startswith((";", "#", "[")):
                     continue
                 key, equal, value = line.partition("=")
                 if equal:
-                    values[key.strip()] = value.strip()
+                    values[key.strip()] = _read_value(value.strip())
     except OSError:
         pass
     return values
 
 
+def _read_value(text: str) -> str:
+    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError):
+            return text
+        if isinstance(value, str):
+            return value
+    return text
+
+
+def _ini_value(text: str) -> str:
+    """A value as one line that `read_ini` reads back whole: JSON-quoted when it holds a control
+    character (a directory named with a newline), starts with a quote or ends with a space."""
+    if _CONTROL.search(text) or text.startswith('"') or text != text.strip():
+        return json.dumps(text)  # (a space at either end too: the reader strips them)
+    return text
+
+
 def context_from_ini(values: dict[str, str]) -> RunContext:
+    """What the .ini says of the run; a value that cannot be what its key says (a date that is no
+    date, a distribution with spaces: it names a base image) is unknown, as in a log without .ini."""
+    release = values.get("OsRelease", "")
+    date = values.get("CurrentDate") or None
     return RunContext(
         hostname=values.get("CurrentHostname", ""),
         os_type=values.get("CurrentOSType", "linux"),
-        os_release=values.get("OsRelease", ""),
+        os_release=release if _RELEASE.fullmatch(release) else "",
         kernel=values.get("Kernel", ""),
-        date=values.get("CurrentDate") or None,
+        date=date if date is not None and _DATE.fullmatch(date) else None,
+        machine=values.get("MachineId", ""),
         tracer=values.get("Tracer", ""),
         command=_command(values.get("CommandLine", "")),
         cwd=values.get("CurrentDirectory") or None,
@@ -55,6 +84,8 @@ def _command(text: str) -> list[str]:
         return []
     try:
         value = json.loads(text)
+    except RecursionError:
+        return []  # nested too deep to be a command line (a damaged or crafted .ini): unknown
     except json.JSONDecodeError:
         return text.split()
     return [str(v) for v in value] if isinstance(value, list) else [str(value)]
@@ -65,18 +96,42 @@ def environment_from_ini(values: dict[str, str]) -> dict[str, str]:
 
 
 def safe_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment worth recording: secrets left out by name."""
+    """The environment worth recording: variables named like secrets left out, the credentials inside
+    the others' values replaced (`postgres://u:<redacted>@h/db`, `?api_key=<redacted>`), and those whose
+    name or value holds a control character left out (a `\r` or a NUL must not make a line of an .ini
+    or a Dockerfile)."""
+    return dict(environment_parts(environ)[0])
+
+
+def environment_parts(environ: dict[str, str] | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    """(what `safe_environment` keeps, {name: why} of what it leaves out)."""
     environ = dict(os.environ if environ is None else environ)
-    return {
-        k: v
-        for k, v in sorted(environ.items())
-        if (k in _NOT_SECRET or not _SECRET_NAME.search(k)) and "\n" not in v
-    }
+    kept: dict[str, str] = {}
+    left: dict[str, str] = {}
+    for name, value in sorted(environ.items()):
+        if not _ENV_NAME.fullmatch(name):
+            left[_one_line(name)] = "an unusual name"
+        elif is_secret_variable(name):
+            left[name] = "a secret"
+        elif _CONTROL.search(value):
+            left[name] = "a control character in its value"
+        else:
+            kept[name] = redact_url(value)
+    return kept, left
 
 
 def _one_line(text: str) -> str:
-    """A comment stays one line: an argument's newline must not start a `Key=Value` line."""
-    return text.replace("\n", "\\n").replace("\r", "\\r")
+    """A comment stays one line: an argument's newline (or any control character) must not start a
+    `Key=Value` line; each is written as an escape."""
+    return _CONTROL.sub(_escape_control, text) if _CONTROL.search(text) else text
+
+
+def _escape_control(match: re.Match[str]) -> str:
+    char = match.group(0)
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char)
+    if named is not None:
+        return named
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
 
 
 def write_ini(
@@ -99,22 +154,28 @@ def write_ini(
             tracer_command = tracer_command[:-tail] + command
         out.write(f"; tracer command: {_one_line(shlex.join(tracer_command))}\n")
         out.write(f"TopProcessId={top_pid if top_pid is not None else ''}\n")
-        out.write(f"CurrentDirectory={context.cwd or ''}\n")
-        out.write(f"CurrentDate={context.date or ''}\n")
-        out.write(f"CurrentHostname={context.hostname}\n")
-        out.write(f"CurrentOSType={context.os_type}\n")
-        out.write(f"OsRelease={context.os_release}\n")
-        out.write(f"Kernel={context.kernel}\n")
-        out.write(f"Tracer={context.tracer}\n")
+        out.write(f"CurrentDirectory={_ini_value(context.cwd or '')}\n")
+        out.write(f"CurrentDate={_ini_value(context.date or '')}\n")
+        out.write(f"CurrentHostname={_ini_value(context.hostname)}\n")
+        if context.machine:
+            out.write(f"MachineId={_ini_value(context.machine)}\n")
+        out.write(f"CurrentOSType={_ini_value(context.os_type)}\n")
+        out.write(f"OsRelease={_ini_value(context.os_release)}\n")
+        out.write(f"Kernel={_ini_value(context.kernel)}\n")
+        out.write(f"Tracer={_ini_value(context.tracer)}\n")
         out.write("CommandLine=" + json.dumps(command) + "\n")
         if executable:
-            out.write(f"Executable={_one_line(executable)}\n")
+            out.write(f"Executable={_ini_value(executable)}\n")
         if attached_threads:
             out.write("AttachedThreads=" + " ".join(str(t) for t in attached_threads) + "\n")
         if exit_status is not None:
             out.write(f"ExitStatus={exit_status}\n")
-        for key, value in environment.items():
-            out.write(f"Env.{key}={value}\n")
+        kept, left = environment_parts(environment)
+        for key, value in kept.items():
+            out.write(f"Env.{key}={_ini_value(value)}\n")
+        if left:
+            names = ", ".join(f"{name} ({why})" for name, why in left.items())
+            out.write(f"; environment left out: {_one_line(names)}\n")
 
 
 def attached_threads_from_ini(values: dict[str, str]) -> list[int]:

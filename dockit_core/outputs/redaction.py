@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 
 from decoders.redact import REDACTED, SECRET_HEADER_WORDS, SECRET_HEADERS, redact_sql, redact_url
 
@@ -45,9 +46,65 @@ _SECRET_HEADER_LINE = re.compile(
 )
 
 
-def redact_argv(argv: list[str]) -> list[str]:
-    """The command line with its passwords replaced: `-pSECRET`, `--password=x`, `-u user:pass`..."""
-    program = os.path.basename(argv[0]) if argv else ""
+def is_secret_variable(name: str) -> bool:
+    """An environment variable whose value is a secret, by its name: MYSQL_PWD, PGPASSWORD,
+    AWS_SECRET_ACCESS_KEY, GITHUB_TOKEN, REDISCLI_AUTH... (PWD and OLDPWD are directories)."""
+    return name.upper() not in _NOT_SECRET_VARIABLES and bool(_SECRET_VARIABLE.search(name))
+
+
+_SECRET_VARIABLE = re.compile(r"PASS|PWD|SECRET|TOKEN|KEY|CREDENTIAL|AUTH|COOKIE|SESSION", re.I)
+_NOT_SECRET_VARIABLES = frozenset({"PWD", "OLDPWD"})
+_VARIABLE_ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.+)", re.S)
+# Programs that run the rest of their arguments as a command: `env MYSQL_PWD=x mariadb -pY`, `sudo -u
+# bob psql ...`, `timeout 5 curl -u bob:pw ...`. Value: their options that take a value, and how many
+# plain words come before the command (timeout's duration, taskset's mask, nice's none).
+_WRAPPERS: dict[str, tuple[frozenset[str], int]] = {
+    "env": (frozenset({"-u", "--unset", "-C", "--chdir", "-S", "--split-string"}), 0),
+    "sudo": (frozenset({"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T"}), 0),
+    "doas": (frozenset({"-u", "-C"}), 0),
+    "nohup": (frozenset(), 0),
+    "setsid": (frozenset(), 0),
+    "time": (frozenset({"-f", "--format", "-o", "--output"}), 0),
+    "exec": (frozenset({"-a"}), 0),
+    "command": (frozenset(), 0),
+    "nice": (frozenset({"-n", "--adjustment"}), 0),
+    "ionice": (frozenset({"-c", "-n", "-p", "-P", "-u"}), 0),
+    "stdbuf": (frozenset({"-i", "-o", "-e"}), 0),
+    "timeout": (frozenset({"-s", "--signal", "-k", "--kill-after"}), 1),
+    "taskset": (frozenset(), 1),
+    "chrt": (frozenset(), 1),
+    "xargs": (frozenset({"-a", "-d", "-E", "-I", "-L", "-n", "-P", "-s"}), 0),
+}
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox"})
+_MAX_DEPTH = 16  # wrappers and shells inside each other: deeper than any real command line
+
+
+def redact_argv(argv: list[str], depth: int = 0) -> list[str]:
+    """The command line with its passwords replaced: `-pSECRET`, `--password=x`, `-u user:pass`,
+    `MYSQL_PWD=x` assignments, and the same in the command a wrapper runs (`env`, `sudo`, `timeout`...)
+    and in a shell's `-c` script (a script nested in scripts deeper than any real one is hidden whole:
+    what cannot be read is not shown)."""
+    result = list(argv)
+    start = 0
+    while start < len(argv):  # one program at a time: `sudo env X=1 timeout 5 mysql -p...`
+        first = start
+        while first < len(argv) and _VARIABLE_ASSIGNMENT.fullmatch(argv[first]):
+            first += 1  # `MYSQL_PWD=x mariadb ...` in a script: the program comes after the assignments
+        program = os.path.basename(argv[first]) if first < len(argv) else ""
+        end = len(argv)
+        if program in _WRAPPERS:
+            end = min(end, _wrapped_command(argv, first, *_WRAPPERS[program]))
+        result[start:end] = _redact_words(argv[start:end], program, first - start)
+        if program in _SHELLS:
+            script = _shell_script(argv, first)
+            if script is not None:
+                result[script] = _redact_script(argv[script], depth + 1) if depth < _MAX_DEPTH else REDACTED
+        start = end
+    return result
+
+
+def _redact_words(argv: list[str], program: str, first: int) -> list[str]:
+    """The rules for one program's own arguments (`first` is where the program is)."""
     result: list[str] = []
     hide_next = False
     user_next = False
@@ -61,7 +118,7 @@ def redact_argv(argv: list[str]) -> list[str]:
             result.append(f"{user}:{REDACTED}" if colon else arg)
             user_next = False
             continue
-        if index > 0:
+        if index > first:
             if (
                 program in _PASSWORD_DASH_P
                 and arg.startswith("-p")
@@ -83,11 +140,98 @@ def redact_argv(argv: list[str]) -> list[str]:
                 arg = f"{option}={user}:{REDACTED}" if colon else arg
             elif arg.startswith("--password=") or _PASSWORD_OPTION.match(arg):
                 arg = _PASSWORD_OPTION.sub(lambda m: m.group(1) + REDACTED, arg)
+        assignment = _VARIABLE_ASSIGNMENT.fullmatch(arg) if "=" in arg else None
+        if assignment is not None and is_secret_variable(assignment.group(1)):
+            arg = f"{assignment.group(1)}={REDACTED}"
         arg = _URL_CREDENTIALS.sub(lambda m: f"{m.group(1)}:{REDACTED}@", arg)
         arg = _SECRET_ASSIGNMENT.sub(lambda m: m.group(1) + REDACTED, arg)
         arg = redact_sql(redact_text(arg))  # `mariadb -e "CREATE USER u IDENTIFIED BY '...'"`
         result.append(arg)
     return result
+
+
+def _wrapped_command(argv: list[str], first: int, valued: frozenset[str], words: int) -> int:
+    """Where the command run by the wrapper at `first` starts: after its options (and their values),
+    assignments (env's), and the plain words it takes first (timeout's duration)."""
+    index = first + 1
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            index += 1
+            break
+        if arg in valued:
+            index += 2
+        elif arg.startswith("-") and arg != "-" or _VARIABLE_ASSIGNMENT.fullmatch(arg):
+            index += 1
+        else:
+            break
+    return index + words
+
+
+def _shell_script(argv: list[str], first: int) -> int | None:
+    """The index of a shell's `-c` script (`sh -c SCRIPT`, `bash -ec SCRIPT`, `busybox sh -c`)."""
+    index = first + 1
+    if os.path.basename(argv[first]) == "busybox":
+        if index >= len(argv) or os.path.basename(argv[index]) not in _SHELLS:
+            return None
+        index += 1
+    command_option = False
+    while index < len(argv):
+        arg = argv[index]
+        if arg.startswith("-") and not arg.startswith("--") and len(arg) > 1:
+            command_option = command_option or "c" in arg[1:]
+        elif arg.startswith(("-", "+")):
+            pass  # --login, +x
+        else:
+            return index if command_option else None
+        index += 1
+    return None
+
+
+_OPERATOR = re.compile(r"[;&|()<>]+")
+
+
+def _redact_script(script: str, depth: int) -> str:
+    """A shell script with the secrets of each of its commands replaced where they stand, the rest of
+    the text (quotes, `$VAR`, newlines) as it was."""
+    lexer = shlex.shlex(script, posix=True, punctuation_chars=";&|()<>")
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    try:
+        tokens = list(lexer)
+    except ValueError:  # an unclosed quote: the words as they come
+        tokens = script.split()
+    commands: list[list[str]] = [[]]
+    for token in tokens:
+        if _OPERATOR.fullmatch(token):
+            commands.append([])
+        else:
+            commands[-1].append(token)
+    for words in commands:
+        if not words:
+            continue
+        for original, cleaned in zip(words, redact_argv(words, depth), strict=True):
+            if original != cleaned:
+                script = _replace_secret(script, original, cleaned)
+    return script
+
+
+def _replace_secret(script: str, original: str, cleaned: str) -> str:
+    """`script` with the secret part of the word `original` replaced as `cleaned` replaced it: the part
+    between their common start and end, found after that start (`-p`, `MYSQL_PWD=`), a quote allowed
+    between them. When it cannot be found as written (odd quoting), the script is hidden whole."""
+    prefix = os.path.commonprefix([original, cleaned])
+    rest, clean_rest = original[len(prefix) :], cleaned[len(prefix) :]
+    suffix = os.path.commonprefix([rest[::-1], clean_rest[::-1]])[::-1]
+    secret = rest[: len(rest) - len(suffix)]
+    replacement = clean_rest[: len(clean_rest) - len(suffix)]
+    if secret:
+        before = re.escape(prefix) if prefix else r"(?:(?<=[\s'\"=:])|^)"
+        pattern = re.compile(before + r"(['\"]?)" + re.escape(secret))
+        replaced, count = pattern.subn(lambda m: prefix + m.group(1) + replacement, script)
+        if count:
+            return replaced
+    return REDACTED
 
 
 def redact_text(text: str) -> str:
@@ -101,19 +245,72 @@ def redact_text(text: str) -> str:
 
 
 def redact_call_arguments(name: str, text: str) -> str:
-    """A call's argument text as the calls file shows it: credential headers in buffers and passwords in
-    an execve's argv replaced."""
+    """A call's argument text as the calls file shows it: credential headers, `password=`-like settings
+    (a --defaults-file read) and MySQL password hashes in buffers, and passwords in an execve's argv,
+    replaced."""
     if name in ("execve", "execveat"):
-        from dockit_core.ingest.args import parse_string_array
+        text = _redact_execve_argv(text)
+    text = redact_sql(redact_text(text))  # SQL in a socket buffer: IDENTIFIED BY '...', PASSWORD('...')
+    if "=" in text or ":" in text:
+        text = _SECRET_SETTING.sub(lambda m: m.group(1) + REDACTED, text)
+    if "*" in text:
+        text = _MYSQL_HASH.sub(REDACTED, text)
+    return text
 
-        argv_start = text.find("[")
-        if argv_start >= 0:
-            argv = parse_string_array(text[argv_start:])
-            for original, cleaned in zip(argv, redact_argv(argv), strict=True):
-                if original != cleaned:
-                    text = text.replace(_quoted(original), _quoted(cleaned))
-    return redact_sql(redact_text(text))  # SQL in a socket buffer: IDENTIFIED BY '...', PASSWORD('...')
+
+# `password=x`, `api_key: x` in a buffer as strace shows it (a line ends at a literal `\n`): a client's
+# option file, a .env, a form. The value goes up to the end of its line, a quote or a separator.
+_SECRET_SETTING = re.compile(
+    r"(?i)((?:^|(?<=\\n)|(?<=\\t)|(?<=[\s\"'{,;&?]))(?:export\s+)?[\w.-]*"
+    r"(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)[\w.-]*[ \t]*[=:][ \t]*)"
+    r"(?=[^\s\\\"&;,])(?:[^\\\"&;,\s]|\\(?![nrt\"]))+"
+)
+# A MySQL/MariaDB native password hash (`SELECT authentication_string`, the value of PASSWORD('x')).
+_MYSQL_HASH = re.compile(r"\*[0-9A-F]{40}(?![0-9A-Fa-f])")
+
+
+def _redact_execve_argv(text: str) -> str:
+    """execve's argv array written again with its secrets replaced, when it has any."""
+    from dockit_core.ingest.args import parse_string_array
+    from dockit_core.ingest.cstring import parse_quoted
+
+    start = text.find("[")
+    if start < 0:
+        return text
+    argv = parse_string_array(text[start:])
+    cleaned = redact_argv(argv)
+    if cleaned == argv:
+        return text
+    # Where the array ends: after its last literal (or the text's end, when the line was cut).
+    position = start + 1
+    end = len(text)
+    while True:
+        quote = text.find('"', position)
+        close = text.find("]", position)
+        if close >= 0 and (quote < 0 or close < quote):
+            end = close + 1
+            break
+        if quote < 0:
+            break
+        parsed = parse_quoted(text, quote)
+        if parsed is None:
+            break
+        position = parsed[2]
+    return text[:start] + "[" + ", ".join(_quoted(arg) for arg in cleaned) + "]" + text[end:]
+
+
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r", "\v": "\\v", "\f": "\\f"}
 
 
 def _quoted(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """An argument as strace writes it: C escapes, other control characters in octal."""
+    out = []
+    for char in value:
+        escaped = _ESCAPES.get(char)
+        if escaped is not None:
+            out.append(escaped)
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\{ord(char):o}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'

@@ -24,6 +24,7 @@ class Column:
     schema: str = ""
     character_set: int = 0
     decimals: int = 0
+    original_name: str = ""  # the source column's name (`SELECT api_token AS t`: api_token), "" for an expression
 
 
 def parse_column(payload: bytes, extended_metadata: bool = False) -> Column:
@@ -53,6 +54,7 @@ def parse_column(payload: bytes, extended_metadata: bool = False) -> Column:
                 schema=strings[1].decode("utf-8", "backslashreplace"),
                 character_set=data[pos + 1] | data[pos + 2] << 8,
                 decimals=data[pos + 10],
+                original_name=strings[5].decode("utf-8", "backslashreplace"),
             )
     return _parse_column(data, extended_metadata)
 
@@ -64,7 +66,7 @@ def _parse_column(payload: bytes, extended_metadata: bool) -> Column:
     table = text(r.lenenc_bytes()) or ""
     r.lenenc_bytes()  # original table
     name = text(r.lenenc_bytes()) or ""
-    r.lenenc_bytes()  # original name
+    original_name = text(r.lenenc_bytes()) or ""
     if extended_metadata:
         r.lenenc_bytes()
     r.lenenc()  # length of the fixed fields, 0x0c
@@ -81,6 +83,7 @@ def _parse_column(payload: bytes, extended_metadata: bool) -> Column:
         schema=schema,
         character_set=character_set,
         decimals=decimals,
+        original_name=original_name,
     )
 
 

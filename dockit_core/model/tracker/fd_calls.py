@@ -87,7 +87,7 @@ class FdCalls(TrackerBase):
         cloexec_only = len(args) > 2 and "CLOSE_RANGE_CLOEXEC" in args[2]
         for fd in [fd for fd in process.fds if low <= fd <= high]:
             if cloexec_only:
-                process.fds[fd].cloexec = True
+                process.fds[fd].cloexec = True  # a key of the table: recorded
             else:
                 del process.fds[fd]
 

@@ -300,7 +300,7 @@ class FileCalls(TrackerBase):
         node = self.model.files.get(target)
         if node is None:
             node = self.model.file(target)
-        owner = process.tgid if process.tgid is not None else process.pid  # process.owner
+        owner = process.key if process.tgid is None else process.owner
         access = node.accesses.get(owner)
         if access is None:
             access = node.access(owner)

@@ -24,14 +24,18 @@ class ProcessCalls(TrackerBase):
         return handlers
 
     def _process(self, pid: int, time: float | None) -> Process:
+        """The process a line of `pid` is about: a new one when the trace shows that pid for the first
+        time, or again after its process exited (the kernel gave the pid to another)."""
         process = self.model.processes.get(pid)
-        if process is not None:
+        if process is not None and not process.exited:
             return process
-        process = self.model.process(pid)
+        process = self.model.new_process(pid)
         process.start = time
         parent_pid, flags = self._pending_parent()
         if parent_pid is not None and parent_pid != pid:
-            self._adopt(self.model.process(parent_pid), process, flags)
+            parent = self.model.process(parent_pid)
+            self._adopt(parent, process, flags)
+            self.model.note_early_child(pid, parent.key)
         elif pid == self.model.root_pid:
             process.cwd = self.initial_cwd
         return process
@@ -49,12 +53,14 @@ class ProcessCalls(TrackerBase):
             return
         child.seen_from_start = True  # its creation is in the trace ("Process N attached" under -f)
         if "CLONE_THREAD" in flags:
-            leader = parent.tgid or parent.pid
-            child.tgid = leader
-            self.model.process(leader).threads.append(child.pid)
-            child.ppid = self.model.process(leader).ppid
+            leader_pid = parent.tgid or parent.pid
+            leader = self.model.processes.get(leader_pid) or self.model.process(leader_pid)
+            child.tgid = leader_pid
+            child.leader_key = leader.key
+            leader.threads.append(child.pid)
+            child.ppid = leader.ppid
         else:
-            child.ppid = parent.pid
+            child.ppid = parent.key
         child.executable = parent.executable
         child.argv = list(parent.argv)
         child.cwd = parent.cwd
@@ -68,7 +74,7 @@ class ProcessCalls(TrackerBase):
             )
             for entry in child.fds.values():
                 if isinstance(entry.node, PipeNode):
-                    entry.node.holders.add(child.pid)
+                    entry.node.holders.add(child.key)
 
     def _clone(self, call: Call, process: Process, info: CallInfo) -> None:
         if call.retval is None or call.retval <= 0:
@@ -77,8 +83,10 @@ class ProcessCalls(TrackerBase):
         flags = call.args if call.name in ("clone", "clone3") else ""
         if call.name == "clone3" and "CLONE_" not in flags:
             flags = _clone3_flags(flags)
-        if child is None:
-            child = self.model.process(call.retval)
+        if self.model.early_children.pop(call.retval, None) == process.key:
+            return  # the child began (and may have ended) before this clone returned: adopted then
+        if child is None or (child.exited and child.ppid is not None):
+            child = self.model.new_process(call.retval)  # a pid the kernel gave again
             child.start = call.time
         self._adopt(process, child, flags)
 
@@ -92,7 +100,7 @@ class ProcessCalls(TrackerBase):
             if path:
                 resolved = self._resolve(process, path)
                 process.executable = resolved
-                self.model.file(resolved).access(process.pid).executed = True
+                self.model.file(resolved).access(process.owner).executed = True
                 info.target = resolved
         if len(args) > path_index + 1:
             process.argv = parse_string_array(args[path_index + 1])
@@ -106,7 +114,9 @@ class ProcessCalls(TrackerBase):
         ltrace). A `+++` line, when there is one, still has the last word."""
         if call.name == "exit" and process.is_thread:
             return  # a thread's exit ends the thread only
-        owner = self.model.process(process.owner)
+        owner = process
+        if process.is_thread and process.tgid is not None:
+            owner = self.model.processes.get(process.tgid) or process
         code = int_arg(first_arg(call.args).strip())
         if code is not None and owner.exit_code is None and owner.signal is None:
             owner.exit_code = code & 0xFF

@@ -43,9 +43,9 @@ class SocketCalls(TrackerBase):
             kind = "udp" if kind == "tcp" else "udp6"
         node = self.model.new_socket(family=family, kind=kind, created=call.time)
         node.pids.add(process.owner)
-        process.fds[call.retval] = FdEntry("socket", node, len(args) > 1 and "SOCK_CLOEXEC" in args[1])
+        entry = process.fds[call.retval] = FdEntry("socket", node, len(args) > 1 and "SOCK_CLOEXEC" in args[1])
         if call.ret_decoration:
-            self._entry_from_decoration(process, call.retval, call.ret_decoration, process.fds[call.retval])
+            self._entry_from_decoration(process, call.retval, call.ret_decoration, entry)
         info.target = _label(node)
 
     def _address_call(self, call: Call, process: Process, info: CallInfo) -> None:
@@ -91,9 +91,9 @@ class SocketCalls(TrackerBase):
             _family, address, _port = _sockaddr(call, args[1])
             node.remote = address
         node.pids.add(process.owner)
-        process.fds[call.retval] = FdEntry("socket", node, "SOCK_CLOEXEC" in call.args)
+        entry = process.fds[call.retval] = FdEntry("socket", node, "SOCK_CLOEXEC" in call.args)
         if call.ret_decoration:
-            self._entry_from_decoration(process, call.retval, call.ret_decoration, process.fds[call.retval])
+            self._entry_from_decoration(process, call.retval, call.ret_decoration, entry)
         info.target = _label(node)
 
     def _pipe(self, call: Call, process: Process, info: CallInfo) -> None:
@@ -116,9 +116,9 @@ class SocketCalls(TrackerBase):
                     continue
                 node = self.model.new_socket(family=args[0], kind="unix", created=call.time)
                 node.pids.add(process.owner)
-                process.fds[fd] = FdEntry("socket", node, "SOCK_CLOEXEC" in call.args)
+                entry = process.fds[fd] = FdEntry("socket", node, "SOCK_CLOEXEC" in call.args)
                 if decoration:
-                    self._entry_from_decoration(process, fd, decoration, process.fds[fd])
+                    self._entry_from_decoration(process, fd, decoration, entry)
             info.target = _label(node)
             return
         parsed = [parse_fd(a) for a in fds]

@@ -57,16 +57,19 @@ class Tracker(ProcessCalls, FileCalls, FdCalls, SocketCalls, DataCalls):
         # Called with a connected socket whose last descriptor is gone, after its channel was closed:
         # the session writes its summary object and drops it from the model (memory stays flat).
         self.socket_retired: Callable[[SocketNode], None] | None = None
+        self.ended: list[Process] = []  # processes that exited, retired when the next event comes
         model.socket_refs.released = self._socket_released
         # Set by the session for the --each-call calls file, which shows buffers: calls wait there while
         # a decoder reads a message they carry, so a late Secret still hides them (held_calls.py).
         self.held_calls: Callable[[Call, Process, CallInfo], None] | None = None
 
     def apply(self, event: Event) -> None:
+        if self.ended:
+            self.retire_ended()
         if isinstance(event, Call):
             self.apply_call(event)
         elif isinstance(event, Exit):
-            process = self._process(event.pid, event.time)
+            process = self.model.processes.get(event.pid) or self._process(event.pid, event.time)
             process.exit_code = event.code
             process.signal = event.signal
             process.core_dumped = event.core_dumped
@@ -78,6 +81,12 @@ class Tracker(ProcessCalls, FileCalls, FdCalls, SocketCalls, DataCalls):
                     process.fds.sharers -= 1
                 else:
                     process.fds.clear()  # the kernel closes them all: sockets held by no one else end
+            process.exited = True
+            if process.pid != self.model.root_pid or process.instance > 1:
+                # Its summary object is written, and it leaves memory, before the next event is applied
+                # (the session's observers of this exit still find it); a later line of its pid is a new
+                # process. The first process stays to the end (a replay completes what it knows).
+                self.ended.append(process)
         elif isinstance(event, Signal):
             self._process(event.pid, event.time)
         elif isinstance(event, Attach):
@@ -113,12 +122,15 @@ class Tracker(ProcessCalls, FileCalls, FdCalls, SocketCalls, DataCalls):
                 continue
             thread = self.model.process(tid)
             thread.tgid = pid
+            thread.leader_key = leader.key
             thread.seen_from_start = False
             thread.executable, thread.argv, thread.cwd = leader.executable, leader.argv, leader.cwd
             thread.fds = leader.fds
             leader.threads.append(tid)
 
     def apply_call(self, call: Call) -> None:
+        if self.ended:
+            self.retire_ended()
         self.calls += 1
         time = call.time
         if time is not None:
@@ -126,7 +138,7 @@ class Tracker(ProcessCalls, FileCalls, FdCalls, SocketCalls, DataCalls):
             if self.first_time is None:
                 self.first_time = time
         process = self.model.processes.get(call.pid)
-        if process is None:
+        if process is None or process.exited:
             process = self._process(call.pid, time)
         process.calls += 1
         if call.library is not None and not self.library_sql.active:
@@ -156,8 +168,15 @@ class Tracker(ProcessCalls, FileCalls, FdCalls, SocketCalls, DataCalls):
         if self.socket_retired is not None and not node.listening and (node.remote or node.accepted):
             self.socket_retired(node)
 
+    def retire_ended(self) -> None:
+        """The processes whose exit the last event was leave the model (see Model.retire_process)."""
+        ended, self.ended = self.ended, []
+        for process in ended:
+            self.model.retire_process(process)
+
     def finish(self) -> None:
         """End of trace: processes still alive end at the last time seen; decoders flush."""
+        self.retire_ended()
         self.library_tls.finish()
         self.channels.close(self.last_time)
         self.library_sql.finish()

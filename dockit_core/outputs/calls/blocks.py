@@ -44,6 +44,9 @@ MAX_EXAMPLES = 3  # targets named in a merged block
 MAX_CYCLE = 4  # the longest cycle of blocks folded within a process
 MAX_PROCESS_BLOCKS = 64  # a process with more blocks streams them out and is not folded with siblings
 MAX_FD_SCAN = 256  # above this many open fds, a close ends its block without looking for duplicates
+# Descriptors of a process whose block is remembered for their close: past this many open at once (a
+# crafted log), a close the tracker no longer knows ends its block by its -y decoration, or not at all.
+MAX_FDS_REMEMBERED = 1 << 16
 
 READS = frozenset({"read", "pread64", "pread", "recv", "recvfrom", "readv", "preadv", "preadv2", "recvmsg"})
 # Copies whose first descriptor is the source: counted as bytes read from it.
@@ -327,7 +330,8 @@ class BlockAggregator:
             block = state.open.get(key)
             return key, block.kind if block else "fd", info.target
         key, kind, label = _entry_key(entry)
-        state.fds[fd] = key
+        if len(state.fds) < MAX_FDS_REMEMBERED or fd in state.fds:
+            state.fds[fd] = key
         return key, kind, label or info.target
 
     def _after_close(self, state: _ProcessState, call: Call, process: Process, key: object) -> None:

@@ -90,7 +90,7 @@ class BlocksWriter:
 
     def _write(self, block: Block) -> None:
         if self.format != "CSV" and self.format != "JSON":
-            self.file.stream.write(_txt(block, self.date))
+            self.file.stream.write(xml_safe(_txt(block, self.date)))
             return
         record = block_record(block, self.date)
         if self.format == "CSV":
@@ -102,7 +102,7 @@ class BlocksWriter:
                     value = " ".join(f"{name}={count}" for name, count in block.names.items())
                 elif column == "decoded":
                     value = " | ".join(record["decoded"])  # type: ignore[arg-type]
-                row.append("" if value is None else value)
+                row.append("" if value is None else xml_safe(value) if isinstance(value, str) else value)
             self._csv.writerow(row)
         elif self.format == "JSON":
             prefix = "" if self.aggregator.blocks_out == 1 else ",\n"

@@ -1,6 +1,7 @@
 """The calls file: one record per call (pid, time, call, target, arguments, result, duration), with the
 decoded query or request beside the call that carried it. TXT for a person; CSV through the csv module
-and JSON through json, so both are valid whatever bytes the program used."""
+and JSON through json. All three are valid UTF-8 whatever bytes the program used: a byte that was not
+UTF-8 (a path's) or a control character shows as `\\xNN`, as in the summary."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from dockit_core.outputs.summary.objects import format_time
 from dockit_core.outputs.xmltext import xml_safe
 
 MAX_ARGS = 240
+REDACTION_CONTEXT = 4096
 COLUMNS = ("pid", "time", "call", "target", "arguments", "result", "duration", "decoded")
 
 
@@ -25,8 +27,12 @@ def short_arguments(call: Call, secret: bool = False) -> str:
     `secret`: a decoder said the call's bytes hold a credential: only its descriptor is shown."""
     if secret:
         return first_arg(call.args) + ", <credentials redacted>"
-    text = call.args if len(call.args) <= MAX_ARGS else call.args[:MAX_ARGS] + "..."
-    return redact_call_arguments(call.name, text)
+    if len(call.args) <= MAX_ARGS:
+        return redact_call_arguments(call.name, call.args)
+    # Redacted before it is cut, with enough after the cut for a secret there to be seen whole (a URL's
+    # password cut in its middle would leave its start).
+    text = redact_call_arguments(call.name, call.args[: MAX_ARGS + REDACTION_CONTEXT])
+    return text[:MAX_ARGS] + "..."
 
 
 class CallsWriter:
@@ -58,7 +64,7 @@ class CallsWriter:
         self.count += 1
         if self.format == "CSV":
             assert self._csv is not None
-            self._csv.writerow(["" if v is None else v for v in values])
+            self._csv.writerow(["" if v is None else xml_safe(v) if isinstance(v, str) else v for v in values])
         elif self.format == "JSON":
             record = {
                 k: (xml_safe(v) if isinstance(v, str) else v) for k, v in zip(COLUMNS, values, strict=True)
@@ -74,7 +80,7 @@ class CallsWriter:
                 line += f"  [{target}]"
             if decoded:
                 line += f"  # {decoded}"
-            self.file.stream.write(line + "\n")
+            self.file.stream.write(xml_safe(line) + "\n")
 
     def close(self) -> None:
         if self.format == "JSON":

@@ -10,13 +10,19 @@ What goes in, and why:
   - listed in a pip distribution's RECORD, when the Python that runs them comes from a package ->
     one `pip install name==version` line (with that Python, and its distribution's pip package);
   - anything else -> copied into `rootfs/` in the build context, keeping its absolute path, and added
-    with COPY. `__pycache__/*.pyc` files whose source is there are left out: Python remakes them.
-    Files that look like credentials (~/.ssh/, .netrc, *.key, *.pem, .aws/...) are never copied: a
-    comment names them, to be mounted at run time.
-  Package and pip lookups are made only when the trace was recorded on this machine: a replayed log from
-  elsewhere lists the files it needed in comments instead (this machine's files are not that machine's).
-- WORKDIR: the traced current directory. ENV: the environment the program ran with, without secrets
-  (filtered by name, again) and without what a shell or terminal sets for itself (PWD, SHLVL, TERM...).
+    with COPY, whatever its folder (a program kept under /tmp needs its files; what the run created or
+    deleted itself is its output, and /run, /dev/shm are the host's runtime state).
+    `__pycache__/*.pyc` files whose source is there are left out: Python remakes them. Files holding
+    credentials are never copied, whatever the path spelling (credentials.py says how they are told):
+    a comment names each, with why, to be mounted at run time.
+  Package and pip lookups and copies are made only when the trace was recorded on this machine (a live
+  run, or a replay whose .ini names this host and machine), or with --copy-from-host: a log from
+  elsewhere, or without .ini, lists the files it needed in comments instead (this machine's files are
+  not that machine's). The build context is written only inside itself (context.py): paths are
+  normalised, and a symbolic link inside it is refused, never followed.
+- WORKDIR: the traced current directory. ENV: what the program plausibly needs of the environment it ran
+  with (search paths, locale, runtimes' and clients' settings, variables named after the program), with
+  the credentials inside values redacted; the other names are listed in a comment.
 - EXPOSE: the ports the program listened on (TCP `listen`, UDP bound and read from without connecting),
   never the ports it connected to.
 - CMD: the traced command line, in JSON exec form, its secrets replaced as in the .ini (`env API_TOKEN=...`,
@@ -28,6 +34,7 @@ What goes in, and why:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -38,12 +45,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from dockit_core.model import Model
-from dockit_core.model.categories import DEVICES, KERNEL_FILES, TEMPORARY
-from dockit_core.outputs.atomic import atomic_open
+from dockit_core.model.categories import DEVICES, KERNEL_FILES
+from dockit_core.outputs.docker.context import BuildContext, UnsafePath
+from dockit_core.outputs.docker.credentials import credential_reason, normal_path
 from dockit_core.outputs.docker.packages import PackageOwners, PipDistributions, family, reached_through_link
-from dockit_core.outputs.ini import safe_environment
+from dockit_core.outputs.ini import environment_parts
 from dockit_core.outputs.redaction import REDACTED, redact_argv
-from dockit_core.outputs.summary.objects import RunContext, read_os_release
+from dockit_core.outputs.summary.objects import RunContext, machine_digest, read_os_release
 
 DEFAULT_IMAGE = "debian:stable-slim"
 MAX_COPY_LINES = 60  # beyond this many destination folders, one `COPY rootfs/ /` (image layers are few)
@@ -109,15 +117,25 @@ NOISY_ENV = frozenset(
         "LESSCLOSE",
     }
 )
-# Files that hold credentials: never put into an image; named in a comment so they can be mounted.
-SECRET_FILE = re.compile(
-    r"(/\.ssh/|/\.gnupg/|/\.netrc$|/\.pgpass$|/\.my\.cnf$|/\.git-credentials$|/\.aws/|/\.kube/config$"
-    r"|/\.docker/config\.json$|/\.pypirc$|/\.npmrc$|\.(key|p12|pfx|jks|keystore)$|/private/|credentials)",
-    re.I,
-)
-# PEM files hold certificates (public: CA bundles, certifi's cacert.pem) or keys: judged by their content
-_PEM = re.compile(r"\.(pem|crt|cer)$", re.I)
-_PRIVATE_KEY = b"PRIVATE KEY-----"
+# What a program plausibly needs of its environment (see image_environment): by name, and by prefix.
+NEEDED_ENV = frozenset(
+    {
+        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "LD_LIBRARY_PATH",
+        "PYTHONPATH", "PYTHONHOME", "PYTHONIOENCODING", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE",
+        "PYTHONUTF8", "VIRTUAL_ENV", "PERL5LIB", "PERLLIB", "RUBYLIB", "GEM_HOME", "GEM_PATH", "NODE_PATH",
+        "NODE_ENV", "NODE_OPTIONS", "JAVA_HOME", "JAVA_OPTS", "CLASSPATH", "GOPATH", "GOROOT", "CARGO_HOME",
+        "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "HTTP_PROXY", "HTTPS_PROXY",
+        "NO_PROXY", "ALL_PROXY", "FTP_PROXY", "ORACLE_HOME", "ORACLE_SID", "TNS_ADMIN", "NLS_LANG",
+        "DATABASE_URL", "REDIS_URL", "AMQP_URL", "BROKER_URL", "XDG_CONFIG_HOME", "XDG_DATA_HOME",
+        "XDG_CACHE_HOME", "XDG_CONFIG_DIRS", "XDG_DATA_DIRS", "TERMINFO", "MAGIC", "GCONV_PATH", "LOCPATH",
+    }
+)  # fmt: skip
+NEEDED_ENV_PREFIXES = ("LC_", "PG", "MYSQL_", "MARIADB_", "REDIS", "MONGO", "ORA_", "KAFKA_", "RABBITMQ_")
+# Paths a Dockerfile cannot name on one line: they are listed, escaped, never copied.
+_CONTROL = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+# Runtime state of the host's services, made anew in a container: /tmp and /var/tmp are not (a program
+# kept there needs its files copied like any other's).
+RUNTIME_FOLDERS = ("/run/", "/var/run/", "/dev/shm/", "/proc/", "/sys/")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PYTHON = re.compile(r"/python\d(\.\d+)?$")
 
@@ -140,7 +158,9 @@ class ImagePlan:
     )  # (path, target): unowned links to packaged files
     missing: list[str] = field(default_factory=list)  # used, unpackaged, and no longer here
     not_looked_up: list[str] = field(default_factory=list)  # replay from another machine
-    secrets: list[str] = field(default_factory=list)  # unpackaged files that look like credentials
+    secrets: list[tuple[str, str]] = field(default_factory=list)  # files with credentials, and why
+    unsafe: list[str] = field(default_factory=list)  # paths a Dockerfile cannot name (control characters)
+    environment_left: list[str] = field(default_factory=list)  # names left out of ENV
     pip_copied: list[str] = field(default_factory=list)  # pip distributions copied with their Python
     workdir: str | None = None
     environment: dict[str, str] = field(default_factory=dict)
@@ -150,27 +170,35 @@ class ImagePlan:
     notes: list[str] = field(default_factory=list)
 
 
-def write_dockerfile(model: Model, context: RunContext, docker_dir: str, environment: dict[str, str]) -> str:
-    """Plan the image, copy the unpackaged files into `docker_dir/rootfs`, write the Dockerfile; its path."""
-    plan = plan_image(model, context, environment)
-    rootfs = os.path.join(docker_dir, "rootfs")
-    if os.path.isdir(rootfs) and not os.path.islink(rootfs):
-        shutil.rmtree(rootfs)  # our own output of an earlier run
-    copied: list[str] = []
-    for path in plan.copies:
-        destination = os.path.join(rootfs, path.lstrip("/"))
-        try:
-            os.makedirs(os.path.dirname(destination), exist_ok=True)
-            shutil.copy2(path, destination)
-        except OSError as error:
-            plan.notes.append(f"could not copy {path}: {error.strerror or error}")
-            continue
-        copied.append(path)
-    plan.copies = copied
-    path = os.path.join(docker_dir, "Dockerfile")
-    with atomic_open(path, "w", encoding="utf-8", errors="surrogateescape") as out:
-        out.write(render(plan, context))
-    return path
+def write_dockerfile(
+    model: Model,
+    context: RunContext,
+    docker_dir: str,
+    environment: dict[str, str],
+    copy_from_host: bool = False,
+) -> str:
+    """Plan the image, copy the unpackaged files into `docker_dir/rootfs`, write the Dockerfile; its path.
+    `copy_from_host`: the user says this machine's files are the traced machine's, although the log
+    does not show it was recorded here (--copy-from-host)."""
+    plan = plan_image(model, context, environment, copy_from_host=copy_from_host)
+    build = BuildContext(docker_dir)
+    try:
+        build.reset_rootfs()
+        copied: list[str] = []
+        for path in plan.copies:
+            try:
+                build.copy_in(path)
+            except UnsafePath as error:
+                plan.notes.append(f"not copied: {error}")
+                continue
+            except OSError as error:
+                plan.notes.append(f"could not copy {path}: {error.strerror or error}")
+                continue
+            copied.append(path)
+        plan.copies = copied
+        return build.write_file("Dockerfile", render(plan, context))
+    finally:
+        build.close()
 
 
 # -- planning ---------------------------------------------------------------------------------------------
@@ -180,14 +208,18 @@ def plan_image(
     environment: dict[str, str],
     owners: PackageOwners | None = None,
     pips: PipDistributions | None = None,
+    copy_from_host: bool = False,
 ) -> ImagePlan:
+    here = copy_from_host or recorded_here(context)
+    if copy_from_host and not context.os_release:
+        context = dataclasses.replace(context, os_release=read_os_release())  # the user says: this machine
     base, base_note = base_image(context, model)
     plan = ImagePlan(base=base, base_note=base_note)
-    used = used_files(model)
-    executable = _command_executable(model, context) if recorded_here(context) else None
+    used, plan.unsafe = used_files(model)
+    executable = _command_executable(model, context) if here else None
     if executable and executable not in used:
         used = sorted([*used, executable])
-    if recorded_here(context):
+    if here:
         # the kernel starts a script's interpreter without an open the trace would show
         used = sorted(set(used) | set(script_interpreters(model, used)))
     root = model.processes.get(model.root_pid) if model.root_pid is not None else None
@@ -195,13 +227,12 @@ def plan_image(
         plan.notes.append(
             "attached to a running process: the files it opened before (its libraries...) are not known"
         )
-    here = recorded_here(context)
     if not here:
         plan.not_looked_up = used
+        plan.secrets = [(p, why) for p in used if (why := credential_reason(p, content=False))]
         plan.notes.append(
-            f"recorded on {context.hostname or 'another machine'}"
-            f" ({context.os_release or 'distribution unknown'}), not on this one: the files it used are"
-            " listed, not looked up or copied"
+            f"the log does not show it was recorded on this machine ({not_here_reason(context)}): the files"
+            " it used are listed, not looked up or copied (--copy-from-host copies them from this one)"
         )
     else:
         existing = [p for p in used if os.path.isfile(p)]
@@ -242,8 +273,9 @@ def plan_image(
                 copied_with_python[dist[0]] = dist[1]
             # a file of a pip distribution's RECORD is published code or data (botocore/credentials.py,
             # docker/credentials/, certifi's cacert.pem): the program cannot import without it
-            if dist is None and looks_secret(path):
-                plan.secrets.append(path)
+            why = credential_reason(path) if dist is None else None
+            if why is not None:
+                plan.secrets.append((path, why))
                 continue
             plan.copies.append(path)
         if pip:
@@ -260,7 +292,10 @@ def plan_image(
         plan.pip_copied = [f"{n}=={v}" for n, v in sorted(copied_with_python.items())]
         plan.packages = sorted(packages)
     plan.workdir = _workdir(model, context)
-    plan.environment = image_environment(environment)
+    if plan.workdir and _CONTROL.search(plan.workdir):
+        plan.notes.append(f"no WORKDIR: the traced directory's name holds a control character ({_one_line(plan.workdir)})")
+        plan.workdir = None
+    plan.environment, plan.environment_left = image_environment(environment, _program_names(model, context))
     plan.exposed, plan.expose_notes = exposed_ports(model)
     command = list(context.command) or _root_argv(model)
     plan.command = redact_argv(command)
@@ -291,24 +326,25 @@ def script_interpreters(model: Model, paths: Iterable[str]) -> list[str]:
     return found
 
 
-def looks_secret(path: str) -> bool:
-    """A credentials file by its name, or a PEM file holding a private key (a certificate is public)."""
-    if SECRET_FILE.search(path):
-        return True
-    if not _PEM.search(path):
-        return False
-    try:
-        with open(path, "rb") as stream:
-            return _PRIVATE_KEY in stream.read(1 << 20)
-    except OSError:
-        return True  # unreadable: not copied either way
-
-
 def recorded_here(context: RunContext) -> bool:
-    """Whether this machine's files are the traced machine's (a live run, or a replay of one made here)."""
-    if context.hostname and context.hostname != platform.node():
-        return False
-    return not context.os_release or context.os_release == read_os_release()
+    """Whether this machine's files are the traced machine's: a live run, or a replay whose .ini names
+    this host and this machine (a log without .ini, or from another machine, is not)."""
+    return not not_here_reason(context)
+
+
+def not_here_reason(context: RunContext) -> str:
+    """Why a replayed log is not known to be from this machine ("" when it is)."""
+    if not context.hostname:
+        return "no .ini names its host"
+    if context.hostname != platform.node():
+        return f"recorded on {context.hostname} ({context.os_release or 'distribution unknown'})"
+    if not context.machine:
+        return "its .ini has no machine id"
+    if context.machine != machine_digest():
+        return f"recorded on another machine named {context.hostname}"
+    if context.os_release and context.os_release != read_os_release():
+        return f"recorded on {context.os_release}"
+    return ""
 
 
 def base_image(context: RunContext, model: Model) -> tuple[str, str]:
@@ -320,20 +356,24 @@ def base_image(context: RunContext, model: Model) -> tuple[str, str]:
     return DEFAULT_IMAGE, "GUESSED: the trace does not name its distribution"
 
 
-def used_files(model: Model) -> list[str]:
-    """Absolute paths the program needed as they were: read, executed or examined, and not its output."""
-    used = []
+def used_files(model: Model) -> tuple[list[str], list[str]]:
+    """(absolute paths the program needed as they were: read, executed or examined, and not its
+    output; paths left out because a Dockerfile cannot name them: a control character). Paths are
+    normalised as the kernel resolves them (`/etc/./shadow` is `/etc/shadow`)."""
+    used: set[str] = set()
+    unsafe: set[str] = set()
     for path, node in model.files.items():
-        if not path.startswith("/") or node.category in (KERNEL_FILES, DEVICES, TEMPORARY):
+        if not path.startswith("/") or node.category in (KERNEL_FILES, DEVICES):
             continue
-        if path in GENERATED:
+        path = normal_path(path)
+        if path in GENERATED or path.startswith(RUNTIME_FOLDERS):
             continue
         accesses = node.accesses.values()
         if any(a.created or a.deleted or a.renamed_to or a.renamed_from or a.writes for a in accesses):
             continue
         if any(a.opens or a.reads or a.executed or a.metadata for a in accesses):
-            used.append(path)
-    return sorted(used)
+            (unsafe if _CONTROL.search(path) else used).add(path)
+    return sorted(used), sorted(unsafe)
 
 
 def _regenerated_bytecode(path: str) -> bool:
@@ -400,14 +440,36 @@ def _root_argv(model: Model) -> list[str]:
     return list(root.argv) if root is not None else []
 
 
-def image_environment(environment: dict[str, str]) -> dict[str, str]:
-    """The environment for ENV: secrets out by name (again), shell and terminal noise out."""
-    safe = safe_environment(environment)
-    return {
-        k: v
-        for k, v in sorted(safe.items())
-        if k not in NOISY_ENV and _ENV_NAME.match(k) and not k.startswith(("BASH_FUNC_", "LC_TERMINAL"))
-    }
+def image_environment(
+    environment: dict[str, str], programs: Iterable[str] = ()
+) -> tuple[dict[str, str], list[str]]:
+    """(the environment for ENV, the names left out). ENV keeps what a program plausibly needs: the
+    search paths, locale and time zone, the language runtimes' and the database and proxy clients'
+    settings, and the variables named after one of the traced programs (`MYAPP_CONFIG` for `myapp`);
+    secrets (by name, and inside URLs) and control characters are out in any case. The rest (the
+    tracing host's shell: PYENV_*, CONTAINER_NAME, PIP_FIND_LINKS...) is named in a comment."""
+    safe, left_out = environment_parts(environment)
+    prefixes = tuple(f"{name.upper().replace('-', '_')}_" for name in programs if len(name) >= 3)
+    kept = {}
+    left = sorted(left_out)
+    for name, value in sorted(safe.items()):
+        upper = name.upper()
+        if upper in NEEDED_ENV or upper.startswith(NEEDED_ENV_PREFIXES) or (prefixes and upper.startswith(prefixes)):
+            if _ENV_NAME.match(name):
+                kept[name] = value
+                continue
+        if name not in NOISY_ENV:
+            left.append(name)
+    return kept, left
+
+
+def _program_names(model: Model, context: RunContext) -> list[str]:
+    """The names of the programs the trace ran (`myapp` for /opt/myapp/bin/myapp)."""
+    names = {os.path.basename(context.command[0])} if context.command else set()
+    for path, node in model.files.items():
+        if any(a.executed for a in node.accesses.values()):
+            names.add(os.path.basename(path))
+    return sorted(n for n in names if n)
 
 
 def exposed_ports(model: Model) -> tuple[list[str], list[str]]:
@@ -440,8 +502,11 @@ def exposed_ports(model: Model) -> tuple[list[str], list[str]]:
 def render(plan: ImagePlan, context: RunContext) -> str:
     lines = [
         "# Generated by dockit from a trace of: " + _one_line(shlex.join(plan.command)),
-        f"# Traced on {context.hostname or '?'} ({context.os_release or 'distribution unknown'}),"
-        f" {context.date or 'date unknown'}.",
+        "# "
+        + _one_line(
+            f"Traced on {context.hostname or '?'} ({context.os_release or 'distribution unknown'}),"
+            f" {context.date or 'date unknown'}."
+        ),
         f"FROM {plan.base}",
         f"# base image: {plan.base_note}",
     ]
@@ -483,7 +548,11 @@ def render(plan: ImagePlan, context: RunContext) -> str:
     if plan.secrets:
         lines.append("")
         lines.append("# files with credentials, NOT copied into the image (mount them at run time):")
-        lines += _listed(plan.secrets)
+        lines += _listed([f"{path}  ({why})" for path, why in plan.secrets])
+    if plan.unsafe:
+        lines.append("")
+        lines.append("# files whose names a Dockerfile cannot hold (a control character), not copied:")
+        lines += _listed(plan.unsafe)
     if plan.missing:
         lines.append("")
         lines.append("# used by the program but no longer on this machine (not copied):")
@@ -494,8 +563,12 @@ def render(plan: ImagePlan, context: RunContext) -> str:
         lines += _listed(plan.not_looked_up)
     if plan.environment:
         lines.append("")
-        lines.append("# the environment the program ran with (secrets and shell variables left out)")
+        lines.append("# the environment the program ran with that it plausibly needs (secrets left out)")
         lines.append(env_line(plan.environment))
+    if plan.environment_left:
+        lines.append("")
+        lines.append("# left out of ENV (secrets, and variables of the tracing host's shell): " + _one_line(
+            ", ".join(plan.environment_left[:MAX_LISTED]) + (" ..." if len(plan.environment_left) > MAX_LISTED else "")))
     if plan.workdir:
         lines.append("")
         lines.append(f"WORKDIR {_word(plan.workdir)}")
@@ -571,8 +644,10 @@ _SPECIAL = re.compile(r"[\\$\"'\s]")
 
 
 def _one_line(text: str) -> str:
-    """Text for a comment: a line break in it would start a Dockerfile instruction."""
-    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    """Text for a comment: a line break in it (or any control character) would start a Dockerfile
+    instruction, or hide one from whoever reads it."""
+    text = text.replace("\\", "\\\\")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}" if ord(m.group(0)) < 256 else f"\\u{ord(m.group(0)):04x}", text)
 
 
 def _listed(paths: list[str]) -> list[str]:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 
 from decoders.records import AttrValue, CimObject, Time
-from dockit_core.model import Model, SocketNode
+from dockit_core.model import Model, Process, SocketNode
 from dockit_core.outputs.live.store import Change, LiveStore
 from dockit_core.outputs.summary.objects import (
     RunContext,
@@ -83,7 +83,7 @@ def _pids(obj: CimObject) -> tuple[int, ...]:
             found += [int(part) for part in str(value).split() if part.isdigit()]
     for child in obj.children:
         if child.tag == "Access":
-            found += [int(v) for n, v in child.attrs if n == "Process" and isinstance(v, int)]
+            found += [int(getattr(v, "pid", v)) for n, v in child.attrs if n == "Process" and isinstance(v, int)]
     return tuple(sorted(set(found)))
 
 
@@ -121,6 +121,12 @@ class LivePublisher:
         key = f"Dockit_Socket/{node.node_id}"
         known = self._hashes.pop(key, None) is not None
         self._pending.append(self._change(obj, str(node.node_id), channel=channel_of(node), known=known))
+
+    def retired_process(self, process: Process, obj: CimObject) -> None:
+        """A process that ended (it leaves the model): its last state is written, and it stays shown."""
+        key = f"CIM_Process/{process.key}"
+        known = self._hashes.pop(key, None) is not None
+        self._pending.append(self._change(obj, str(process.key), parent=process.ppid, known=known))
 
     def _change(
         self, obj: CimObject, identity: str, channel: str | None = None, parent: int | None = None, known: bool = False
@@ -160,11 +166,10 @@ class LivePublisher:
         model, date = self.model, self.context.date
         for machine in machine_objects(self.context):
             yield str(machine.attr("Name") or ""), machine, None, None
-        processes = model.processes
-        for process in processes.values():
+        for process in list(model.processes.values()):
             if not process.is_thread:
-                calls = process.calls + sum(processes[t].calls for t in process.threads if t in processes)
-                yield str(process.pid), process_object(process, date, calls), None, process.ppid
+                calls = model.calls_with_threads(process)
+                yield str(process.key), process_object(process, date, calls), None, process.ppid
         for path, node in model.files.items():
             yield path, file_object(path, node), None, None
         for socket in model.sockets.values():
@@ -184,7 +189,8 @@ class LivePublisher:
             if before != signature:
                 hashes[key] = signature
                 changes.append(self._change(obj, identity, channel=channel, parent=parent, known=before is not None))
-        gone = [key for key in hashes if key not in seen]
+        # a file the model wrote to disk (past 65,536) is still a file of the run: it stays shown
+        gone = [key for key in hashes if key not in seen and not key.startswith("CIM_DataFile/")]
         for key in gone:
             del hashes[key]
         return changes, gone

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import hashlib
+import heapq
 import math
 import os
 import pickle
@@ -19,6 +21,7 @@ from decoders.destinations import MessageDestinations
 from decoders.records import AttrValue, CimChild, CimObject
 from dockit_core.model import FileAccess, FileNode, Model, PipeNode, Process, SocketNode
 from dockit_core.model.resolved import ResolvedNames
+from dockit_core.model.spill import SortedRuns, SpillError
 from dockit_core.outputs.redaction import redact_argv
 from dockit_core.outputs.summary.filter import SummaryFilter
 
@@ -35,10 +38,12 @@ class RunContext:
     tracer: str = "strace"
     command: list[str] = field(default_factory=list)
     cwd: str | None = None
+    machine: str = ""  # machine_digest() of the traced machine: tells a log recorded here from elsewhere
 
     @staticmethod
     def local(tracer: str, command: list[str]) -> RunContext:
         return RunContext(
+            machine=machine_digest(),
             hostname=platform.node(),
             os_type=platform.system().lower(),
             os_release=read_os_release(),
@@ -48,6 +53,19 @@ class RunContext:
             command=command,
             cwd=os.getcwd(),
         )
+
+
+def machine_digest(path: str = "/etc/machine-id") -> str:
+    """A digest of this machine's id (the id itself is to be kept confidential, see machine-id(5)):
+    the same machine gives the same digest, which tells nothing of the id."""
+    try:
+        with open(path, "rb") as stream:
+            machine_id = stream.read(256).strip()
+    except OSError:
+        return ""
+    if not machine_id:
+        return ""
+    return hashlib.sha256(b"dockit machine:" + machine_id).hexdigest()[:32]
 
 
 def read_os_release(path: str = "/etc/os-release") -> str:
@@ -162,7 +180,10 @@ class RecordSpool:
         batch = self._batch
         batch.append((cim_class, text))
         if len(batch) >= self.SPILL_BATCH:
-            pickle.dump(batch, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+            try:
+                pickle.dump(batch, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+            except OSError as error:
+                raise SpillError(error.errno, f"a temporary file in {tempfile.gettempdir()}: {error.strerror}") from error
             self._spilled += 1
             self._batch = []
 
@@ -183,6 +204,50 @@ class RecordSpool:
             CimObject.make("Dockit_SqlTable", {"Name": name, "Reads": reads, "Writes": writes})
             for name, (reads, writes) in sorted(self.tables.items())
         ] + self.destinations.objects()
+
+
+class StreamedChildren:
+    """The children of an object, made while a writer reads them, once: a file's Access children when
+    there may be too many to hold (`-s` never reads Access children: they carry no text)."""
+
+    __slots__ = ("_first", "_rest")
+
+    def __init__(self, children: Iterator[CimChild]) -> None:
+        self._first = next(children, None)  # so that an object without children is told as one
+        self._rest = children
+
+    def __iter__(self) -> Iterator[CimChild]:
+        if self._first is not None:
+            yield self._first
+            yield from self._rest
+
+    def __bool__(self) -> bool:
+        return self._first is not None
+
+
+class OrderedSpool:
+    """Summary objects written as they come (the processes that ended), rendered and filtered by -s
+    then, kept on disk and given back in the order of a key (when each began): see model/spill.py."""
+
+    def __init__(self, render: Callable[[CimObject], str], keep: Callable[[CimObject], bool] | None = None) -> None:
+        self._render = render
+        self._keep = keep
+        self._runs: SortedRuns[tuple[int, str, str]] = SortedRuns(key=_first)
+        self.classes: set[str] = set()  # of every object added, kept by -s or not
+
+    def add(self, order: int, obj: CimObject) -> None:
+        self.classes.add(obj.cim_class)
+        if self._keep is not None and not self._keep(obj):
+            return
+        self._runs.add((order, obj.cim_class, self._render(obj)))
+
+    def __iter__(self) -> Iterator[tuple[int, Rendered]]:
+        for order, cim_class, text in self._runs:
+            yield order, Rendered(cim_class, text)
+
+
+def _first(item: tuple) -> object:  # type: ignore[type-arg]
+    return item[0]
 
 
 def _load_without_gc(stream: IO[bytes]) -> list[tuple[str, str]]:
@@ -221,6 +286,7 @@ def process_object(process: Process, date: str | None, calls: int | None = None)
         "CIM_Process",
         {
             "Handle": process.pid,
+            "Instance": process.instance if process.instance > 1 else None,
             "Calls": process.calls if calls is None else calls,
             "CoreDumped": "true" if process.core_dumped else None,
             "AttachedMidRun": None if process.seen_from_start else "true",
@@ -278,20 +344,30 @@ def socket_object(socket: SocketNode) -> CimObject:
 
 
 def model_objects(
-    model: Model, context: RunContext, retired_sockets: Iterable[CimObject | Rendered] = ()
+    model: Model,
+    context: RunContext,
+    retired_sockets: Iterable[CimObject | Rendered] = (),
+    retired_processes: Iterable[tuple[int, Rendered]] = (),
 ) -> Iterator[CimObject | Rendered]:
-    """`retired_sockets`: the finished connections, written as they ended (see Tracker.socket_retired);
-    they come before the sockets still in the model."""
-    """Everything the model holds, in a stable order: machine, processes, files, sockets, pipes."""
+    """Everything the model holds, in a stable order: machine, processes (in the order they began),
+    files (by path), sockets, pipes. `retired_processes`: (creation order, object) of the processes
+    that ended, written as they ended (see Model.retire_process), merged in their place;
+    `retired_sockets`: the finished connections, written as they ended (see Tracker.socket_retired),
+    before the sockets still in the model."""
     yield from machine_objects(context)
-    processes = model.processes
-    for process in processes.values():
-        if not process.is_thread:
-            # a process's calls are its threads' too (each thread is a Process of the model)
-            calls = process.calls + sum(processes[t].calls for t in process.threads if t in processes)
-            yield process_object(process, context.date, calls)
-    for path, node in sorted(model.files.items()):
-        yield file_object(path, node)
+    live = (
+        (process.seq, process_object(process, context.date, model.calls_with_threads(process)))
+        for process in list(model.processes.values())
+        if not process.is_thread
+    )
+    for _, obj in heapq.merge(retired_processes, live, key=_first):
+        yield obj
+    for path, category, accesses in model.file_entries():
+        children = _access_elements(accesses)
+        # A file of a trace too large for memory may have an Access per process of 100,000: they are
+        # made as the writer reads them, never all at once.
+        elements = StreamedChildren(children) if model.spilled else tuple(children)
+        yield CimObject("CIM_DataFile", (("Name", path), ("Category", category)), elements)  # type: ignore[arg-type]
     yield from retired_sockets
     for socket in model.sockets.values():
         yield socket_object(socket)
@@ -316,16 +392,19 @@ _access_children: dict[tuple[tuple[str, AttrValue], ...], CimChild] = {}
 
 
 def file_object(path: str, node: FileNode) -> CimObject:
-    accesses = []
-    for pid, access in node.accesses.items():
+    elements = tuple(_access_elements(node.accesses.items()))
+    return CimObject("CIM_DataFile", (("Name", path), ("Category", node.category)), elements)
+
+
+def _access_elements(accesses: Iterable[tuple[int, FileAccess]]) -> Iterator[CimChild]:
+    for pid, access in accesses:
         attrs = _access_attributes(pid, access)
         child = _access_children.get(attrs)
         if child is None:
             if len(_access_children) >= 4096:
                 _access_children.clear()
             child = _access_children[attrs] = CimChild("Access", attrs)
-        accesses.append(child)
-    return CimObject("CIM_DataFile", (("Name", path), ("Category", node.category)), tuple(accesses))
+        yield child
 
 
 def pipe_object(pipe: PipeNode) -> CimObject:
@@ -349,19 +428,24 @@ def summary_objects(
     statistics: CimObject | None,
     filters: Iterable[SummaryFilter] = (),
     retired_sockets: Iterable[Rendered] = (),
+    classes: set[str] | None = None,
+    retired_processes: Iterable[tuple[int, Rendered]] = (),
 ) -> Iterator[CimObject | Rendered]:
     """All objects of the summary, filtered by `-s` when given (the spool's records were filtered as
-    they came: see `keep_filter`)."""
+    they came: see `keep_filter`). `classes` is given the class of every object, kept or not."""
     chosen = list(filters)
+    seen = classes if classes is not None else set()
+    seen.update(spool.counts)
 
     def kept(objects: Iterable[CimObject | Rendered]) -> Iterator[CimObject | Rendered]:
         for obj in objects:
+            seen.add(obj.cim_class)
             if type(obj) is Rendered:  # spooled: filtered when it was written
                 yield obj
-            elif not chosen or any(f.matches(obj) for f in chosen) or obj.cim_class == "Dockit_Statistics":  # type: ignore[arg-type]
+            elif not chosen or _any_match(chosen, obj) or obj.cim_class == "Dockit_Statistics":  # type: ignore[arg-type]
                 yield obj
 
-    yield from kept(model_objects(model, context, retired_sockets))
+    yield from kept(model_objects(model, context, retired_sockets, retired_processes))
     yield from spool
     yield from kept(spool.table_objects())
     yield from kept([statistics] if statistics else [])
@@ -372,4 +456,13 @@ def keep_filter(filters: Iterable[SummaryFilter]) -> Callable[[CimObject], bool]
     chosen = list(filters)
     if not chosen:
         return None
-    return lambda obj: any(f.matches(obj) for f in chosen)
+    return lambda obj: _any_match(chosen, obj)
+
+
+def _any_match(filters: list[SummaryFilter], obj: CimObject) -> bool:
+    """Whether a filter keeps `obj`; each is asked (each counts what it kept)."""
+    kept = False
+    for one in filters:
+        if one.matches(obj):
+            kept = True
+    return kept

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterable
 
-from decoders.records import AttrValue, CimObject, Duration, Time
+from decoders.records import AttrValue, CimChild, CimObject, Duration, Time
 from dockit_core import __version__
 from dockit_core.outputs.atomic import atomic_open
 from dockit_core.outputs.summary.objects import Rendered, format_time
@@ -106,8 +107,14 @@ def element_markup(obj: CimObject, date: str | None) -> str:
     if not obj.children:
         return markup + "/>"
     parts = [markup, ">"]
+    _children_markup(parts, obj.children, date)
+    parts += ("</", _checked_names.get(obj.cim_class) or xml_name(obj.cim_class), ">")
+    return "".join(parts)
+
+
+def _children_markup(parts: list[str], children: Iterable[CimChild], date: str | None) -> None:
     last = _last_child
-    for child in obj.children:
+    for child in children:
         if child is last[0] and date == last[1]:
             parts.append(last[2])  # the same (immutable) child as the last one: a file's usual Access
             continue
@@ -121,8 +128,25 @@ def element_markup(obj: CimObject, date: str | None) -> str:
             child_markup += f">{text}</{_checked_names.get(child.tag) or xml_name(child.tag)}>"
         last[:] = (child, date, child_markup)
         parts.append(child_markup)
-    parts += ("</", _checked_names.get(obj.cim_class) or xml_name(obj.cim_class), ">")
-    return "".join(parts)
+
+
+_STREAMED_SLICE = 1024  # children of a streamed object rendered and written at once
+
+
+def _write_streamed_xml(write: Callable[[str], object], obj: CimObject, date: str | None) -> None:
+    """An object whose children are made as they are read (see StreamedChildren): written a slice of
+    children at a time, so that its markup is never whole in memory."""
+    write("\n" + _tag_with_attributes(obj.cim_class, obj.attrs, date))
+    if not obj.children:
+        write("/>")
+        return
+    write(">")
+    children = iter(obj.children)
+    while piece := list(itertools.islice(children, _STREAMED_SLICE)):
+        parts: list[str] = []
+        _children_markup(parts, piece, date)
+        write("".join(parts))
+    write(f"</{_checked_names.get(obj.cim_class) or xml_name(obj.cim_class)}>")
 
 
 def renderer(summary_format: str, date: str | None) -> Callable[[CimObject], str]:
@@ -140,7 +164,10 @@ def write_xml(objects: Iterable[CimObject | Rendered], path: str, date: str | No
         write = stream.write
         write(f"<?xml version='1.0' encoding='utf-8'?>\n{_tag_with_attributes('Dockit', (('Version', __version__),), None)}>")
         for obj in objects:
-            write("\n" + (obj.text if type(obj) is Rendered else element_markup(obj, date)))  # type: ignore[union-attr,arg-type]
+            if type(obj) is not Rendered and type(obj.children) is not tuple:  # type: ignore[union-attr]
+                _write_streamed_xml(write, obj, date)  # type: ignore[arg-type]
+            else:
+                write("\n" + (obj.text if type(obj) is Rendered else element_markup(obj, date)))  # type: ignore[union-attr,arg-type]
             count += 1
         write("\n</Dockit>")
     return count
@@ -152,15 +179,16 @@ def txt_block(obj: CimObject, date: str | None) -> str:
         f"{name}={attribute_text(name, value, date)}" for name, value in obj.attrs if value is not None
     )
     lines = [f"{attrs}\n"]
-    for child in obj.children:
-        child_attrs = " ".join(
-            f"{name}={attribute_text(name, value, date)}" for name, value in child.attrs if value is not None
-        )
-        text = f" {xml_safe(child.text)}" if child.text is not None else ""
-        lines.append(
-            f"    {child.tag}{':' if text or child_attrs else ''}{' ' + child_attrs if child_attrs else ''}{text}\n"
-        )
+    lines += (_txt_child(child, date) for child in obj.children)
     return "".join(lines)
+
+
+def _txt_child(child: CimChild, date: str | None) -> str:
+    child_attrs = " ".join(
+        f"{name}={attribute_text(name, value, date)}" for name, value in child.attrs if value is not None
+    )
+    text = f" {xml_safe(child.text)}" if child.text is not None else ""
+    return f"    {child.tag}{':' if text or child_attrs else ''}{' ' + child_attrs if child_attrs else ''}{text}\n"
 
 
 def write_txt(objects: Iterable[CimObject | Rendered], path: str, date: str | None) -> int:
@@ -173,6 +201,11 @@ def write_txt(objects: Iterable[CimObject | Rendered], path: str, date: str | No
             if obj.cim_class != last_class:
                 out.write(f"\n== {obj.cim_class} ==\n")
                 last_class = obj.cim_class
-            out.write(obj.text if type(obj) is Rendered else txt_block(obj, date))  # type: ignore[union-attr,arg-type]
+            if type(obj) is not Rendered and type(obj.children) is not tuple:  # type: ignore[union-attr]
+                out.write(txt_block(CimObject(obj.cim_class, obj.attrs), date))  # type: ignore[arg-type]
+                for child in obj.children:  # type: ignore[union-attr]
+                    out.write(_txt_child(child, date))
+            else:
+                out.write(obj.text if type(obj) is Rendered else txt_block(obj, date))  # type: ignore[union-attr,arg-type]
             count += 1
     return count
