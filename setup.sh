@@ -31,6 +31,8 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 # the private TLS MariaDB those tests start on a port and data folder of their own.
 command -v gnutls-cli >/dev/null 2>&1 || need+=(gnutls-bin)
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
+# chromium: the --serve page is tested in a real browser (driven by playwright, from the test extras).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -154,7 +154,7 @@ def test_the_api_gives_the_xml_summarys_objects_and_the_events_rebuild_them(tmp_
     assert all(rebuilt[f"{d['class']}/{d['id']}"] == d for d in api)
     links = one["links"]  # type: ignore[index]
     assert len(links["queries"]) == 8 and len(links["sessions"]) == 1 and links["sessions"][0]["attrs"]["User"] == "dockit_capture_user"
-    assert not list(Path("/tmp").glob(f"dockit-serve-*{served.process.pid}*")), "the scratch store is removed"
+    assert not list(Path("/tmp").glob(f"dockit-serve-{served.process.pid}-*")), "the scratch store is removed"
 
 
 def test_filters_are_the_summary_filters(tmp_path: Path) -> None:
@@ -171,6 +171,41 @@ def test_filters_are_the_summary_filters(tmp_path: Path) -> None:
     assert [q["children"][0]["text"] for q in errors["objects"]] == ["SELECT * FROM no_such_table"]  # type: ignore[index]
     assert libraries["total"] == 12 and all(f["attrs"]["Category"] == "Shared libraries" for f in libraries["objects"])  # type: ignore[index]
     assert refused.value.code == 400
+
+
+def _server_processes(parent: int) -> list[int]:
+    """The pids of `--serve`'s server processes started by dockit `parent`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"dockit_core.cli.serve_process" in command and str(parent).encode() in command:
+            found.append(int(entry.name))
+    return found
+
+
+def test_the_server_is_a_process_of_its_own_that_ends_with_dockit(tmp_path: Path) -> None:
+    """Clients cost the pipeline neither its thread nor its interpreter's lock: the server runs in a
+    process of its own, which ends when dockit ends, and with it when dockit is killed outright."""
+    log = str(CAPTURES / "mysql_cli.strace.25968.log")
+    for ending in (signal.SIGINT, signal.SIGKILL):
+        served = Served("-i", log, "-l", str(tmp_path / f"m{int(ending)}"), "--serve-after")
+        served.wait_line("still serving")
+        servers = _server_processes(served.process.pid)
+        assert len(servers) == 1 and servers[0] != served.process.pid
+        assert served.get("/api/summary")["finished"] is True  # type: ignore[index]
+        served.process.send_signal(ending)
+        served.process.communicate(timeout=30)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{servers[0]}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        status = Path(f"/proc/{servers[0]}/stat").read_text().split()[2] if Path(f"/proc/{servers[0]}").exists() else None
+        assert status in (None, "Z"), f"the server process outlived dockit ({ending!r}): state {status}"
+        with pytest.raises(OSError):
+            urllib.request.urlopen(served.url + "api/summary", timeout=5)
+        assert not list(Path("/tmp").glob(f"dockit-serve-{served.process.pid}-*")), "the scratch store is removed"
 
 
 def test_serve_usage_errors_are_one_line(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """`--serve`: the store over HTTP, while the trace runs. Standard library only (http.server), one thread
-per client: the pipeline runs in the main thread and only writes the store, so a slow or stuck client
-can cost its own thread, never the trace. A client that stops reading is dropped when a write has
+per client, in a process of its own (dockit_core/cli/serve_process.py): the pipeline only writes the
+store, so clients cost neither its thread nor its interpreter's lock, and a slow or stuck client can
+cost its own thread, never the trace. A client that stops reading is dropped when a write has
 waited `SEND_TIMEOUT` seconds; a client that falls far behind gets a `reset` and reloads the objects as
 they stand instead of every event it missed.
 
@@ -14,15 +15,15 @@ Routes: `/` the page; `/api/summary` what the run is and how many objects of eac
 from __future__ import annotations
 
 import json
+import socket
 import threading
-from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from decoders.records import CimChild, CimObject
-from dockit_core.outputs.live.store import LiveStore
+from dockit_core.outputs.live.store import StoreReader
 from dockit_core.outputs.summary.filter import SummaryFilter, SummaryFilterError
 
 SEND_TIMEOUT = 10.0
@@ -50,22 +51,34 @@ def _as_cim(document: dict) -> CimObject:
     return CimObject(document["class"], tuple(document["attrs"].items()), children)
 
 
-class LiveServer:
-    """The HTTP server in a thread of its own; `about` says what the run is (shown on the page)."""
+def listening_socket(address: tuple[str, int]) -> socket.socket:
+    """Bound and listening before the server's process starts, so that a bad address is the caller's
+    one-line error and the URL can be printed at once (connections wait in the backlog meanwhile)."""
+    host, port = address
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=64)
 
-    def __init__(self, store: LiveStore, address: tuple[str, int], about: dict, digest: Callable[[], object] | None):
+
+def url_of(listening: socket.socket) -> str:
+    host, port = listening.getsockname()[:2]
+    return f"http://{host if ':' not in str(host) else f'[{host}]'}:{port}/"
+
+
+class LiveServer:
+    """The HTTP server over a listening socket, in a thread of its own; what the run is (shown on the
+    page) and its digest come from the store."""
+
+    def __init__(self, store: StoreReader, listening: socket.socket):
         self.store = store
-        self.about = about
-        self.digest = digest
+        self.about = store.about()
         handler = type("Handler", (_Handler,), {"live": self})
-        self.httpd = ThreadingHTTPServer(address, handler)
+        self.httpd = ThreadingHTTPServer(listening.getsockname()[:2], handler, bind_and_activate=False)
+        self.httpd.socket.close()
+        self.httpd.socket = listening
+        self.httpd.server_address = listening.getsockname()
+        self.httpd.server_name, self.httpd.server_port = "dockit", self.httpd.server_address[1]
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="dockit-serve", daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host if ':' not in str(host) else f'[{host}]'}:{port}/"
 
     def start(self) -> None:
         self.thread.start()
@@ -181,10 +194,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._json({"object": found, "links": links(store, found)})
 
     def _digest(self) -> None:
-        if self.live.digest is None:
+        digest = self.live.store.digest()
+        if digest is None:
             self._error(HTTPStatus.NOT_FOUND, "this run has no query digest")
             return
-        self._json(self.live.digest())
+        self._json(digest)
 
     def _events(self, query: dict[str, list[str]]) -> None:
         store = self.live.store
@@ -230,7 +244,7 @@ class _Handler(BaseHTTPRequestHandler):
                 idle = 0
 
 
-def links(store: LiveStore, document: dict) -> dict[str, object]:
+def links(store: StoreReader, document: dict) -> dict[str, object]:
     """What an object leads to: a process to its parent, children, files, sockets, sessions, queries and
     requests; a socket to its session; a session to its queries and process; a query to its session."""
     attrs = document.get("attrs", {})
@@ -278,6 +292,6 @@ def _channel(document: dict) -> str | None:
     return None
 
 
-def _processes(store: LiveStore, value: object) -> list[dict]:
+def _processes(store: StoreReader, value: object) -> list[dict]:
     pids = [part for part in str(value or "").split() if part.isdigit()]
     return [doc for doc in (store.get(f"CIM_Process/{pid}") for pid in pids) if doc is not None]

@@ -2,10 +2,11 @@
 
 Kept in SQLite (the standard library's), in a temporary file, not in memory: a trace of a build names
 hundreds of thousands of files, and a browser asks for a page of them at a time. The pipeline's thread
-writes, in one transaction per batch; the server's threads read, each with a connection of its own
-(WAL mode: readers never wait for the writer, nor the writer for them). Every change is an event with a
-sequence number, kept for the whole run, so a client can resume from any one (`Last-Event-ID`), or
-rebuild everything from 0.
+writes (`LiveStore`), in one transaction per batch; the server, in a process of its own, reads
+(`StoreReader`), each of its threads with a connection of its own (WAL mode: readers never wait for the
+writer, nor the writer for them). Every change is an event with a sequence number, kept for the whole
+run, so a client can resume from any one (`Last-Event-ID`), or rebuild everything from 0. What the
+server needs besides the objects (what the run is, whether it is over, the digest) is in `meta`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import sqlite3
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -30,9 +32,9 @@ create table objects (
     seq integer not null         -- the event that last changed it
 );
 create index objects_class on objects (class, seq);
-create index objects_session on objects (session);
-create index objects_channel on objects (channel);
-create index objects_parent on objects (parent);
+create index objects_session on objects (session) where session is not null;  -- partial: most objects
+create index objects_channel on objects (channel) where channel is not null;  -- (files) have none, and
+create index objects_parent on objects (parent) where parent is not null;     -- cost no index entry
 create table object_pids (key text not null, pid integer not null);
 create index object_pids_pid on object_pids (pid, key);
 create index object_pids_key on object_pids (key);
@@ -41,7 +43,13 @@ create table events (
     kind text not null,          -- create, update, delete
     key text not null
 );
+create table meta (
+    name text primary key,       -- about (what the run is), finished, digest
+    value text not null          -- JSON
+);
 """
+
+POLL_SECONDS = 0.05  # how often a reader in the server's process looks for new events
 
 
 @dataclass(frozen=True)
@@ -62,35 +70,36 @@ class Change:
         return f"{self.cim_class}/{self.object_id}"
 
 
+def _connect(path: str) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    connection.execute("pragma journal_mode=wal")
+    connection.execute("pragma synchronous=off")  # a scratch file: a crash loses nothing of value
+    return connection
+
+
 class LiveStore:
-    """Objects and events, written by the pipeline, read by the server."""
+    """Objects and events, written by the pipeline's thread (the server reads them with `StoreReader`)."""
 
-    def __init__(self, folder: str | None = None) -> None:
-        handle, self.path = tempfile.mkstemp(prefix="dockit-serve-", suffix=".sqlite", dir=folder)
+    def __init__(self, about: dict, folder: str | None = None) -> None:
+        handle, self.path = tempfile.mkstemp(prefix=f"dockit-serve-{os.getpid()}-", suffix=".sqlite", dir=folder)
         os.close(handle)
-        self._writer = self._connect()
+        self._writer = _connect(self.path)
         self._writer.executescript(SCHEMA)
-        self._writer.commit()
+        self._set("about", about)
         self.seq = 0
-        self.committed = 0  # the last event readers can see
-        self.changed = threading.Condition()  # notified after each batch: event streams wake up
         self.finished = False  # the run is over: no event will come
-        self._local = threading.local()
+        self._digest_text: str | None = None
 
-    def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        connection.execute("pragma journal_mode=wal")
-        connection.execute("pragma synchronous=off")  # a scratch file: a crash loses nothing of value
-        return connection
+    def _set(self, name: str, value: object) -> None:
+        self._writer.execute("insert or replace into meta (name, value) values (?, ?)", (name, json.dumps(value)))
 
-    def reader(self) -> sqlite3.Connection:
-        """The calling thread's own read connection."""
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._local.connection = self._connect()
-        return connection
+    def set_digest(self, digest: object) -> None:
+        """The query digest as it stands (small: its fingerprints are bounded); written when it changed."""
+        text = json.dumps(digest, ensure_ascii=False)
+        if text != self._digest_text:
+            self._digest_text = text
+            self._writer.execute("insert or replace into meta (name, value) values ('digest', ?)", (text,))
 
-    # -- writing (the pipeline's thread) ------------------------------------------------------------
     def apply(self, changes: Iterable[Change], deleted: Iterable[str] = ()) -> int:
         """Write a batch; returns how many events it made. An event names its object; its document is
         the object as it stands when read (a client that reads late sees the later state, once)."""
@@ -128,22 +137,13 @@ class LiveStore:
         except BaseException:
             db.execute("rollback")
             raise
-        with self.changed:
-            self.committed = self.seq
-            self.changed.notify_all()
         return len(events)
 
-    def wait_beyond(self, seq: int, timeout: float) -> None:
-        """Wait until an event after `seq` is committed (or the run ends, or `timeout`): checked under
-        the condition's lock, so a batch committed just before the wait is not missed."""
-        with self.changed:
-            if self.committed <= seq and not self.finished:
-                self.changed.wait(timeout)
-
     def finish(self) -> None:
-        self.finished = True
-        with self.changed:
-            self.changed.notify_all()
+        """The run is over (written after its last batch: a reader that sees it has every event)."""
+        if not self.finished:
+            self.finished = True
+            self._set("finished", True)
 
     def close(self) -> None:
         self._writer.close()
@@ -153,7 +153,54 @@ class LiveStore:
             except OSError:
                 pass
 
-    # -- reading (the server's threads) -------------------------------------------------------------
+
+class StoreReader:
+    """The store as the server reads it, from its own process: each thread has its own connection, and
+    waiting for new events is polling, every `POLL_SECONDS` (another process's commits cannot be waited
+    on; a poll is one indexed read)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._finished = False
+
+    def reader(self) -> sqlite3.Connection:
+        """The calling thread's own read connection."""
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = _connect(self.path)
+        return connection
+
+    def _meta(self, name: str) -> object:
+        row = self.reader().execute("select value from meta where name = ?", (name,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def about(self) -> dict:
+        about = self._meta("about")
+        return about if isinstance(about, dict) else {}
+
+    def digest(self) -> object:
+        return self._meta("digest")
+
+    @property
+    def finished(self) -> bool:
+        if not self._finished:
+            self._finished = bool(self._meta("finished"))
+        return self._finished
+
+    @property
+    def seq(self) -> int:
+        return self.last_seq()
+
+    def wait_beyond(self, seq: int, timeout: float) -> None:
+        """Wait until an event after `seq` is committed, or the run ends, or `timeout` passes. `finished`
+        is read before the events: the writer sets it after its last batch, so none is missed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            finished = self.finished
+            if finished or self.last_seq() > seq or time.monotonic() >= deadline:
+                return
+            time.sleep(POLL_SECONDS)
     def classes(self) -> dict[str, int]:
         rows = self.reader().execute("select class, count(*) from objects group by class order by class")
         return dict(rows.fetchall())
