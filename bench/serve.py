@@ -5,8 +5,10 @@
 The log is `tar cf /dev/null /usr/share` traced with dockit's strace flags (as bench/run.py records it:
 one process, tens of thousands of files). Timed, medians of the runs: the replay alone; with `--serve`
 and no client; with `--serve` and 10 clients reading the event stream from sequence 0 as fast as they
-can. Peak RSS (GNU time): `--serve` with no client, and with one client that connects to the event
-stream and never reads (its socket fills; it must cost nothing but its own thread).
+can. Besides the wall time, the CPU seconds of dockit's own process (the pipeline; the server runs in a
+process of its own): they say what clients cost the pipeline whatever else the machine does. Peak RSS
+(VmHWM) of the pipeline and of the server's process: with no client, and with one client that connects
+to the event stream and never reads (its socket fills; it must cost nothing but its own thread).
 """
 
 from __future__ import annotations
@@ -33,9 +35,34 @@ from run import DOCKIT, record_tar_log  # noqa: E402 - the same log as the READM
 URL = re.compile(rb"serving the run on (http://\S+)")
 
 
-def replay(log: Path, out: Path, serve: bool, clients: int = 0, stalled: bool = False) -> tuple[float, int]:
-    """Wall seconds of the whole replay and peak RSS in KB."""
-    command = ["/usr/bin/time", "-f", "%M", *DOCKIT, "-i", str(log), "-l", str(out), "--no-decode"]
+def _cpu_seconds(pid: int) -> float:
+    """CPU seconds of the process `pid` (its threads, not its children); NaN when it is gone already."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _peak_kb(pid: int) -> int:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in lines if line.startswith("VmHWM:")), 0)
+
+
+def _server_pid(pid: int) -> int | None:
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        if b"serve_process" in Path(f"/proc/{child}/cmdline").read_bytes():
+            return int(child)
+    return None
+
+
+def replay(log: Path, out: Path, serve: bool, clients: int = 0, stalled: bool = False) -> tuple[float, float, int, int]:
+    """Wall seconds of the whole replay, CPU seconds of dockit's own process, and the peak RSS in KB of
+    it and of the server's process."""
+    command = [*DOCKIT, "-i", str(log), "-l", str(out), "--no-decode"]
     if serve:
         command += ["--serve", "127.0.0.1:0", "--serve-after"]
     start = time.perf_counter()
@@ -45,6 +72,8 @@ def replay(log: Path, out: Path, serve: bool, clients: int = 0, stalled: bool = 
     held = []
     stderr = b""
     ended = None
+    cpu = 0.0
+    rss = server_rss = 0
     while True:
         line = process.stderr.readline()
         stderr += line
@@ -64,18 +93,20 @@ def replay(log: Path, out: Path, serve: bool, clients: int = 0, stalled: bool = 
                 held.append(sock)
         if b"still serving" in line:
             ended = time.perf_counter()
+            cpu, rss = _cpu_seconds(process.pid), _peak_kb(process.pid)
             for thread in threads:
                 thread.join(timeout=600)
-            # Ctrl-C to dockit itself: GNU time, its parent here, does not pass SIGINT on
-            for child in Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split():
-                os.kill(int(child), signal.SIGINT)
+            server = _server_pid(process.pid)
+            server_rss = _peak_kb(server) if server else 0
+            process.send_signal(signal.SIGINT)
+        elif not serve and b"wrote" in line and b".xml" in line:  # the last output: read before it exits
+            cpu, rss = _cpu_seconds(process.pid), _peak_kb(process.pid)
     process.wait()
     if ended is None:
         ended = time.perf_counter()
     for sock in held:
         sock.close()
-    rss = int(stderr.strip().splitlines()[-1])
-    return ended - start, rss
+    return ended - start, cpu, rss, server_rss
 
 
 def read_events(url: str) -> None:
@@ -97,15 +128,16 @@ def main() -> int:
         for name, kwargs in (("alone", {"serve": False}), ("--serve, no client", {"serve": True}),
                              ("--serve, 10 clients", {"serve": True, "clients": 10})):  # fmt: skip
             runs = [replay(log, work / "out", **kwargs) for _ in range(args.runs)]
-            rows[name] = (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs))
-        stalled = replay(log, work / "out", serve=True, stalled=True)
-    alone = rows["alone"][0]
-    print(f"replay of {lines} lines (tar cf /dev/null /usr/share), medians of {args.runs}")
-    print("| run | seconds | ratio to the replay alone | peak RSS |")
-    print("|---|---|---|---|")
-    for name, (seconds, rss) in rows.items():
-        print(f"| {name} | {seconds:.2f} | {seconds / alone:.2f}x | {rss / 1024:.0f} MB |")
-    print(f"| --serve, a client that never reads | {stalled[0]:.2f} | {stalled[0] / alone:.2f}x | {stalled[1] / 1024:.0f} MB |")
+            rows[name] = tuple(statistics.median(r[i] for r in runs) for i in range(4))
+        rows["--serve, a client that never reads"] = replay(log, work / "out", serve=True, stalled=True)
+    alone, served = rows["alone"], rows["--serve, no client"]
+    print(f"replay of {lines} lines (tar cf /dev/null /usr/share), medians of {args.runs} (the stalled client: one run)")
+    print("| run | wall seconds | vs alone | vs --serve, no client | dockit's CPU seconds | vs --serve, no client "
+          "| peak RSS, dockit | peak RSS, server |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    for name, (seconds, cpu, rss, server_rss) in rows.items():
+        print(f"| {name} | {seconds:.2f} | {seconds / alone[0]:.2f}x | {seconds / served[0]:.2f}x | {cpu:.2f} "
+              f"| {cpu / served[1]:.2f}x | {rss / 1024:.0f} MB | {server_rss / 1024:.0f} MB |")  # fmt: skip
     return 0
 
 

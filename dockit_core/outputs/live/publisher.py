@@ -28,6 +28,7 @@ from dockit_core.outputs.summary.writers import LEGACY_TIME_ATTRIBUTES, attribut
 from dockit_core.outputs.xmltext import xml_safe
 
 MIN_INTERVAL = 0.5
+BATCH = 2000  # changes written to the store in one transaction
 
 
 def _value(name: str, value: AttrValue, date: str | None) -> AttrValue:
@@ -146,21 +147,27 @@ class LivePublisher:
 
     # -- the model ----------------------------------------------------------------------------------
     def tick(self, force: bool = False) -> None:
-        """Called every few thousand lines: write the pending records; scan the model when due."""
-        now = time.monotonic()
-        if force or now - self._last_scan >= self.interval:
-            started = time.monotonic()
-            changes, deleted = self._scan()
-            self._pending += changes
-            cost = time.monotonic() - started
-            self.interval = max(MIN_INTERVAL, 10 * cost)
-            self._last_scan = time.monotonic()
-            self.scans += 1
-        else:
-            deleted = []
-        if self._pending or deleted:
+        """Called every few thousand lines: write the pending records; scan the model when due. The
+        scan's changes go to the store a batch at a time, so memory does not follow the model's size."""
+        if self._pending:
             pending, self._pending = self._pending, []
-            self.store.apply(pending, deleted)
+            self.store.apply(pending)
+        now = time.monotonic()
+        if not (force or now - self._last_scan >= self.interval):
+            return
+        started = time.monotonic()
+        seen: set[str] = set()
+        batch: list[Change] = []
+        for change in self._scan(seen):
+            batch.append(change)
+            if len(batch) >= BATCH:
+                self.store.apply(batch)
+                batch = []
+        self.store.apply(batch, self._gone(seen))
+        cost = time.monotonic() - started
+        self.interval = max(MIN_INTERVAL, 10 * cost)
+        self._last_scan = time.monotonic()
+        self.scans += 1
 
     def _model_objects(self) -> Iterator[tuple[str, CimObject, str | None, int | None]]:
         model, date = self.model, self.context.date
@@ -177,10 +184,9 @@ class LivePublisher:
         for pipe in model.pipes.values():
             yield pipe.pipe_id, pipe_object(pipe), None, None
 
-    def _scan(self) -> tuple[list[Change], list[str]]:
+    def _scan(self, seen: set[str]) -> Iterator[Change]:
+        """The model's objects that changed since they were last written; `seen` collects every key."""
         hashes = self._hashes
-        seen: set[str] = set()
-        changes = []
         for identity, obj, channel, parent in self._model_objects():
             key = f"{obj.cim_class}/{identity}"
             seen.add(key)
@@ -188,12 +194,15 @@ class LivePublisher:
             before = hashes.get(key)
             if before != signature:
                 hashes[key] = signature
-                changes.append(self._change(obj, identity, channel=channel, parent=parent, known=before is not None))
-        # a file the model wrote to disk (past 65,536) is still a file of the run: it stays shown
-        gone = [key for key in hashes if key not in seen and not key.startswith("CIM_DataFile/")]
+                yield self._change(obj, identity, channel=channel, parent=parent, known=before is not None)
+
+    def _gone(self, seen: set[str]) -> list[str]:
+        """Objects written before that the model no longer holds: deleted (but a file the model wrote
+        to disk, past 65,536, is still a file of the run: it stays shown)."""
+        gone = [key for key in self._hashes if key not in seen and not key.startswith("CIM_DataFile/")]
         for key in gone:
-            del hashes[key]
-        return changes, gone
+            del self._hashes[key]
+        return gone
 
     def finish(self, tables: list[CimObject], statistics: CimObject | None) -> None:
         """The run is over: the last state of everything, the tables and the statistics."""
