@@ -161,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-decode", action="store_true", help="do not decode socket and pipe payloads")
     parser.add_argument(
+        "--no-digest",
+        action="store_true",
+        help="leave the query digest (statements grouped by fingerprint) out of the summary",
+    )
+    parser.add_argument(
         "--pcap",
         metavar="FILE",
         help="also write every channel's bytes (TCP, UDP, unix sockets, pipes) as a pcapng file for Wireshark",
@@ -337,6 +342,7 @@ def make_options(args: argparse.Namespace) -> Options:
         summary_format=args.summary_format,
         filters=filters,
         decode=not args.no_decode,
+        digest=not args.no_digest,
         decoder_references=list(args.decoder),
         decode_overrides=parse_overrides(args.decode),
         rows=args.rows,

@@ -17,6 +17,7 @@ class Options:
     summary_format: str = "XML"
     filters: list[SummaryFilter] = field(default_factory=list)
     decode: bool = True
+    digest: bool = True  # the query digest in the summary (--no-digest: off)
     decoder_references: list[str] = field(default_factory=list)
     decode_overrides: dict[int, str] = field(default_factory=dict)
     rows: int = 0  # rows of each SQL result set kept in the summary (--rows)

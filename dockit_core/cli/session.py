@@ -24,6 +24,8 @@ from dockit_core.model.watchdog import Watchdog
 from dockit_core.outputs.bridges import open_bridges
 from dockit_core.outputs.calls.blocks_writer import BlocksWriter
 from dockit_core.outputs.calls.each_call_writer import CallsWriter
+from dockit_core.outputs.digest.digest import Digest
+from dockit_core.outputs.digest.render import digest_text
 from dockit_core.outputs.live.publisher import LivePublisher
 from dockit_core.outputs.summary.objects import (
     OrderedSpool,
@@ -100,8 +102,9 @@ class TraceSession:
         self.model = Model()
         if default_pid:
             self.model.root_pid = default_pid
+        self.digest = Digest() if options.digest and options.decode else None
         self.spool = RecordSpool(
-            renderer(options.summary_format, context.date), keep_filter(options.filters)
+            renderer(options.summary_format, context.date), keep_filter(options.filters), self.digest
         )
         self.spool.resolved = self.model.resolved  # DNS answers name the sockets that connect to them
         if registry is None and options.decode:
@@ -280,7 +283,11 @@ class TraceSession:
         if self.options.summary_format == "XML":
             write_xml(objects, self.paths.summary, self.context.date)
         else:
-            write_txt(objects, self.paths.summary, self.context.date)
+            # The answers first: the digest on top, then the processes, files and records. In TXT the
+            # Dockit_QueryDigest objects are that section; the objects' own blocks are not repeated.
+            answers = digest_text(self.digest, self.context.date) if self.digest else ""
+            objects = (obj for obj in objects if not answers or obj.cim_class != "Dockit_QueryDigest")
+            write_txt(objects, self.paths.summary, self.context.date, answers)
         report.outputs.append(self.paths.summary)
         report.notes += [f.unmatched_note(classes) for f in self.options.filters if not f.matched]
         if self.calls_writer is not None:

@@ -2,6 +2,8 @@
 
 - `summary/`: the CIM objects of the summary (`objects`), the `-s` filters (`filter`), and the XML and
   TXT writers (`writers`).
+- `digest/`: the query digest, statements grouped by fingerprint (`fingerprint`, `sketch`, `digest`,
+  `render`, `inputs`).
 - `calls/`: the calls file, calls aggregated into logical blocks (`blocks`, `blocks_writer`) or one
   record per call (`each_call_writer`).
 - `docker/`: the Dockerfile and its build context (`dockerfile`), and which package owns each file

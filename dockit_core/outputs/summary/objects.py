@@ -22,6 +22,7 @@ from decoders.records import AttrValue, CimChild, CimObject
 from dockit_core.model import FileAccess, FileNode, Model, PipeNode, Process, SocketNode
 from dockit_core.model.resolved import ResolvedNames
 from dockit_core.model.spill import SortedRuns, SpillError
+from dockit_core.outputs.digest.digest import KINDS, Digest, digest_objects
 from dockit_core.outputs.redaction import redact_argv
 from dockit_core.outputs.summary.filter import SummaryFilter
 
@@ -144,8 +145,10 @@ class RecordSpool:
         self,
         render: Callable[[CimObject], str],
         keep: Callable[[CimObject], bool] | None = None,
+        digest: Digest | None = None,
     ) -> None:
         self._file = tempfile.TemporaryFile()
+        self.digest = digest  # the query digest, fed every query, command and request (-s or not)
         self._render = render
         self._keep = keep
         self._batch: list[tuple[str, str]] = []
@@ -175,6 +178,8 @@ class RecordSpool:
             self.destinations.add(obj)
         elif cim_class == "Dockit_DnsQuery" and self.resolved is not None:
             self.resolved.learn_query(obj)  # a socket that connects to an answer gets its RemoteName
+        if self.digest is not None and cim_class in KINDS:
+            self.digest.add(obj)
         if not keep:
             return
         batch = self._batch
@@ -204,6 +209,10 @@ class RecordSpool:
             CimObject.make("Dockit_SqlTable", {"Name": name, "Reads": reads, "Writes": writes})
             for name, (reads, writes) in sorted(self.tables.items())
         ] + self.destinations.objects()
+
+    def digest_objects(self) -> list[CimObject]:
+        """The `Dockit_QueryDigest` objects, after the records they sum up."""
+        return digest_objects(self.digest) if self.digest is not None else []
 
 
 class StreamedChildren:
@@ -448,6 +457,7 @@ def summary_objects(
     yield from kept(model_objects(model, context, retired_sockets, retired_processes))
     yield from spool
     yield from kept(spool.table_objects())
+    yield from kept(spool.digest_objects())
     yield from kept([statistics] if statistics else [])
 
 

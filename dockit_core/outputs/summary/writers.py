@@ -191,12 +191,15 @@ def _txt_child(child: CimChild, date: str | None) -> str:
     return f"    {child.tag}{':' if text or child_attrs else ''}{' ' + child_attrs if child_attrs else ''}{text}\n"
 
 
-def write_txt(objects: Iterable[CimObject | Rendered], path: str, date: str | None) -> int:
-    """The same objects for a person: one block per object, grouped by class."""
+def write_txt(objects: Iterable[CimObject | Rendered], path: str, date: str | None, answers: str = "") -> int:
+    """The same objects for a person: `answers` first (the query digest), then one block per object,
+    grouped by class."""
     count = 0
     last_class = None
     with atomic_open(path, "w", encoding="utf-8", errors="surrogateescape") as out:
         out.write(f"dockit {__version__} summary\n")
+        if answers:
+            out.write("\n" + answers)
         for obj in objects:
             if obj.cim_class != last_class:
                 out.write(f"\n== {obj.cim_class} ==\n")
