@@ -9,10 +9,10 @@ the sessions whose last statement is remembered (for the loop flag) at most MAX_
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from decoders.records import AttrValue, CimChild, CimObject
+from decoders.records import AttrValue, CimChild, CimObject, Duration, Time
 from dockit_core.outputs.digest.fingerprint import (
     SqlShape,
     http_fingerprint,
@@ -229,14 +229,23 @@ class Digest:
     def _add_http(self, attrs: dict[str, AttrValue], run: int) -> None:
         method = attrs.get("Method")
         url = attrs.get("Url")
-        fingerprint = http_fingerprint(None if method is None else str(method), None if url is None else str(url))
+        fingerprint = http_fingerprint(
+            None if method is None else str(method), None if url is None else str(url)
+        )
         status = _number(attrs.get("Status"))
         failed = status is not None and status >= 400
         if not attrs.get("Session"):  # HTTP/1 records name no connection: the process and its server
             attrs["Session"] = f"{attrs.get('Process')}>{attrs.get('Server') or attrs.get('Host') or '?'}"
         with self.lock:
             entry = self._entry("http", "http", fingerprint)
-            self._count(entry, attrs, f"{method or '?'} {url or ''}", failed, str(int(status)) if failed else None, run)  # type: ignore[arg-type]
+            self._count(
+                entry,
+                attrs,
+                f"{method or '?'} {url or ''}",
+                failed,
+                str(int(status)) if failed else None,
+                run,
+            )  # type: ignore[arg-type]
 
     def _entry(self, kind: str, protocol: str, fingerprint: str) -> DigestEntry:
         key = (kind, protocol, fingerprint)
@@ -251,7 +260,13 @@ class Digest:
         return entry
 
     def _count(
-        self, entry: DigestEntry, attrs: dict[str, AttrValue], example: str, failed: bool, code: str | None, run: int
+        self,
+        entry: DigestEntry,
+        attrs: dict[str, AttrValue],
+        example: str,
+        failed: bool,
+        code: str | None,
+        run: int,
     ) -> None:
         self.executions += 1
         entry.count += 1
@@ -284,11 +299,17 @@ class Digest:
         if session is not None and not entry.overflow:
             self._follow_session(f"{run}:{session}", entry, start, duration)
 
-    def _follow_session(self, session: str, entry: DigestEntry, start: float | None, duration: float | None) -> None:
+    def _follow_session(
+        self, session: str, entry: DigestEntry, start: float | None, duration: float | None
+    ) -> None:
         """The loop flag: how many times in a row this session ran this fingerprint."""
         last = self._last.pop(session, None)
         end = None if start is None else start + (duration or 0.0)
-        if last is not None and last[0] is entry and (start is None or last[2] is None or start - last[2] <= LOOP_GAP):
+        if (
+            last is not None
+            and last[0] is entry
+            and (start is None or last[2] is None or start - last[2] <= LOOP_GAP)
+        ):
             last[1] += 1
             last[2] = end
             if last[1] > entry.longest_run:
@@ -358,7 +379,8 @@ def entry_facts(entry: DigestEntry, rank: int, group_times: dict[str, float]) ->
         "Errors": entry.errors,
         "ErrorCodes": dict(sorted(entry.error_codes.items(), key=lambda item: (-item[1], item[0]))),
         "Tables": [
-            {"Name": name, "Reads": reads, "Writes": writes} for name, (reads, writes) in sorted(entry.tables.items())
+            {"Name": name, "Reads": reads, "Writes": writes}
+            for name, (reads, writes) in sorted(entry.tables.items())
         ],
         "Sessions": list(entry.sessions),
         "MoreSessions": entry.more_sessions,
@@ -382,21 +404,17 @@ def digest_facts(digest: Digest) -> Iterator[dict[str, object]]:
         yield entry_facts(entry, rank, times)
 
 
+def _typed(facts: dict[str, object], kind: type[float]) -> Callable[[str], float | None]:
+    """A reader of `facts` giving its numbers typed (`Duration`, `Time`), for the writers."""
+    return lambda name: None if facts[name] is None else kind(facts[name])  # type: ignore[arg-type]
+
+
 def digest_objects(digest: Digest) -> list[CimObject]:
     """The `Dockit_QueryDigest` objects of the summary (README's contract)."""
-    from decoders.records import Duration, Time
-
     objects = []
     for facts in digest_facts(digest):
-
-        def duration(name: str) -> Duration | None:
-            value = facts[name]
-            return None if value is None else Duration(value)  # type: ignore[arg-type]
-
-        def time(name: str) -> Time | None:
-            value = facts[name]
-            return None if value is None else Time(value)  # type: ignore[arg-type]
-
+        duration = _typed(facts, Duration)
+        time = _typed(facts, Time)
         sessions: list[str] = facts["Sessions"]  # type: ignore[assignment]
         processes: list[str] = facts["Processes"]  # type: ignore[assignment]
         attrs: dict[str, AttrValue] = {

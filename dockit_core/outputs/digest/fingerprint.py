@@ -119,7 +119,7 @@ def sql_fingerprint(text: str, protocol: str = "mysql") -> SqlShape:
 
 def _is_value(token: str) -> bool:
     """Whether a token ends an operand (so that a following `-` subtracts)."""
-    return token in _VALUE_END or token[0].isalnum() or token[0] in "_`\"$:"
+    return token in _VALUE_END or token[0].isalnum() or token[0] in '_`"$:'
 
 
 def _is_placeholder(token: str) -> bool:
@@ -225,7 +225,11 @@ def _join(tokens: list[str]) -> str:
         if parts and not (
             token in (",", ")", ".", "(?+)", ";", "::")
             or previous in ("(", ".", "::")
-            or (token == "(" and previous not in _SPACED_BEFORE_PAREN and (previous[:1].isalnum() or previous[:1] in "_`\""))
+            or (
+                token == "("
+                and previous not in _SPACED_BEFORE_PAREN
+                and (previous[:1].isalnum() or previous[:1] in '_`"')
+            )
         ):
             parts.append(" ")
         parts.append(token)
@@ -248,14 +252,21 @@ def _has_top_level_where(tokens: list[str]) -> bool:
 def query_id(fingerprint: str) -> str:
     """pt-query-digest's query ID for a fingerprint (the last 16 hex digits of its MD5, upper case):
     the same fingerprint gives the same ID in both tools' reports."""
-    return "0x" + hashlib.md5(fingerprint.encode("utf-8", "surrogateescape"), usedforsecurity=False).hexdigest()[-16:].upper()
+    return (
+        "0x"
+        + hashlib.md5(fingerprint.encode("utf-8", "surrogateescape"), usedforsecurity=False)
+        .hexdigest()[-16:]
+        .upper()
+    )
 
 
 # --- Redis --------------------------------------------------------------------------------------------
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _KEY_SEGMENT = re.compile(r"[^:/.\-_|#,{}=@\[\]\s]+")
-_ID_SEGMENT = re.compile(r"\d+|(?=[a-fA-F]*\d)[0-9a-fA-F]{8,}|(?=\d*[a-fA-F])(?=[a-fA-F]*\d)[0-9a-fA-F]{16,}\Z")
+_ID_SEGMENT = re.compile(
+    r"\d+|(?=[a-fA-F]*\d)[0-9a-fA-F]{8,}|(?=\d*[a-fA-F])(?=[a-fA-F]*\d)[0-9a-fA-F]{16,}\Z"
+)
 
 # Commands without keys: the command alone (SELECT's database and AUTH's credentials are values).
 _REDIS_NO_KEY = frozenset(
@@ -334,7 +345,9 @@ def _patterns(keys: list[str]) -> list[str]:
 
 # --- HTTP ---------------------------------------------------------------------------------------------
 
-_PATH_ID = re.compile(r"\d+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|(?=[a-fA-F]*\d)[0-9a-fA-F]{16,}")
+_PATH_ID = re.compile(
+    r"\d+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|(?=[a-fA-F]*\d)[0-9a-fA-F]{16,}"
+)
 
 
 def http_fingerprint(method: str | None, url: str | None) -> str:

@@ -32,16 +32,24 @@ def _ms(value: object) -> str:
     return "-" if value is None else f"{1000 * value:.3f} ms"  # type: ignore[operator]
 
 
-def digest_text(digest: Digest, date: str | None = None, title: str = "Query digest", limit: int = SHOWN_IN_TEXT) -> str:
+def digest_text(
+    digest: Digest, date: str | None = None, title: str = "Query digest", limit: int = SHOWN_IN_TEXT
+) -> str:
     """The answers first: one block per fingerprint, the most time first."""
     facts = list(digest_facts(digest))
     times = digest.group_times(digest.ranked())
     spent = ", ".join(f"{group} {seconds:.6f} s" for group, seconds in sorted(times.items()))
     distinct = sum(1 for one in facts if not one["Overflow"])
-    lines = [f"== {title}: {distinct} fingerprint(s), {digest.executions} execution(s), time: {spent or 'none'} ==\n"]
+    lines = [
+        f"== {title}: {distinct} fingerprint(s), {digest.executions} execution(s), time: {spent or 'none'} ==\n"
+    ]
     show: Callable[[object], str] = lambda value: xml_safe(str(value))  # noqa: E731 - a log is untrusted
     for one in facts[:limit]:
-        share = "" if one["TimeShare"] is None else f"{one['TimeShare']:.1f}% of the {'HTTP' if one['Kind'] == 'http' else 'database'} time, "
+        share = (
+            ""
+            if one["TimeShare"] is None
+            else f"{one['TimeShare']:.1f}% of the {'HTTP' if one['Kind'] == 'http' else 'database'} time, "
+        )
         lines.append(
             f"\n{one['Rank']}. {share}{one['Count']} x {one['Protocol']}"
             + (f", total {one['TotalTime']:.6f} s, mean {_ms(one['MeanTime'])}, p50 {_ms(one['P50Time'])}, "
@@ -85,7 +93,9 @@ def digest_text(digest: Digest, date: str | None = None, title: str = "Query dig
         if one["Example"] is not None and not one["Overflow"]:
             lines.append(f"   example: {show(one['Example'])}\n")
     if len(facts) > limit:
-        lines.append(f"\n... and {len(facts) - limit} more fingerprint(s) (the XML summary and --json have them all)\n")
+        lines.append(
+            f"\n... and {len(facts) - limit} more fingerprint(s) (the XML summary and --json have them all)\n"
+        )
     return "".join(lines)
 
 
