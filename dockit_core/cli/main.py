@@ -21,6 +21,7 @@ from dockit_core.outputs.atomic import OutputError
 SUBCOMMANDS: dict[str, str] = {
     "decoders": "dockit_core.cli.decoders_list:main",
     "extract": "dockit_core.cli.extract:main",
+    "report": "dockit_core.cli.report:main",
 }
 
 

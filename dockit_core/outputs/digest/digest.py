@@ -9,7 +9,7 @@ the sessions whose last statement is remembered (for the loop flag) at most MAX_
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from decoders.records import AttrValue, CimChild, CimObject, Duration, Time
@@ -81,42 +81,6 @@ class DigestEntry:
             found.append("write-without-where")
         return found
 
-    def merge(self, other: DigestEntry) -> None:
-        """Another run's entry of the same fingerprint (dockit report)."""
-        self.count += other.count
-        self.timed += other.timed
-        self.total += other.total
-        self.max = max(self.max, other.max)
-        self.sketch.merge(other.sketch)
-        self.rows += other.rows
-        self.affected += other.affected
-        self.errors += other.errors
-        for code, count in other.error_codes.items():
-            _count_capped(self.error_codes, code, count)
-        for name, (reads, writes) in other.tables.items():
-            entry = self.tables.get(name)
-            if entry is None and len(self.tables) < MAX_NAMES:
-                entry = self.tables[name] = [0, 0]
-            if entry is not None:
-                entry[0] += reads
-                entry[1] += writes
-        for session in other.sessions:
-            self.more_sessions |= _remember(self.sessions, session)
-        for process in other.processes:
-            self.more_processes |= _remember(self.processes, process)
-        self.more_sessions |= other.more_sessions
-        self.more_processes |= other.more_processes
-        if other.first is not None and (self.first is None or other.first < self.first):
-            self.first = other.first
-            self.example = other.example or self.example
-        if other.last is not None and (self.last is None or other.last > self.last):
-            self.last = other.last
-        self.example = self.example or other.example
-        self.truncated += other.truncated
-        self.longest_run = max(self.longest_run, other.longest_run)
-        self.write_without_where |= other.write_without_where
-        self.runs |= other.runs
-
 
 def _remember(names: dict[str, None], name: str) -> bool:
     """Add a name to a capped set; True when it was full and the name new."""
@@ -153,7 +117,7 @@ class Digest:
         self.overflow: dict[str, DigestEntry] = {}  # kind -> the executions past the cap
         self._last: dict[str, list] = {}  # session -> [entry, run length, end time]  # type: ignore[type-arg]
         self._shapes: dict[tuple[str, str], SqlShape] = {}  # (protocol, text) -> shape: a loop's text repeats
-        self.lock = threading.Lock()  # `--serve` reads while the run adds
+        self.lock = threading.RLock()  # `--serve` reads while the run adds
         self.executions = 0
 
     # -- in ----------------------------------------------------------------------------------------
@@ -320,24 +284,6 @@ class Digest:
         if len(self._last) > MAX_SESSIONS:
             del self._last[next(iter(self._last))]
 
-    def merge(self, other: Digest) -> None:
-        for key, entry in other.entries.items():
-            mine = self.entries.get(key)
-            if mine is None:
-                if len(self.entries) < self.max_fingerprints:
-                    self.entries[key] = entry
-                    continue
-                mine = self.overflow.get(entry.kind)
-                if mine is None:
-                    mine = self.overflow[entry.kind] = DigestEntry(entry.kind, "*", "*", overflow=True)
-            mine.merge(entry)
-        for kind, entry in other.overflow.items():
-            if kind in self.overflow:
-                self.overflow[kind].merge(entry)
-            else:
-                self.overflow[kind] = entry
-        self.executions += other.executions
-
     # -- out ---------------------------------------------------------------------------------------
 
     def ranked(self) -> list[DigestEntry]:
@@ -397,11 +343,12 @@ def entry_facts(entry: DigestEntry, rank: int, group_times: dict[str, float]) ->
     }
 
 
-def digest_facts(digest: Digest) -> Iterator[dict[str, object]]:
-    entries = digest.ranked()
-    times = digest.group_times(entries)
-    for rank, entry in enumerate(entries, start=1):
-        yield entry_facts(entry, rank, times)
+def digest_facts(digest: Digest) -> list[dict[str, object]]:
+    """Every entry's facts, ranked; read under the digest's lock (`--serve` asks while the run adds)."""
+    with digest.lock:
+        entries = digest.ranked()
+        times = digest.group_times(entries)
+        return [entry_facts(entry, rank, times) for rank, entry in enumerate(entries, start=1)]
 
 
 def _typed(facts: dict[str, object], kind: type[float]) -> Callable[[str], float | None]:

@@ -14,14 +14,19 @@ SHOWN_IN_TEXT = 50  # fingerprints a person reads; the JSON and XML have them al
 
 def digest_json(digest: Digest, date: str | None = None) -> dict[str, object]:
     """The digest as one JSON document: totals, then the fingerprints ranked by total time."""
-    facts = list(digest_facts(digest))
+    with digest.lock:
+        facts = digest_facts(digest)
+        times = digest.group_times(digest.ranked())
+        executions = digest.executions
     for one in facts:
+        for name in ("TotalTime", "MeanTime", "P50Time", "P95Time", "MaxTime"):
+            if one[name] is not None:
+                one[name] = round(one[name], 6)  # type: ignore[call-overload]  # microseconds, as the summary
         one["FirstSeen"] = format_time(one["FirstSeen"], date)  # type: ignore[arg-type]
         one["LastSeen"] = format_time(one["LastSeen"], date)  # type: ignore[arg-type]
-    times = digest.group_times(digest.ranked())
     return {
         "fingerprints": sum(1 for one in facts if not one["Overflow"]),
-        "executions": digest.executions,
+        "executions": executions,
         "time": {group: round(value, 6) for group, value in sorted(times.items())},
         "loop": {"run": LOOP_RUN, "gap": LOOP_GAP},
         "queries": facts,

@@ -2,7 +2,7 @@
 
 Each duration falls in a bucket of logarithmic width, so any quantile read back is within
 RELATIVE_ACCURACY of the true one (p95 of 10 ms: between 9.8 and 10.2 ms), whatever the number of
-durations added, and two sketches merge exactly (the digests of several runs, `dockit report`). Memory:
+durations added (a reservoir sample's error would depend on its size and the luck of the draw). Memory:
 at most MAX_BUCKETS counts; past them the lowest buckets are merged into one (their quantiles lose
 precision first: the slow end, which the digest is about, keeps its own)."""
 
@@ -42,16 +42,6 @@ class QuantileSketch:
         buckets = self.buckets
         buckets[index] = buckets.get(index, 0) + 1
         if len(buckets) > MAX_BUCKETS:
-            self._collapse()
-
-    def merge(self, other: QuantileSketch) -> None:
-        self.count += other.count
-        self.zeros += other.zeros
-        self.low = min(self.low, other.low)
-        self.high = max(self.high, other.high)
-        for index, count in other.buckets.items():
-            self.buckets[index] = self.buckets.get(index, 0) + count
-        while len(self.buckets) > MAX_BUCKETS:
             self._collapse()
 
     def _collapse(self) -> None:
