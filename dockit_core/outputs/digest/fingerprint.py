@@ -57,7 +57,7 @@ _MYSQL = re.compile(
 # one with escapes, $tag$...$tag$ a dollar-quoted string.
 _POSTGRES = re.compile(
     r"""(?P<string>[eE]'(?:[^'\\]|\\.|'')*(?:'|\Z)|[uU]&'(?:[^']|'')*(?:'|\Z)|[nN]?'(?:[^']|'')*(?:'|\Z)
-                  |\$(?P<tag>[^\W\d]\w*)?\$.*?(?:\$(?P=tag)\$|\Z))
+                  |\$(?P<tag>[^\W\d]\w*|)\$.*?(?:\$(?P=tag)\$|\Z))
 | (?P<quoted>"(?:[^"]|"")*(?:"|\Z))
 |"""
     + _COMMON,
@@ -111,10 +111,20 @@ def sql_fingerprint(text: str, protocol: str = "mysql") -> SqlShape:
     tokens = _collapse_lists(tokens)
     tokens = _simplify_limit_and_order(tokens)
     fingerprint = _join(tokens)
+    if tokens[:1] == ["call"] and len(tokens) > 1:
+        fingerprint = f"call {tokens[1]}"  # a procedure's arguments are values, as pt-query-digest says
+    elif tokens[:1] == ["use"] and len(tokens) == 2:
+        fingerprint = "use ?"  # the database is a value too (pt-query-digest's rule)
+    elif "union" in tokens:
+        fingerprint = _REPEATED_UNION.sub(r"\1 /*repeat\2*/", fingerprint)
     if cut or len(fingerprint) > MAX_FINGERPRINT:
         fingerprint = fingerprint[:MAX_FINGERPRINT] + " /* cut */"
     verb = next((t for t in tokens if t != "("), "")
     return SqlShape(fingerprint, verb, verb in ("update", "delete") and not _has_top_level_where(tokens))
+
+
+# `select ... union select ...` of the same select: one fingerprint whatever the count (pt-query-digest's).
+_REPEATED_UNION = re.compile(r"\b(select\s.*?)(?:(\sunion(?:\sall)?)\s\1)+")
 
 
 def _is_value(token: str) -> bool:
@@ -250,14 +260,11 @@ def _has_top_level_where(tokens: list[str]) -> bool:
 
 
 def query_id(fingerprint: str) -> str:
-    """pt-query-digest's query ID for a fingerprint (the last 16 hex digits of its MD5, upper case):
-    the same fingerprint gives the same ID in both tools' reports."""
-    return (
-        "0x"
-        + hashlib.md5(fingerprint.encode("utf-8", "surrogateescape"), usedforsecurity=False)
-        .hexdigest()[-16:]
-        .upper()
-    )
+    """pt-query-digest's query ID for a fingerprint (`0x` and the MD5 of the fingerprint in upper case,
+    as pt-query-digest 3 prints it; 2.x printed its last 16 digits): the same fingerprint gives the
+    same ID in both tools' reports."""
+    digest = hashlib.md5(fingerprint.encode("utf-8", "surrogateescape"), usedforsecurity=False)
+    return "0x" + digest.hexdigest().upper()
 
 
 # --- Redis --------------------------------------------------------------------------------------------
