@@ -33,6 +33,9 @@ command -v gnutls-cli >/dev/null 2>&1 || need+=(gnutls-bin)
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
 # chromium: the --serve page is tested in a real browser (driven by playwright, from the test extras).
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# pt-fingerprint and pt-query-digest: the query digest's fingerprints are checked against theirs
+# (tests/test_digest_fingerprint.py).
+command -v pt-fingerprint >/dev/null 2>&1 || need+=(percona-toolkit)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
