@@ -50,6 +50,11 @@ class Serving:
         self.store: LiveStore = LiveStore(about)
         self.session = session
         self.publisher = LivePublisher(self.store, session.model, session.context)
+        digest = session.digest
+        if digest is not None:  # `/api/digest`: written to the store at each of the publisher's scans
+            from dockit_core.outputs.digest.render import digest_json
+
+            self.publisher.digest = lambda: digest_json(digest, session.context.date)
         session.serve(self.publisher)
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None

@@ -268,7 +268,7 @@ class TraceSession:
             report.blocks = self.calls_writer.blocks_out
         if self.live is not None:
             with self.lock:
-                self.live.finish(self.spool.table_objects(), report.statistics_object())
+                self.live.finish(self.spool.table_objects(), report.statistics_object(), self.spool.digest_objects())
         classes = self.retired_processes.classes | set(self.retired_sockets.counts)
         objects = summary_objects(
             self.model,

@@ -11,7 +11,7 @@ replay.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from decoders.records import AttrValue, CimObject, Time
 from dockit_core.model import Model, Process, SocketNode
@@ -100,6 +100,7 @@ class LivePublisher:
         self.interval = MIN_INTERVAL
         self._last_scan = 0.0
         self.scans = 0
+        self.digest: Callable[[], object] | None = None  # the query digest as JSON, when the run has one
 
     # -- records ------------------------------------------------------------------------------------
     def record(self, obj: CimObject) -> None:
@@ -164,6 +165,8 @@ class LivePublisher:
                 self.store.apply(batch)
                 batch = []
         self.store.apply(batch, self._gone(seen))
+        if self.digest is not None:  # `/api/digest`: the query digest as it stands, at each scan
+            self.store.set_digest(self.digest())
         cost = time.monotonic() - started
         self.interval = max(MIN_INTERVAL, 10 * cost)
         self._last_scan = time.monotonic()
@@ -204,10 +207,13 @@ class LivePublisher:
             del self._hashes[key]
         return gone
 
-    def finish(self, tables: list[CimObject], statistics: CimObject | None) -> None:
-        """The run is over: the last state of everything, the tables and the statistics."""
+    def finish(self, tables: list[CimObject], statistics: CimObject | None, digests: Sequence[CimObject] = ()) -> None:
+        """The run is over: the last state of everything, the tables, the query digest (each entry
+        named by its rank: a fingerprint's ID is the same in two protocols) and the statistics."""
         for obj in tables:
             self._pending.append(self._change(obj, str(dict(obj.attrs).get("Name"))))
+        for obj in digests:
+            self._pending.append(self._change(obj, str(dict(obj.attrs).get("Rank"))))
         if statistics is not None:
             self._pending.append(self._change(statistics, "run"))
         self.tick(force=True)
