@@ -13,6 +13,7 @@ import subprocess
 import pytest
 
 from dockit_core.outputs.digest.fingerprint import (
+    SqlFingerprints,
     http_fingerprint,
     key_pattern,
     query_id,
@@ -238,3 +239,25 @@ def test_sketch_memory_is_bounded_and_the_slow_end_kept() -> None:
     assert len(sketch.buckets) <= 256
     assert sketch.quantile(1.0) == pytest.approx(10**3.9)
     assert abs(sketch.quantile(0.95) - 10**3.1) <= RELATIVE_ACCURACY * 10**3.1 * 1.0001  # type: ignore[operator]
+
+
+def test_the_skeleton_cache_gives_the_tokenizers_fingerprint() -> None:
+    """A loop's executions are fingerprinted through a cache keyed by the text with its values taken
+    out in one pass (SqlFingerprints): every statement of the corpus, and each with its numbers and
+    strings changed, has the fingerprint the tokenizer gives it alone, in either dialect."""
+    rng = random.Random(5)
+    statements = corpus() + [
+        "select * from t where a = 'x' and b = \"y\" and c = `t 1`",
+        "select x1.5, t2.c3 from t2 where t2.c3 = :1 and d = $1 and @v1 = 7",
+        "select 0x1G, 0x1F, 1e5, .5, -3 from t",
+        "select 'it''s', E'a' from t where a = 'b' -- 'c",
+    ]
+    cached = SqlFingerprints()
+    for statement in statements:
+        for protocol in ("mysql", "postgresql"):
+            variants = [statement]
+            for _ in range(3):
+                changed = re.sub(r"\d+", lambda _m: str(rng.randint(0, 99999)), statement)
+                variants.append(re.sub(r"'[^']*'", lambda _m: f"'{rng.random()}'", changed))
+            for text in variants:
+                assert cached.shape(text, protocol) == sql_fingerprint(text, protocol), (protocol, text)

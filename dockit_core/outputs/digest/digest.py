@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 
 from decoders.records import AttrValue, CimChild, CimObject, Duration, Time
 from dockit_core.outputs.digest.fingerprint import (
-    SqlShape,
+    SqlFingerprints,
     http_fingerprint,
     query_id,
     redis_fingerprint,
-    sql_fingerprint,
 )
 from dockit_core.outputs.digest.sketch import QuantileSketch
 
@@ -116,7 +115,7 @@ class Digest:
         self.entries: dict[tuple[str, str, str], DigestEntry] = {}
         self.overflow: dict[str, DigestEntry] = {}  # kind -> the executions past the cap
         self._last: dict[str, list] = {}  # session -> [entry, run length, end time]  # type: ignore[type-arg]
-        self._shapes: dict[tuple[str, str], SqlShape] = {}  # (protocol, text) -> shape: a loop's text repeats
+        self._fingerprints = SqlFingerprints()  # a loop's statement tokenized once
         self.lock = threading.RLock()  # `--serve` reads while the run adds
         self.executions = 0
 
@@ -146,13 +145,7 @@ class Digest:
             elif child.tag == "Table":
                 table = dict(child.attrs)
                 tables.append((str(table.get("Name")), table.get("Access") == "write"))
-        key = (protocol, text)
-        shape = self._shapes.get(key)
-        if shape is None:
-            shape = sql_fingerprint(text, protocol)
-            if len(self._shapes) >= 4096:
-                self._shapes.clear()
-            self._shapes[key] = shape
+        shape = self._fingerprints.shape(text, protocol)
         failed = attrs.get("Status") == "error"
         code = attrs.get("ErrorCode")
         with self.lock:

@@ -370,3 +370,54 @@ def http_fingerprint(method: str | None, url: str | None) -> str:
     if len(route) > MAX_FINGERPRINT:
         route = route[:MAX_FINGERPRINT]
     return f"{(method or '?').upper()} {route}"
+
+
+# --- SQL, many times over -----------------------------------------------------------------------------
+
+# A statement's values replaced in one C-level pass (its "skeleton"): the executions of one query in a
+# loop have the same skeleton, so the tokenizer runs once per query, not once per execution. The
+# patterns are the tokenizer's own (strings, quoted identifiers, numbers where a token may start), so
+# that two texts with the same skeleton always have the same fingerprint; a text with a comment, a
+# backslash or PostgreSQL's `"` or `$` quoting, where a skeleton could cut differently, is tokenized
+# whole instead.
+_SKELETON_MYSQL = re.compile(  # the lookahead first: most characters start nothing (2.5 times faster)
+    r"""(?=[`'"nN\d.])(?:(?P<keep>`(?:[^`]|``)*(?:`|\Z))
+| (?P<string>[nN]?'(?:[^'\\]|\\.|'')*(?:'|\Z)|"(?:[^"\\]|\\.|"")*(?:"|\Z))
+| (?<![\w$@.:])(?:0x[0-9a-fA-F]+\b|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?))""",
+    re.VERBOSE | re.DOTALL,
+)
+_SKELETON_POSTGRES = re.compile(
+    r"""(?=['\d.])(?:(?P<string>'(?:[^']|'')*(?:'|\Z))
+| (?<![\w$@.:])(?:0x[0-9a-fA-F]+\b|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?))""",
+    re.VERBOSE | re.DOTALL,
+)
+_UNSAFE_MYSQL = re.compile(r"--|#|/\*|\\")
+_UNSAFE_POSTGRES = re.compile(r'--|/\*|\\|"|\$\D|\$\Z')
+
+
+def _literal(match: re.Match[str]) -> str:
+    return match.group() if match.lastgroup == "keep" else "?"
+
+
+class SqlFingerprints:
+    """`sql_fingerprint` for a stream of statements, remembering the last CACHED queries' shapes by
+    skeleton: a loop of 20,000 executions tokenizes its statement once."""
+
+    CACHED = 4096
+
+    def __init__(self) -> None:
+        self._shapes: dict[tuple[str, str], SqlShape] = {}
+
+    def shape(self, text: str, protocol: str) -> SqlShape:
+        postgres = protocol == "postgresql"
+        if len(text) > 4096 or (_UNSAFE_POSTGRES if postgres else _UNSAFE_MYSQL).search(text):
+            key = (protocol, text)  # tokenized whole; the text itself remembered (a prepared statement's)
+        else:
+            key = (protocol, (_SKELETON_POSTGRES if postgres else _SKELETON_MYSQL).sub(_literal, text))
+        shape = self._shapes.get(key)
+        if shape is None:
+            shape = sql_fingerprint(text, protocol)
+            if len(self._shapes) >= self.CACHED:
+                self._shapes.clear()
+            self._shapes[key] = shape
+        return shape
