@@ -12,6 +12,9 @@
 - decode:  replay of a capture with 20,000 MySQL queries, decoders on vs `--no-decode` (target: <= 1.5); and
            of 20,000 PostgreSQL queries (psycopg 3, extended then simple protocol), whose decoding cost a
            query is compared with MySQL's (target: no more).
+- digest:  replay of the same 20,000 MySQL queries with the query digest (the default) vs `--no-digest`
+           (target: <= 1.10), wall clock and CPU time, the runs of each interleaved; and peak RSS with
+           100,000 distinct statements (the digest keeps 1,000 fingerprints: it must stay flat).
 - bridges: peak RSS replaying a ~1 GB synthetic log (file calls and HTTP connections) with each bridge
            output: `--pcap`, `--events` OCEL 2.0 JSON and `--events` CSV (streaming: it must stay flat).
 - brokers: replay of an MQTT connection publishing at QoS 1, each message to a topic of its own:
@@ -397,6 +400,71 @@ def bench_decode(work: Path, runs: int, queries: int) -> list[tuple[str, str, st
     return rows
 
 
+def cpu_and_wall(command: list[str]) -> tuple[float, float]:
+    """(CPU seconds, user and system, of the child; wall seconds): CPU time is what other work on
+    the machine disturbs least."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, wall
+
+
+def distinct_statements_log(path: Path, statements: int) -> Path:
+    """One MySQL connection sending `statements` queries each on a table of its own (as many
+    fingerprints), answered OK: the digest's growth case."""
+    with path.open("w") as out:
+        out.write("100 1700000000.000000 socket(AF_INET, SOCK_STREAM, IPPROTO_TCP) = 3<TCP:[1]>\n")
+        out.write('100 1700000000.000001 connect(3<TCP:[1]>, {sa_family=AF_INET, sin_port=htons(3306), '
+                  'sin_addr=inet_addr("127.0.0.1")}, 16) = 0\n')
+        peer = "3<TCP:[127.0.0.1:40000->127.0.0.1:3306]>"
+        greeting = b"\x0a10.11.0-MariaDB\x00" + b"\x01\x00\x00\x00" + b"abcdefgh\x00" + b"\xff\xf7\x21\x02\x00\xff\x81\x15" + b"\x00" * 10 + b"ijklmnopqrst\x00mysql_native_password\x00"
+        packet = len(greeting).to_bytes(3, "little") + b"\x00" + greeting
+        out.write(f'100 1700000000.000002 recvfrom({peer}, "{escaped(packet)}", 16384, 0, NULL, NULL) = {len(packet)}\n')
+        login = b"\x8d\xa6\x0f\x00\x00\x00\x00\x01\x21" + b"\x00" * 23 + b"root\x00\x00"
+        packet = len(login).to_bytes(3, "little") + b"\x01" + login
+        out.write(f'100 1700000000.000003 sendto({peer}, "{escaped(packet)}", {len(packet)}, 0, NULL, 0) = {len(packet)}\n')
+        ok = b"\x07\x00\x00\x02\x00\x00\x00\x02\x00\x00\x00"
+        out.write(f'100 1700000000.000004 recvfrom({peer}, "{escaped(ok)}", 16384, 0, NULL, NULL) = {len(ok)}\n')
+        for i in range(statements):
+            text = f"update table_{i} set hits = hits + 1 where id = {i}".encode()
+            packet = (len(text) + 1).to_bytes(3, "little") + b"\x00\x03" + text
+            t = 1700000001 + i * 0.001
+            out.write(f'100 {t:.6f} sendto({peer}, "{escaped(packet)}", {len(packet)}, 0, NULL, 0) = {len(packet)}\n')
+            reply = b"\x07\x00\x00\x01\x00\x01\x00\x02\x00\x00\x00"
+            out.write(f'100 {t + 0.0002:.6f} recvfrom({peer}, "{escaped(reply)}", 16384, 0, NULL, NULL) = {len(reply)}\n')
+    return path
+
+
+def bench_digest(work: Path, runs: int, queries: int, sizes: list[int]) -> list[tuple[str, str, str]]:
+    rows = []
+    log = next(work.glob("mysql.strace.*.log"), None) or mysql_capture(work, queries)
+    if log is None:
+        rows.append(("digest overhead", "MariaDB not reachable", "not measured"))
+    else:
+        on: list[tuple[float, float]] = []
+        off: list[tuple[float, float]] = []
+        for _ in range(runs):  # interleaved: the machine's drift touches both alike
+            off.append(cpu_and_wall(DOCKIT + ["-i", str(log), "-l", str(work / "d-off"), "--no-digest"]))
+            on.append(cpu_and_wall(DOCKIT + ["-i", str(log), "-l", str(work / "d-on")]))
+        cpu_on, cpu_off = (statistics.median(c for c, _ in runs_) for runs_ in (on, off))
+        wall_on, wall_off = (statistics.median(w for _, w in runs_) for runs_ in (on, off))
+        rows.append((f"query digest, replay of {queries} MySQL queries", "digest on vs --no-digest, CPU time",
+                     f"{cpu_on:.2f} s vs {cpu_off:.2f} s: **{cpu_on / cpu_off:.3f}x** (target 1.10x), "
+                     f"{(cpu_on - cpu_off) / queries * 1e6:.0f} µs a query"))
+        rows.append(("same, wall clock", "digest on vs --no-digest",
+                     f"{wall_on:.2f} s vs {wall_off:.2f} s: **{wall_on / wall_off:.3f}x**"))
+    for statements in sizes:
+        distinct = distinct_statements_log(work / f"distinct-{statements}.log", statements)
+        rss_on = peak_rss(DOCKIT + ["-i", str(distinct), "-l", str(work / "dd-on")])
+        rss_off = peak_rss(DOCKIT + ["-i", str(distinct), "-l", str(work / "dd-off"), "--no-digest"])
+        rows.append((f"peak memory, replay of {statements} distinct statements",
+                     f"{distinct.stat().st_size / 1e6:.0f} MB, digest on vs --no-digest",
+                     f"{rss_on // 1024} MB vs {rss_off // 1024} MB peak RSS"))
+    return rows
+
+
 def escaped(data: bytes) -> str:
     """Bytes as strace -x writes a buffer."""
     return "".join(f"\\x{byte:02x}" for byte in data)
@@ -447,7 +515,7 @@ def bench_brokers(work: Path, runs: int, sizes: list[int]) -> list[tuple[str, st
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer runs, smaller logs")
-    parser.add_argument("--only", nargs="*", choices=["replay", "memory", "live", "decode", "bridges", "brokers"])
+    parser.add_argument("--only", nargs="*", choices=["replay", "memory", "live", "decode", "digest", "bridges", "brokers"])
     args = parser.parse_args()
     if shutil.which("strace") is None:
         print("bench: strace is not installed (apt-get install strace)", file=sys.stderr)
@@ -456,7 +524,7 @@ def main() -> int:
     # Timed as pip installs it: byte-compiled (with PYTHONDONTWRITEBYTECODE set, each run would
     # compile every module again and the startup would count several times over).
     subprocess.run([sys.executable, "-m", "compileall", "-q", *(str(ROOT / name) for name in PACKAGES)], check=True)
-    chosen = set(args.only or ["replay", "memory", "live", "decode", "bridges", "brokers"])
+    chosen = set(args.only or ["replay", "memory", "live", "decode", "digest", "bridges", "brokers"])
     rows: list[tuple[str, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="dockit-bench-") as folder:
         work = Path(folder)
@@ -471,6 +539,8 @@ def main() -> int:
             rows += bench_live(work, runs)
         if "decode" in chosen:
             rows += bench_decode(work, runs, 2000 if args.quick else 20000)
+        if "digest" in chosen:
+            rows += bench_digest(work, runs, 2000 if args.quick else 20000, [10000, 100000])
         if "bridges" in chosen:
             for megabytes in [20, 100] if args.quick else [100, 1024]:
                 rows += bench_bridges(work, megabytes)
