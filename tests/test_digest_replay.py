@@ -174,6 +174,8 @@ def test_distinct_fingerprints_past_the_cap_are_counted_as_other() -> None:
     digest = Digest(max_fingerprints=100)
     for i in range(5000):
         digest.add(query(f"select * from table_{i} where id = {i}", "s", float(i)))
+    assert len(digest._pending) < Digest.BATCH  # the records waiting to be counted: a batch at most
+    digest.flush()
     assert len(digest.entries) == 100
     [other] = digest.overflow.values()
     assert (other.count, other.fingerprint, other.overflow) == (4900, "*", True)
@@ -186,6 +188,7 @@ def test_sessions_remembered_for_the_loop_flag_are_bounded() -> None:
     digest = Digest()
     for i in range(3 * MAX_SESSIONS):
         digest.add(query("select 1", f"session-{i}", float(i)))
+    digest.flush()
     assert len(digest._last) == MAX_SESSIONS
     [entry] = digest.entries.values()
     assert entry.count == 3 * MAX_SESSIONS and entry.longest_run == 1

@@ -259,7 +259,11 @@ class TraceSession:
     def finish(self) -> Report:
         """Flush the decoders and write the summary and the calls file (atomically)."""
         try:
-            self.tracker.finish()
+            if self.live is not None:  # the decoders' last records, and the digest they feed, are not
+                with self.lock:  # read by `--serve`'s idle tick half-way
+                    self.tracker.finish()
+            else:
+                self.tracker.finish()
         finally:
             self.watchdog.stop()
         report = self.report()
