@@ -411,6 +411,13 @@ def cpu_and_wall(command: list[str]) -> tuple[float, float]:
     return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, wall
 
 
+def instructions(command: list[str]) -> int:
+    """Instructions a command executes, counted by callgrind."""
+    result = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True)
+    return int(re.findall(r"Collected : (\d+)", result.stderr)[-1])
+
+
 def distinct_statements_log(path: Path, statements: int) -> Path:
     """One MySQL connection sending `statements` queries each on a table of its own (as many
     fingerprints), answered OK: the digest's growth case."""
@@ -455,6 +462,11 @@ def bench_digest(work: Path, runs: int, queries: int, sizes: list[int]) -> list[
                      f"{(cpu_on - cpu_off) / queries * 1e6:.0f} µs a query"))
         rows.append(("same, wall clock", "digest on vs --no-digest",
                      f"{wall_on:.2f} s vs {wall_off:.2f} s: **{wall_on / wall_off:.3f}x**"))
+        if shutil.which("valgrind"):  # instructions executed: what the machine's load does not change
+            counts = [instructions(DOCKIT + ["-i", str(log), "-l", str(work / f"d-cg-{mode}"), *extra])
+                      for mode, extra in (("on", []), ("off", ["--no-digest"]))]
+            rows.append(("same, instructions (valgrind --tool=callgrind, one run each)", "digest on vs --no-digest",
+                         f"{counts[0] / 1e9:.2f} G vs {counts[1] / 1e9:.2f} G: **{counts[0] / counts[1]:.3f}x**"))
     for statements in sizes:
         distinct = distinct_statements_log(work / f"distinct-{statements}.log", statements)
         rss_on = peak_rss(DOCKIT + ["-i", str(distinct), "-l", str(work / "dd-on")])

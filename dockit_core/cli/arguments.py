@@ -29,6 +29,7 @@ examples:
   dockit -u www-data --follow           # watch www-data's new processes, trace each one
   dockit decoders                       # the decoders installed, where from, and why any failed to load
   dockit extract --channel ID LOG       # one channel's chunks as a test fixture (decoders.testing)
+  dockit report A.log B.xml [--json]    # the query digest of runs: statements by fingerprint, merged
   dockit -i trace                       # strace -ff -o trace wrote trace.PID files
   dockit -i capture.pcapng              # a packet capture: connections and what crossed them
   dockit --pcap run.pcapng --events run.csv --case session python3 app.py
