@@ -193,3 +193,22 @@ def test_sessions_remembered_for_the_loop_flag_are_bounded() -> None:
     [entry] = digest.entries.values()
     assert entry.count == 3 * MAX_SESSIONS and entry.longest_run == 1
     assert len(entry.sessions) == 32 and entry.more_sessions
+
+
+def test_report_of_a_summary_with_damaged_values(tmp_path: Path) -> None:
+    """A summary is untrusted input too: durations and times that are no number, infinite or absurd
+    are not counted as time; the executions still are."""
+    damaged = tmp_path / "damaged.xml"
+    damaged.write_text(
+        '<Dockit><Dockit_SqlQuery Protocol="mysql" Duration="inf" Start="nan"><Text>select 1</Text></Dockit_SqlQuery>'
+        '<Dockit_SqlQuery Protocol="mysql" Duration="nan" Start="x"><Text>select 2</Text></Dockit_SqlQuery>'
+        '<Dockit_SqlQuery Protocol="mysql" Duration="1e308" Rows="many"><Text>select 3</Text></Dockit_SqlQuery>'
+        '<Dockit_SqlQuery Protocol="mysql" Duration="0.5" Start="2026-12-03T10:00:00+00:00"><Text>select 4</Text>'
+        '</Dockit_SqlQuery><Dockit_RedisCommand Command="GET"><Argument Index="z">k:1</Argument></Dockit_RedisCommand>'
+        "</Dockit>"
+    )
+    result = run_dockit("report", "--json", str(damaged))
+    assert result.returncode == 0, result.stderr
+    [sql] = [q for q in json.loads(result.stdout)["queries"] if q["Kind"] == "sql"]
+    assert (sql["Fingerprint"], sql["Count"], sql["TotalTime"], sql["Rows"]) == ("select ?", 4, 0.5, 0)
+    assert sql["FirstSeen"] == "2026-12-03T10:00:00.000000+00:00"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from math import isfinite
 
 from decoders.records import AttrValue, CimChild, CimObject, Duration, Time
 from dockit_core.outputs.digest.fingerprint import (
@@ -31,8 +32,8 @@ MAX_EXAMPLE = 1000  # characters of the example kept
 # batch job spreading one statement over minutes does not.
 LOOP_RUN = 10
 LOOP_GAP = 1.0
+MAX_DURATION = 1e7  # seconds (115 days): a longer duration is a damaged log's, not counted as time
 
-DIGESTED_CLASSES = frozenset({"Dockit_SqlQuery", "Dockit_RedisCommand", "Dockit_HttpRequest"})
 KINDS = {"Dockit_SqlQuery": "sql", "Dockit_RedisCommand": "redis", "Dockit_HttpRequest": "http"}
 # Whose time a share is of: the database's (SQL and Redis), or the HTTP requests'.
 TIME_GROUP = {"sql": "database", "redis": "database", "http": "http"}
@@ -98,14 +99,16 @@ def _count_capped(counts: dict[str, int], key: str, amount: int = 1) -> None:
 
 
 def _number(value: AttrValue) -> float | None:
+    """A finite number from an attribute (a summary read back has text; a log is untrusted: `nan`)."""
     if isinstance(value, float):  # Time and Duration too: the usual case, first
-        return value
+        return value if isfinite(value) else None
     if value is None or isinstance(value, bool):
         return None
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         return None
+    return number if isfinite(number) else None
 
 
 class Digest:
@@ -173,10 +176,8 @@ class Digest:
         entry.count += 1
         if run not in entry.runs:
             entry.runs.add(run)
-        duration = attrs.get("Duration")
-        if type(duration) is not float and not isinstance(duration, float):
-            duration = _number(duration)
-        if duration is not None and duration >= 0:
+        duration = _number(attrs.get("Duration"))
+        if duration is not None and 0 <= duration <= MAX_DURATION:
             entry.timed += 1
             entry.total += duration
             if duration > entry.max:
@@ -186,9 +187,7 @@ class Digest:
             code = attrs.get("ErrorCode")
             entry.errors += 1
             _count_capped(entry.error_codes, "error" if code is None else str(code))
-        start = attrs.get("Start")
-        if not isinstance(start, float):
-            start = _number(start)
+        start = _number(attrs.get("Start"))
         if start is not None:
             first = entry.first
             if first is None or start < first:
@@ -283,7 +282,7 @@ class Digest:
         entry.count += 1
         entry.runs.add(run)
         duration = _number(attrs.get("Duration"))
-        if duration is not None and duration >= 0:
+        if duration is not None and 0 <= duration <= MAX_DURATION:
             entry.timed += 1
             entry.total += duration
             if duration > entry.max:
