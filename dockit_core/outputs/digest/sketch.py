@@ -49,10 +49,12 @@ class QuantileSketch:
         self.buckets[second] += self.buckets.pop(lowest)
 
     def quantile(self, q: float) -> float | None:
-        """The value under which a fraction `q` of the durations lie (None when there are none)."""
+        """The nearest-rank quantile: the smallest duration with at least a fraction `q` of them at
+        or under it (p95 of 20 executions: the 19th fastest; of 2: the slower). None when there are
+        none."""
         if not self.count:
             return None
-        rank = q * (self.count - 1)
+        rank = max(0, math.ceil(q * self.count) - 1)  # 0-based
         if rank < self.zeros:
             return 0.0
         seen = self.zeros
