@@ -207,18 +207,37 @@ class SqlQuery(Record):
     sample_rows: list[list[str | None]] = field(default_factory=list)
     confidence: str | None = None  # None when fully decoded; "heuristic" for a fallback
     written_tables: list[str] = field(default_factory=list)  # subset of `tables` the statement writes
+    # `tables` as the server resolved them, one for one (`customers` in database shop: shop.customers);
+    # empty when the session's current database or schema is not known
+    resolved_tables: list[str] = field(default_factory=list)
     extra: dict[str, AttrValue] = field(default_factory=dict)  # protocol-specific (PostgreSQL's Command...)
-    notices: list[tuple[str, str, str]] = field(default_factory=list)  # (severity, code, message) sent with it
+    notices: list[tuple[str, str, str]] = field(
+        default_factory=list
+    )  # (severity, code, message) sent with it
 
     def to_cim(self) -> CimObject:
         # Built directly as tuples (no dict, no empty comprehensions): one is made per query.
         children = [CimChild("Text", (), self.text)]
         if self.tables:
             written = set(self.written_tables)
-            children += [
-                CimChild("Table", (("Name", name), ("Access", "write" if name in written else "read")))
-                for name in self.tables
-            ]
+            resolved = self.resolved_tables if len(self.resolved_tables) == len(self.tables) else None
+            if resolved is None:
+                children += [
+                    CimChild("Table", (("Name", name), ("Access", "write" if name in written else "read")))
+                    for name in self.tables
+                ]
+            else:
+                children += [
+                    CimChild(
+                        "Table",
+                        (
+                            ("Name", name),
+                            ("Access", "write" if name in written else "read"),
+                            ("Resolved", full),
+                        ),
+                    )
+                    for name, full in zip(self.tables, resolved, strict=True)
+                ]
         if self.parameters:
             children += [
                 CimChild("Parameter", (("Index", index), ("Value", value)))
@@ -228,7 +247,11 @@ class SqlQuery(Record):
             children += [CimChild("Column", (("Name", name),)) for name in self.columns]
         if self.sample_rows:
             children += [
-                CimChild("Row", (), "\t".join("NULL" if v is None else _cell(v) for v in redact_row(self.columns, row)))
+                CimChild(
+                    "Row",
+                    (),
+                    "\t".join("NULL" if v is None else _cell(v) for v in redact_row(self.columns, row)),
+                )
                 for row in self.sample_rows
             ]
         if self.notices:
@@ -280,7 +303,9 @@ class HttpExchange(Record):
     complete: bool = True
     request_headers: list[tuple[str, str]] = field(default_factory=list)  # already redacted
     response_headers: list[tuple[str, str]] = field(default_factory=list)
-    extra: dict[str, AttrValue] = field(default_factory=dict)  # protocol-specific (HTTP/2's Stream, Pushed...)
+    extra: dict[str, AttrValue] = field(
+        default_factory=dict
+    )  # protocol-specific (HTTP/2's Stream, Pushed...)
 
     def to_cim(self) -> CimObject:
         children = [
@@ -306,7 +331,9 @@ class HttpExchange(Record):
                 "ResponseBytes": self.response_bytes,
                 "ContentType": self.content_type,
                 "Version": self.http_version,
-                "ResponseVersion": self.response_version if self.response_version != self.http_version else None,
+                "ResponseVersion": self.response_version
+                if self.response_version != self.http_version
+                else None,
                 "Server": self.server,
                 "Truncated": "true" if self.truncated else None,
                 "Complete": None if self.complete else "false",

@@ -94,6 +94,16 @@ def _ordered(sql: str, names: list[str]) -> list[str]:
     return sorted(unique, key=position)
 
 
+def qualified(name: str, default: str | None) -> str:
+    """A table name as the server resolves it: one written without a database (MySQL) or schema
+    (PostgreSQL) is in the session's current one, `default`; a qualified name stays as written.
+    Unknown (`default` None: a trace that began after the login, a search path of no schema), the
+    name stays as written."""
+    if not default or "." in name:
+        return name
+    return f"{default}.{name}"
+
+
 # --- placeholders that carry secrets --------------------------------------------------------------
 
 # What a prepared statement's text is made of, for finding its `?` placeholders: strings, quoted names

@@ -46,3 +46,11 @@ class Request:
     partial: bool = False  # a reply packet was cut but its lost bytes were skipped: the count holds
     prepared: Statement | None = None
     slots: list[str] = field(default_factory=list)  # PREPARE reply parts still expected, last first
+    # A multi-statement COM_QUERY: its statements, the one the current result answers, the records of
+    # those already answered (one per statement), and when the current one started (the end of the
+    # result before it: the server runs them in turn).
+    statements: list[str] = field(default_factory=list)
+    index: int = 0
+    answered: list[Request] = field(default_factory=list)
+    result_start: float | None = None
+    result_tables: list[str] = field(default_factory=list)  # `schema.table` its columns came from

@@ -31,11 +31,12 @@ from __future__ import annotations
 import re
 from collections import deque
 
+from decoders.postgres.search_path import after_set
 from decoders.postgres.sql import redact_value, secret_parameters, split_statements
 from decoders.postgres.stream import Frame
 from decoders.records import Annotation, AttrValue, Output, SqlQuery
 from decoders.redact import REDACTED, redact_sql
-from decoders.sql_tables import tables_in
+from decoders.sql_tables import qualified, tables_in
 from protocols import postgres as p
 from protocols.postgres.values import value_text
 
@@ -141,6 +142,9 @@ class QueryProtocol:
         self.parsed_at: tuple[int, Statement] | None = None  # the last Parse's call, for annotations
         self.last_server_time: float | None = None
         self.tables_seen: dict[tuple[str, bool], tuple[list[str], list[str]]] = {}
+        # The schema unqualified table names resolve to (search_path.py); None when not known (the
+        # startup was not traced)
+        self.schema: str | None = None
 
     # --- client ----------------------------------------------------------------------------------
 
@@ -659,6 +663,12 @@ class QueryProtocol:
         if execution.copy is not None:
             extra["Bytes"] = execution.copy_bytes
         tables, written = self._tables(execution.text, truncated)
+        schema = self.schema
+        resolved = [qualified(t, schema) for t in tables] if schema else []
+        if execution.status == "ok" and tag is not None and tag.command in ("SET", "RESET"):
+            changed = after_set(execution.text)
+            if changed is not False:
+                self.schema = changed  # type: ignore[assignment]
         start, end = execution.time, execution.end_time
         columns = [f.name for f in execution.fields] if execution.fields else []
         out.append(
@@ -677,6 +687,7 @@ class QueryProtocol:
                 truncated=truncated,
                 tables=tables,
                 written_tables=written,
+                resolved_tables=resolved,
                 parameters=parameters,
                 columns=columns,
                 sample_rows=execution.sample,

@@ -166,10 +166,17 @@ class RecordSpool:
         counts = self.counts
         counts[cim_class] = counts.get(cim_class, 0) + 1
         if cim_class == "Dockit_SqlQuery":
+            counted: set[str] = set()  # `customers` and `shop.customers` in one statement: one table
             for child in obj.children:
                 if child.tag == "Table":
                     attrs = dict(child.attrs)
-                    entry = self.tables.setdefault(str(attrs.get("Name")), [0, 0])
+                    name = str(
+                        attrs.get("Resolved") or attrs.get("Name")
+                    )  # `customers` in shop: shop.customers
+                    if name in counted:
+                        continue
+                    counted.add(name)
+                    entry = self.tables.setdefault(name, [0, 0])
                     entry[1 if attrs.get("Access") == "write" else 0] += 1
         elif cim_class == "Dockit_Message":
             self.destinations.add(obj)
@@ -183,7 +190,9 @@ class RecordSpool:
             try:
                 pickle.dump(batch, self._file, protocol=pickle.HIGHEST_PROTOCOL)
             except OSError as error:
-                raise SpillError(error.errno, f"a temporary file in {tempfile.gettempdir()}: {error.strerror}") from error
+                raise SpillError(
+                    error.errno, f"a temporary file in {tempfile.gettempdir()}: {error.strerror}"
+                ) from error
             self._spilled += 1
             self._batch = []
 
@@ -229,7 +238,9 @@ class OrderedSpool:
     """Summary objects written as they come (the processes that ended), rendered and filtered by -s
     then, kept on disk and given back in the order of a key (when each began): see model/spill.py."""
 
-    def __init__(self, render: Callable[[CimObject], str], keep: Callable[[CimObject], bool] | None = None) -> None:
+    def __init__(
+        self, render: Callable[[CimObject], str], keep: Callable[[CimObject], bool] | None = None
+    ) -> None:
         self._render = render
         self._keep = keep
         self._runs: SortedRuns[tuple[int, str, str]] = SortedRuns(key=_first)
@@ -381,7 +392,11 @@ def machine_objects(context: RunContext) -> list[CimObject]:
         CimObject.make("CIM_ComputerSystem", {"Name": context.hostname or None}),
         CimObject.make(
             "CIM_OperatingSystem",
-            {"Name": context.os_type or None, "Release": context.os_release or None, "Version": context.kernel or None},
+            {
+                "Name": context.os_type or None,
+                "Release": context.os_release or None,
+                "Version": context.kernel or None,
+            },
         ),
     ]
 
