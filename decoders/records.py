@@ -207,9 +207,9 @@ class SqlQuery(Record):
     sample_rows: list[list[str | None]] = field(default_factory=list)
     confidence: str | None = None  # None when fully decoded; "heuristic" for a fallback
     written_tables: list[str] = field(default_factory=list)  # subset of `tables` the statement writes
-    # `tables` as the server resolved them, one for one (`customers` in database shop: shop.customers);
-    # empty when the session's current database or schema is not known
-    resolved_tables: list[str] = field(default_factory=list)
+    # `tables` as the server resolved them, one for one (`customers` in database shop: shop.customers;
+    # None for a name written without a database when the session's current one is not known)
+    resolved_tables: list[str | None] = field(default_factory=list)
     extra: dict[str, AttrValue] = field(default_factory=dict)  # protocol-specific (PostgreSQL's Command...)
     notices: list[tuple[str, str, str]] = field(
         default_factory=list
@@ -220,24 +220,15 @@ class SqlQuery(Record):
         children = [CimChild("Text", (), self.text)]
         if self.tables:
             written = set(self.written_tables)
-            resolved = self.resolved_tables if len(self.resolved_tables) == len(self.tables) else None
-            if resolved is None:
-                children += [
-                    CimChild("Table", (("Name", name), ("Access", "write" if name in written else "read")))
-                    for name in self.tables
-                ]
-            else:
-                children += [
-                    CimChild(
-                        "Table",
-                        (
-                            ("Name", name),
-                            ("Access", "write" if name in written else "read"),
-                            ("Resolved", full),
-                        ),
-                    )
-                    for name, full in zip(self.tables, resolved, strict=True)
-                ]
+            resolved = self.resolved_tables if len(self.resolved_tables) == len(self.tables) else ()
+            children += [
+                CimChild(
+                    "Table",
+                    (("Name", name), ("Access", "write" if name in written else "read"))
+                    + ((("Resolved", resolved[i]),) if resolved and resolved[i] is not None else ()),
+                )
+                for i, name in enumerate(self.tables)
+            ]
         if self.parameters:
             children += [
                 CimChild("Parameter", (("Index", index), ("Value", value)))

@@ -94,14 +94,14 @@ def _ordered(sql: str, names: list[str]) -> list[str]:
     return sorted(unique, key=position)
 
 
-def qualified(name: str, default: str | None) -> str:
+def qualified(name: str, default: str | None) -> str | None:
     """A table name as the server resolves it: one written without a database (MySQL) or schema
-    (PostgreSQL) is in the session's current one, `default`; a qualified name stays as written.
-    Unknown (`default` None: a trace that began after the login, a search path of no schema), the
-    name stays as written."""
-    if not default or "." in name:
+    (PostgreSQL) is in the session's current one, `default`; a qualified name stays as written. None
+    when that is not known (`default` None: a trace that began after the login, a login packet cut, a
+    search path of no schema)."""
+    if "." in name:
         return name
-    return f"{default}.{name}"
+    return f"{default}.{name}" if default else None
 
 
 # --- placeholders that carry secrets --------------------------------------------------------------

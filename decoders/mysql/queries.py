@@ -79,7 +79,7 @@ class QueriesMixin:
             # The text was cut: its answer still names the tables its columns came from.
             tables = tables + [t for t in request.result_tables if t not in tables]
         database = self._database
-        resolved = [qualified(t, database) for t in tables] if database else []
+        resolved = [qualified(t, database) for t in tables]
         if request.status == "ok":
             self._follow_use(command, text)
         start = request.result_start if request.result_start is not None else request.at.time

@@ -664,7 +664,7 @@ class QueryProtocol:
             extra["Bytes"] = execution.copy_bytes
         tables, written = self._tables(execution.text, truncated)
         schema = self.schema
-        resolved = [qualified(t, schema) for t in tables] if schema else []
+        resolved = [qualified(t, schema) for t in tables]
         if execution.status == "ok" and tag is not None and tag.command in ("SET", "RESET"):
             changed = after_set(execution.text)
             if changed is not False:
