@@ -25,6 +25,7 @@ from dockit_core.outputs.bridges import open_bridges
 from dockit_core.outputs.calls.blocks_writer import BlocksWriter
 from dockit_core.outputs.calls.each_call_writer import CallsWriter
 from dockit_core.outputs.live.publisher import LivePublisher
+from dockit_core.outputs.summary.json_writer import write_json
 from dockit_core.outputs.summary.objects import (
     OrderedSpool,
     RecordSpool,
@@ -100,9 +101,7 @@ class TraceSession:
         self.model = Model()
         if default_pid:
             self.model.root_pid = default_pid
-        self.spool = RecordSpool(
-            renderer(options.summary_format, context.date), keep_filter(options.filters)
-        )
+        self.spool = RecordSpool(renderer(options.summary_format, context.date), keep_filter(options.filters))
         self.spool.resolved = self.model.resolved  # DNS answers name the sockets that connect to them
         if registry is None and options.decode:
             registry = Registry.default(options.decoder_references, options.decode_overrides)
@@ -111,7 +110,10 @@ class TraceSession:
         if registry is not None:
             self.watchdog.start()  # a no-op outside the main thread (a test driving a session from a thread)
         self.channels = ChannelManager(
-            registry, self.spool.add, DecoderOptions(rows=options.rows, proto=options.proto), watchdog=self.watchdog
+            registry,
+            self.spool.add,
+            DecoderOptions(rows=options.rows, proto=options.proto),
+            watchdog=self.watchdog,
         )
         self.parser = StraceParser(default_pid)
         self.calls_writer: CallsWriter | BlocksWriter | None = None
@@ -279,6 +281,10 @@ class TraceSession:
         )
         if self.options.summary_format == "XML":
             write_xml(objects, self.paths.summary, self.context.date)
+        elif self.options.summary_format in ("JSON", "JSONL"):
+            write_json(
+                objects, self.paths.summary, self.context.date, lines=self.options.summary_format == "JSONL"
+            )
         else:
             write_txt(objects, self.paths.summary, self.context.date)
         report.outputs.append(self.paths.summary)
@@ -334,7 +340,13 @@ def print_report(report: Report, warnings: int, stream: TextIO | None = None, ve
     if warnings and report.unattributed_data_calls:
         stream.write(f"dockit: {report.unattributed_data_calls} data call(s) whose fd was not in the trace\n")
     for problem in report.problems:
-        if warnings or "failed" in problem or "skipped" in problem or "stopped" in problem or "returned" in problem:
+        if (
+            warnings
+            or "failed" in problem
+            or "skipped" in problem
+            or "stopped" in problem
+            or "returned" in problem
+        ):
             stream.write(f"dockit: {problem}\n")
     if verbose:
         for text in report.tracebacks:

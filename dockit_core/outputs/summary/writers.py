@@ -154,6 +154,10 @@ def renderer(summary_format: str, date: str | None) -> Callable[[CimObject], str
     spool keeps text, not objects to pickle and unpickle (that cost more than rendering)."""
     if summary_format == "XML":
         return lambda obj: element_markup(obj, date)
+    if summary_format in ("JSON", "JSONL"):
+        from dockit_core.outputs.summary.json_writer import json_renderer
+
+        return json_renderer(date)
     return lambda obj: txt_block(obj, date)
 
 
@@ -162,7 +166,9 @@ def write_xml(objects: Iterable[CimObject | Rendered], path: str, date: str | No
     count = 0
     with atomic_open(path, "w", encoding="utf-8", newline="") as stream:
         write = stream.write
-        write(f"<?xml version='1.0' encoding='utf-8'?>\n{_tag_with_attributes('Dockit', (('Version', __version__),), None)}>")
+        write(
+            f"<?xml version='1.0' encoding='utf-8'?>\n{_tag_with_attributes('Dockit', (('Version', __version__),), None)}>"
+        )
         for obj in objects:
             if type(obj) is not Rendered and type(obj.children) is not tuple:  # type: ignore[union-attr]
                 _write_streamed_xml(write, obj, date)  # type: ignore[arg-type]
