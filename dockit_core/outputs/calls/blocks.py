@@ -129,7 +129,7 @@ class Block:
     # path blocks: the file name its failed probes looked for (None: no probe; NOT_A_SEARCH: other calls)
     search: str | None = None
     probe_folder: str | None = None  # the folder of its last probe
-    folders: int = 0  # search blocks: the folders probed
+    folders: int = 0  # search blocks: the folders probed (a folder probed twice counts twice)
     # shape() and fold_shape() as last computed; add and merge forget them
     _shape: object = field(default=_UNKNOWN, repr=False, compare=False)
     _fold_shape: object = field(default=_UNKNOWN, repr=False, compare=False)
@@ -680,10 +680,10 @@ def _describe(block: Block) -> str:
             what += f" = {block.result}"
         return f"{many}{what}" + (f": {tail}" if block.repeat > 1 else "")
     if block.kind == "search":
-        where = block.examples[0] if block.examples else "?"
-        if block.folders > 1:
-            where = f"{block.folders} folders, {where} ... {block.probe_folder}"
-        return f"search {target} in {where}: {tail}"
+        first = block.examples[0] if block.examples else "?"
+        tries = f"{block.folders} tr{'ies' if block.folders != 1 else 'y'}"
+        where = f"{first} ... {block.probe_folder}" if block.folders > 1 else first
+        return f"search {target}, {tries} in {where}: {tail}"
     if block.kind == "calls":
         listed = ", ".join(f"{n} x{c}" if c > 1 else n for n, c in names.items())
         return f"other calls ({listed}): {tail}"
