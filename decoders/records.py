@@ -543,10 +543,12 @@ def as_cim(output: Record | CimObject) -> CimObject:
     return output if isinstance(output, CimObject) else output.to_cim()
 
 
-_CELL_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+# What `mariadb --batch` escapes in a value (client/mysql.cc, safe_put_field): NUL, tab, newline and
+# backslash; every other byte (a carriage return, a byte that is not UTF-8) is written as it is.
+_CELL_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\0": "\\0"})
 
 
 def _cell(value: str) -> str:
-    """A value of a tab-separated Row, escaped as `mysql --batch` does: a tab or a newline inside a
-    value must not split it."""
+    """A value of a tab-separated Row, escaped as `mariadb --batch` does (a tab or a newline inside a
+    value must not split it); NULL is the Row's `NULL`."""
     return value.translate(_CELL_ESCAPES)

@@ -112,10 +112,13 @@ def build_column(
 
 
 def parse_text_row(payload: bytes) -> list[str | None]:
+    """A text protocol row: each value UTF-8, a byte that is not UTF-8 kept as a lone surrogate
+    (surrogateescape), so that `value.encode("utf-8", "surrogateescape")` gives the bytes sent."""
     r = Reader(payload)
     values: list[str | None] = []
     while r.remaining:
-        values.append(text(r.lenenc_bytes()))
+        raw = r.lenenc_bytes()
+        values.append(None if raw is None else raw.decode("utf-8", "surrogateescape"))
     return values
 
 

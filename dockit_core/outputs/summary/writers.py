@@ -193,6 +193,10 @@ def _txt_child(child: CimChild, date: str | None) -> str:
     child_attrs = " ".join(
         f"{name}={attribute_text(name, value, date)}" for name, value in child.attrs if value is not None
     )
+    if child.tag == "Row" and child.text is not None:
+        # A sampled row as `mariadb --batch` writes it, byte for byte (the file is written with
+        # surrogateescape: a byte that was not UTF-8 comes out as it came in)
+        return f"    Row: {child.text}\n"
     text = f" {xml_safe(child.text)}" if child.text is not None else ""
     return f"    {child.tag}{':' if text or child_attrs else ''}{' ' + child_attrs if child_attrs else ''}{text}\n"
 
