@@ -24,7 +24,9 @@ How a call finds its block (docs/blocks.md says the same for users):
 Memory is bounded by the blocks held at once (per process: its open descriptors, one path block, one
 block of other calls, a window of 9 for cycles, up to 65 ended blocks to compare with a sibling; per
 parent, one group of like children), never by the length of the log. Blocks
-come out when they end, so a block that ends later is written later even if it started earlier.
+come out when they end; the writer puts them back in order of start (start_order.py).
+- A search for one file along a list of folders (the loader trying each folder for a library: failed
+  opens of one name, folder after folder, and a stat of each folder) is one `search` block.
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ class Block:
     """Consecutive calls of one process that belong together."""
 
     pid: int
-    kind: str  # file, socket, pipe, fd, path, calls, process
+    kind: str  # file, socket, pipe, fd, path, search, calls, process
     target: str | None
     start: float | None = None
     end: float | None = None
