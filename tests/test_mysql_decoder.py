@@ -773,6 +773,11 @@ def test_trace_attached_mid_connection(pymysql_run, listening: bool) -> None:
     texts = [q.text for q in queries(out)]
     assert texts[0] == f["insert"] and f["create"] not in texts
     assert one(out, f["select"]).rows == f["select_rowcount"]
+    # The login's capabilities are unknown, but the server's more-results flags still split the
+    # multi-statement query into its statements; with no login database, unqualified names stay unresolved.
+    first, second = (one(out, text) for text in f["multi"].split("; "))
+    assert [first.rows, second.rows] == f["multi_rows"]
+    assert one(out, f["select"]).resolved_tables == [None]
     [session] = sessions(out)
     assert session.user is None and session.server_version is None
 

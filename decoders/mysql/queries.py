@@ -38,10 +38,11 @@ class QueriesMixin:
         """A request is done: one record per statement of a multi-statement query (those answered, then
         the current one; statements after an error never ran and get none), else one record. A reply
         lost or cut before its first result ended leaves one record of the whole text."""
-        for answered in request.answered:
+        for answered in request.answered:  # (the replies' side sends them as they come)
             self._finish_statement(answered, out)
+        request.answered.clear()
         if request.statements and (
-            request.answered
+            request.index
             or (self._caps(p.CLIENT_MULTI_STATEMENTS) and request.status != "unknown" and not request.cut)
         ):
             last = request.index == len(request.statements) - 1
