@@ -18,6 +18,7 @@ from lxml import etree
 
 from tests.conftest import mariadb_listening
 from tests.pg_helpers import server_listening
+from tests.tshark import fields, loopback_capture, needs_tshark
 
 pytestmark = [pytest.mark.live]
 
@@ -317,3 +318,47 @@ def test_mysql_statement_split_follows_the_lexer() -> None:
     routine = "create procedure p() begin select 1; select 2; end"
     assert split_statements(f"select 0; {routine}") == ["select 0", routine]
     assert split_statements("select 1;") == ["select 1;"]  # one statement: its text as sent
+
+
+@needs_tshark
+def test_multi_statement_results_match_tshark(tmp_path, mysql_db) -> None:
+    """Wireshark's MySQL dissector, capturing the loopback while PyMySQL runs a four-statement query
+    under dockit, sees the same results dockit gives each statement: the column names in order, the
+    row values, the affected rows and the error code."""
+    db = mysql_db
+    multi = "select 1 as a; select id from customers; update customers set name='w' where id > 1; select * from missing_t"
+    script = tmp_path / "client.py"
+    script.write_text(
+        "import pymysql\n"
+        "from pymysql.constants import CLIENT\n"
+        f"c = pymysql.connect(host='127.0.0.1', user='root', password='', database='{db}', autocommit=True, client_flag=CLIENT.MULTI_STATEMENTS)\n"
+        "cur = c.cursor()\n"
+        f"cur.execute({multi!r})\n"
+        "try:\n"
+        "    while cur.nextset():\n"
+        "        pass\n"
+        "except pymysql.err.ProgrammingError:\n"
+        "    pass\n"
+    )
+    with loopback_capture(tmp_path / "lo.pcap", "tcp port 3306") as capture:
+        root = dockit(tmp_path, "--rows", "10", sys.executable, str(script))
+    records = [one(root, s) for s in multi.split("; ")]
+    assert [r.get("Status") for r in records] == ["ok", "ok", "ok", "error"]
+    # the frames after the query's, up to the next command: its results as tshark dissects them
+    rows = fields(capture, "frame.number", "mysql.query", display_filter="mysql.query")
+    [query_frame] = [int(number) for number, text in rows if text == multi]
+    names, values, affected, errors = [], [], [], []
+    for _number, name, value, rows_affected, error, command in fields(
+        capture, "frame.number", "mysql.field.name", "mysql.row.text", "mysql.affected_rows", "mysql.error_code",
+        "mysql.command", display_filter=f"mysql && frame.number > {query_frame}",
+    ):  # fmt: skip
+        if command:
+            break  # the client's next command
+        names += [n for n in name.split(",") if n]
+        values += [v for v in value.split(",") if v]
+        affected += [int(a) for a in rows_affected.split(",") if a]
+        errors += [e for e in error.split(",") if e]
+    assert names == [c.get("Name") for r in records for c in r.iter("Column")] == ["a", "id"]
+    assert values == [row.text for r in records for row in r.iter("Row")] == ["1", "1", "2", "3"]
+    assert affected == [int(r.get("AffectedRows")) for r in records if r.get("AffectedRows")] == [2]
+    assert errors == [r.get("ErrorCode") for r in records if r.get("ErrorCode")] == ["1146"]
