@@ -87,7 +87,7 @@ class CommandsMixin:
             if command == p.COM_QUERY and ";" in sql and self._caps(p.CLIENT_MULTI_STATEMENTS) is not False:
                 statements = split_statements(request.text)
                 if len(statements) > 1:
-                    request.statements = statements
+                    request.statements = tuple(statements)
         elif command == p.COM_INIT_DB:
             request.text = "USE " + (p.text(payload[1:]) or "")
         elif command in (

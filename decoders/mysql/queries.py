@@ -27,7 +27,7 @@ class QueriesMixin:
 
     def _follow_use(self, command: int, text: str) -> None:
         """A COM_INIT_DB or a `USE db` statement that succeeded changes the current database."""
-        if command not in (p.COM_QUERY, p.COM_INIT_DB):
+        if command not in (p.COM_QUERY, p.COM_INIT_DB) or text.lstrip()[:3].upper() != "USE":
             return
         use = _USE.match(text)
         if use is not None:
@@ -38,9 +38,10 @@ class QueriesMixin:
         """A request is done: one record per statement of a multi-statement query (those answered, then
         the current one; statements after an error never ran and get none), else one record. A reply
         lost or cut before its first result ended leaves one record of the whole text."""
-        for answered in request.answered:  # (the replies' side sends them as they come)
-            self._finish_statement(answered, out)
-        request.answered.clear()
+        if request.answered:  # (the replies' side sends them as they come)
+            for answered in request.answered:
+                self._finish_statement(answered, out)
+            request.answered = None
         if request.statements and (
             request.index
             or (self._caps(p.CLIENT_MULTI_STATEMENTS) and request.status != "unknown" and not request.cut)

@@ -77,7 +77,7 @@ class RepliesMixin:
         if request.answered:  # statements of a multi-statement query answered: sent as they come
             for answered in request.answered:
                 self._finish_statement(answered, out)
-            request.answered.clear()
+            request.answered = None
         if done:
             self._queue.popleft()
             self._finish(request, out)

@@ -78,8 +78,10 @@ class ResultSetMixin:
                 column = p.Column(name="", type=p.TYPE_VAR_STRING)  # cut: its name is unknown
                 request.cut = True
             request.columns.append(column)
-            if column.original_table and column.schema:
+            if request.truncated and column.original_table and column.schema:  # a cut text's tables
                 source = f"{column.schema}.{column.original_table}"
+                if request.result_tables is None:
+                    request.result_tables = []
                 if source not in request.result_tables:
                     request.result_tables.append(source)
             request.left -= 1
@@ -146,14 +148,16 @@ def next_result(request: Request, result_set: bool) -> None:
     answered = copy.copy(request)
     answered.text = request.statements[request.index]
     answered.truncated = False  # only the last statement can be cut
-    answered.statements, answered.answered = [], []
+    answered.statements, answered.answered = (), None
+    if request.answered is None:
+        request.answered = []
     request.answered.append(answered)
     request.index += 1
     request.result_start = request.end_time
     request.rows = request.affected_rows = request.last_insert_id = None
     request.error_code = request.error_message = None
     request.status = "unknown"
-    request.sample, request.columns, request.result_columns, request.result_tables = [], [], [], []
+    request.sample, request.columns, request.result_columns, request.result_tables = [], [], [], None
     request.secret_columns = frozenset()
     request.partial = False
 

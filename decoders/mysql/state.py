@@ -50,8 +50,8 @@ class Request:
     # and not yet sent (one per statement: sent at once, so memory does not grow with a long script's
     # statements), and when the current one started (the end of the
     # result before it: the server runs them in turn).
-    statements: list[str] = field(default_factory=list)
+    statements: tuple[str, ...] = ()
     index: int = 0
-    answered: list[Request] = field(default_factory=list)
+    answered: list[Request] | None = None
     result_start: float | None = None
-    result_tables: list[str] = field(default_factory=list)  # `schema.table` its columns came from
+    result_tables: list[str] | None = None  # `schema.table` a cut text's columns came from
