@@ -362,3 +362,32 @@ def test_multi_statement_results_match_tshark(tmp_path, mysql_db) -> None:
     assert values == [row.text for r in records for row in r.iter("Row")] == ["1", "1", "2", "3"]
     assert affected == [int(r.get("AffectedRows")) for r in records if r.get("AffectedRows")] == [2]
     assert errors == [r.get("ErrorCode") for r in records if r.get("ErrorCode")] == ["1146"]
+
+
+def test_pg_cut_text_takes_tables_from_learned_oids(tmp_path, pg_schema) -> None:
+    """strace -s 600 cuts two of psql's statements (1,000-character literals) before their FROM; the
+    replies' RowDescriptions name tables by OID only. The connection's first, complete, statement
+    read SCHEMA.customers and its columns came from one OID: the cut statement whose columns come
+    from that OID reads SCHEMA.customers; the one reading a table never named whole stays without."""
+    schema = pg_schema
+    pad = "x" * 1000
+    cut_customers = f"SELECT id, '{pad}' AS p FROM {schema}.customers ORDER BY id"
+    cut_other = f"SELECT x, '{pad}' AS p FROM public.{schema}_pub"
+    log = tmp_path / "cut.log"
+    subprocess.run(
+        ["strace", "-f", "-q", "-ttt", "-T", "-yy", "-s", "600", "-e", "trace=process,file,desc,network",
+         "-o", str(log), "psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres",
+         "-c", f"select id from {schema}.customers", "-c", cut_customers, "-c", cut_other],
+        check=True, timeout=60, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    root = dockit(tmp_path, "-i", str(log))
+    first, second, third = queries(root)
+    assert first.findtext("Text") == f"select id from {schema}.customers" and first.get("Truncated") is None
+    assert tables(first) == [(f"{schema}.customers", "read", f"{schema}.customers")]
+    for query, whole in ((second, cut_customers), (third, cut_other)):
+        text = query.findtext("Text")
+        assert query.get("Truncated") == "true" and whole.startswith(text) and "FROM" not in text
+    assert [c.get("Name") for c in second.iter("Column")] == ["id", "p"]
+    assert tables(second) == [(f"{schema}.customers", "read", f"{schema}.customers")]
+    assert tables(third) == []  # its table's OID was never named by a whole text
+    assert table_objects(root) == {f"{schema}.customers": ("2", "0")}

@@ -21,8 +21,9 @@ What comes out:
   gives a session with CancelBackendPid (its secret key is never read).
 - `SqlQuery` per statement execution (see decoders/postgres/query.py): Status, ErrorCode (SQLSTATE),
   ErrorMessage, Rows, AffectedRows, Truncated, Text, tables (PostgreSQL dialect; each resolved against
-  the session's search path, `search_path`: a RowDescription names tables by OID only, so a cut
-  text's tables are what the text shows), parameters,
+  the session's search path, `search_path`; a RowDescription names tables by OID only: a cut SELECT
+  gets the names its columns' OIDs were learned as from whole statements, `query._tables_by_oid`),
+  parameters,
   columns, `--rows` samples; extra attributes Command (the CommandComplete tag), ErrorDetail,
   ErrorHint, ErrorPosition, ErrorSeverity (when not ERROR), Copy, CopyFormat, Bytes (COPY), MaxRows
   and Suspended (an Execute with a row limit), and `Notice` children (NoticeResponse).
