@@ -22,6 +22,7 @@ import pytest
 from decoders.api import ChannelInfo, Chunk, Direction
 from decoders.mysql import MySqlDecoder
 from decoders.records import Annotation, DatabaseSession, Output, SqlQuery, StartTls
+from decoders.sql_tables import tables_in
 from protocols import mysql as p
 from tests.conftest import mariadb_listening
 from tests.relay import C2S, S2C, Recording, Relay
@@ -739,6 +740,8 @@ def test_cut_buffers_resync(pymysql_run, connector_run, limit: int) -> None:
     assert [q.text for q in got] == [text for text, _, _ in expected]
     for q, (_, request_cut, sql) in zip(got, expected, strict=True):
         assert q.truncated or not request_cut
+        if sql and not request_cut:  # a whole text keeps all its tables, however cut its reply
+            assert q.tables == tables_in(sql)[0], (sql, q.tables)
         if sql == f["bad"]:
             assert q.status == "error" and q.error_code == 1146
         if sql == f["insert"] and limit >= 32:  # the OK packet (11 bytes) was printed whole

@@ -56,6 +56,7 @@ class QueriesMixin:
         parameters: list[str | None] = []
         text = request.text
         truncated = request.truncated or request.cut or request.partial
+        text_cut = request.truncated  # the text itself (not only its reply): its last name may be cut too
         if command == p.COM_STMT_EXECUTE:
             statement = self._statement(request)
             if statement is None:
@@ -63,6 +64,7 @@ class QueriesMixin:
             else:
                 text = statement.sql
                 truncated = truncated or statement.truncated
+                text_cut = statement.truncated
                 parameters, ok = self._parameters(request, statement)
                 truncated = truncated or not ok
                 for index in secret_placeholders(statement.sql):
@@ -76,7 +78,7 @@ class QueriesMixin:
         if request.cut and request.status == "unknown" and request.end_time is None:
             request.end_time = self._last_server_time
         text = text or ""
-        tables, written = tables_in(text, truncated=truncated) if command != p.COM_INIT_DB else ([], [])
+        tables, written = tables_in(text, truncated=text_cut) if command != p.COM_INIT_DB else ([], [])
         if request.truncated and request.result_tables:
             # The text was cut: its answer still names the tables its columns came from.
             tables = tables + [t for t in request.result_tables if t not in tables]
