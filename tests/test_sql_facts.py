@@ -391,3 +391,25 @@ def test_pg_cut_text_takes_tables_from_learned_oids(tmp_path, pg_schema) -> None
     assert tables(second) == [(f"{schema}.customers", "read", f"{schema}.customers")]
     assert tables(third) == []  # its table's OID was never named by a whole text
     assert table_objects(root) == {f"{schema}.customers": ("2", "0")}
+
+
+def test_change_user_moves_the_current_database(tmp_path, mysql_db) -> None:
+    """mysql-connector's cmd_change_user (COM_CHANGE_USER) logs in again into DB_other: the names
+    after it resolve there, those before it in DB."""
+    pytest.importorskip("mysql.connector")
+    db = mysql_db
+    script = tmp_path / "client.py"
+    script.write_text(
+        "import mysql.connector\n"
+        f"c = mysql.connector.connect(host='127.0.0.1', user='root', password='', database='{db}', use_pure=True)\n"
+        "cur = c.cursor()\n"
+        "cur.execute('select id from customers')\n"
+        "assert len(cur.fetchall()) == 3\n"
+        f"c.cmd_change_user(username='root', password='', database='{db}_other')\n"
+        "cur = c.cursor()\n"
+        "cur.execute('select x from t2')\n"
+        "assert len(cur.fetchall()) == 2\n"
+    )
+    root = dockit(tmp_path, sys.executable, str(script))
+    assert tables(one(root, "select id from customers")) == [("customers", "read", f"{db}.customers")]
+    assert tables(one(root, "select x from t2")) == [("t2", "read", f"{db}_other.t2")]

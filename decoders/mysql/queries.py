@@ -3,7 +3,7 @@ COM_STMT_PREPARE.
 
 Its text (for an execute, the prepared SQL), status, error, row and affected-row counts, timing,
 tables (as written, and resolved against the session's current database: the login's, then each
-COM_INIT_DB or `USE` that succeeded; a cut text adds the `schema.table` its result's columns name),
+COM_INIT_DB, `USE` or COM_CHANGE_USER that succeeded; a cut text adds the `schema.table` its result's columns name),
 parameters (those bound to a secret redacted) and the sampled rows. A multi-statement query gives one
 record per statement (see `resultset.next_result`).
 """
@@ -73,6 +73,12 @@ class QueriesMixin:
         elif command == p.COM_STMT_PREPARE:
             if request.status != "error":
                 return
+        elif command == p.COM_CHANGE_USER:
+            if request.status == "ok":  # a login again: its database becomes the current one
+                database = p.change_user_database(request.payload, self._client_caps or 0)
+                if database is not None:
+                    self._database = database or None
+            return
         elif command not in (p.COM_QUERY, p.COM_INIT_DB):
             return
         if request.cut and request.status == "unknown" and request.end_time is None:

@@ -89,6 +89,7 @@ from protocols.mysql.handshake import (
     SslRequest,
     build_greeting,
     build_handshake_response,
+    change_user_database,
     parse_greeting,
     parse_handshake_response,
 )
@@ -194,6 +195,7 @@ __all__ = [
     "parse_execute",
     "parse_greeting",
     "parse_handshake_response",
+    "change_user_database",
     "parse_ok",
     "parse_prepare_ok",
     "parse_query_attributes",
