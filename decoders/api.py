@@ -100,12 +100,8 @@ class Chunk:
 class DecoderOptions:
     """What the user asked of every decoder on the command line."""
 
-    rows: int = (
-        0  # `--rows N`: rows of each result set kept in the summary (0: none, they may be personal data)
-    )
-    proto: tuple[
-        bytes, ...
-    ] = ()  # `--proto FILE`: protobuf FileDescriptorSets, for gRPC messages' field names
+    rows: int = 0  # `--rows N`: rows of each result set kept in the summary (0: none, they may be personal data)
+    proto: tuple[bytes, ...] = ()  # `--proto FILE`: protobuf FileDescriptorSets, for gRPC messages' field names
 
 
 class Decoder(ABC):

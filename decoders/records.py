@@ -211,9 +211,7 @@ class SqlQuery(Record):
     # None for a name written without a database when the session's current one is not known)
     resolved_tables: list[str | None] = field(default_factory=list)
     extra: dict[str, AttrValue] = field(default_factory=dict)  # protocol-specific (PostgreSQL's Command...)
-    notices: list[tuple[str, str, str]] = field(
-        default_factory=list
-    )  # (severity, code, message) sent with it
+    notices: list[tuple[str, str, str]] = field(default_factory=list)  # (severity, code, message) sent with it
 
     def to_cim(self) -> CimObject:
         # Built directly as tuples (no dict, no empty comprehensions): one is made per query.
@@ -238,11 +236,7 @@ class SqlQuery(Record):
             children += [CimChild("Column", (("Name", name),)) for name in self.columns]
         if self.sample_rows:
             children += [
-                CimChild(
-                    "Row",
-                    (),
-                    "\t".join("NULL" if v is None else _cell(v) for v in redact_row(self.columns, row)),
-                )
+                CimChild("Row", (), "\t".join("NULL" if v is None else _cell(v) for v in redact_row(self.columns, row)))
                 for row in self.sample_rows
             ]
         if self.notices:
@@ -294,9 +288,7 @@ class HttpExchange(Record):
     complete: bool = True
     request_headers: list[tuple[str, str]] = field(default_factory=list)  # already redacted
     response_headers: list[tuple[str, str]] = field(default_factory=list)
-    extra: dict[str, AttrValue] = field(
-        default_factory=dict
-    )  # protocol-specific (HTTP/2's Stream, Pushed...)
+    extra: dict[str, AttrValue] = field(default_factory=dict)  # protocol-specific (HTTP/2's Stream, Pushed...)
 
     def to_cim(self) -> CimObject:
         children = [
@@ -322,9 +314,7 @@ class HttpExchange(Record):
                 "ResponseBytes": self.response_bytes,
                 "ContentType": self.content_type,
                 "Version": self.http_version,
-                "ResponseVersion": self.response_version
-                if self.response_version != self.http_version
-                else None,
+                "ResponseVersion": self.response_version if self.response_version != self.http_version else None,
                 "Server": self.server,
                 "Truncated": "true" if self.truncated else None,
                 "Complete": None if self.complete else "false",

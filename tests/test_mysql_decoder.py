@@ -30,9 +30,9 @@ from tests.relay import C2S, S2C, Recording, Relay
 pytestmark = pytest.mark.mysql
 
 
-requires_server = pytest.mark.skipif(
-    not mariadb_listening(), reason="no MariaDB/MySQL server on 127.0.0.1:3306"
-)
+
+
+requires_server = pytest.mark.skipif(not mariadb_listening(), reason="no MariaDB/MySQL server on 127.0.0.1:3306")
 
 CHANNEL = ChannelInfo(
     channel_id="tcp:1",
@@ -548,9 +548,7 @@ def test_compressed_packets_claiming_16_mb_of_zeros_are_bounded(compressed_run) 
             return b""
 
     second = next(
-        i
-        for i, c in enumerate(chunks)
-        if c.direction is Direction.OUT and f["queries"][1].encode() in carried(c)
+        i for i, c in enumerate(chunks) if c.direction is Direction.OUT and f["queries"][1].encode() in carried(c)
     )
     bomb = zeros_bomb()
     assert len(bomb) < 20_000

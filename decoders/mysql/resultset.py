@@ -125,10 +125,7 @@ class ResultSetMixin:
                 row = ["?"]
             hidden = request.secret_columns
             request.sample.append(
-                [
-                    REDACTED if i in hidden and v is not None else redact_value(v) if v else v
-                    for i, v in enumerate(row)
-                ]
+                [REDACTED if i in hidden and v is not None else redact_value(v) if v else v for i, v in enumerate(row)]
             )
         return False
 

@@ -105,9 +105,7 @@ def _follow(
     if attach_pid is not None:  # no clone or execve will say what the process and its threads are
         attached_threads = tracers.threads_of(attach_pid)
         executable = procfs.exe(attach_pid)
-        session.tracker.attached(
-            attach_pid, attached_threads, executable=executable, argv=command, cwd=context.cwd
-        )
+        session.tracker.attached(attach_pid, attached_threads, executable=executable, argv=command, cwd=context.cwd)
     log = tracers_log(paths.log)
     serving = serve_if_asked(args, session, command, "attach" if attach_pid else "live", tick_when_idle=True)
 

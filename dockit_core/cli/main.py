@@ -51,9 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                 return replay(args, options)
         if watch_requested(args):
             if args.command or args.pid is not None:
-                raise UsageError(
-                    "-u, -g and --watch-dir watch the machine: give no COMMAND and no -p with them"
-                )
+                raise UsageError("-u, -g and --watch-dir watch the machine: give no COMMAND and no -p with them")
             return watch(args, options)
         watch_only = [name for name, value in (("--json", args.json), ("--duration", args.duration),
                       ("--follow", args.follow), ("--follow-max", args.follow_max != 8)) if value]  # fmt: skip
@@ -87,3 +85,4 @@ def main(argv: list[str] | None = None) -> int:
         where = f": {error.filename}" if error.filename else ""
         sys.stderr.write(f"dockit: cannot write {error.strerror or error}{where}\n")
         return 2
+

@@ -31,9 +31,7 @@ class Options:
     warnings: int = 0
     verbose: int = 0
     dockerfile: bool = False
-    copy_from_host: bool = (
-        False  # -D on a replay: this machine's files are the traced one's (--copy-from-host)
-    )
+    copy_from_host: bool = False  # -D on a replay: this machine's files are the traced one's (--copy-from-host)
     write_calls: bool = True
     each_call: bool = False  # the calls file with one record per call instead of blocks
     decoder_timeout: float = 10.0  # seconds a decoder may spend on one chunk before it is stopped

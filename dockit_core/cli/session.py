@@ -101,7 +101,9 @@ class TraceSession:
         self.model = Model()
         if default_pid:
             self.model.root_pid = default_pid
-        self.spool = RecordSpool(renderer(options.summary_format, context.date), keep_filter(options.filters))
+        self.spool = RecordSpool(
+            renderer(options.summary_format, context.date), keep_filter(options.filters)
+        )
         self.spool.resolved = self.model.resolved  # DNS answers name the sockets that connect to them
         if registry is None and options.decode:
             registry = Registry.default(options.decoder_references, options.decode_overrides)
@@ -110,10 +112,7 @@ class TraceSession:
         if registry is not None:
             self.watchdog.start()  # a no-op outside the main thread (a test driving a session from a thread)
         self.channels = ChannelManager(
-            registry,
-            self.spool.add,
-            DecoderOptions(rows=options.rows, proto=options.proto),
-            watchdog=self.watchdog,
+            registry, self.spool.add, DecoderOptions(rows=options.rows, proto=options.proto), watchdog=self.watchdog
         )
         self.parser = StraceParser(default_pid)
         self.calls_writer: CallsWriter | BlocksWriter | None = None
@@ -340,13 +339,7 @@ def print_report(report: Report, warnings: int, stream: TextIO | None = None, ve
     if warnings and report.unattributed_data_calls:
         stream.write(f"dockit: {report.unattributed_data_calls} data call(s) whose fd was not in the trace\n")
     for problem in report.problems:
-        if (
-            warnings
-            or "failed" in problem
-            or "skipped" in problem
-            or "stopped" in problem
-            or "returned" in problem
-        ):
+        if warnings or "failed" in problem or "skipped" in problem or "stopped" in problem or "returned" in problem:
             stream.write(f"dockit: {problem}\n")
     if verbose:
         for text in report.tracebacks:

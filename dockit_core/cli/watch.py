@@ -198,13 +198,9 @@ class Watcher:
             if len(self.dir_events) < 100_000:  # the summary lists that many; the lines show them all
                 self.dir_events.append((now, event.kind, path))
             if as_json:
-                line = json.dumps(
-                    {"time": now, "event": f"file-{event.kind}", "path": path}, ensure_ascii=False
-                )
+                line = json.dumps({"time": now, "event": f"file-{event.kind}", "path": path}, ensure_ascii=False)
             else:
-                line = (
-                    f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(now))} file-{event.kind} path={path!r}"
-                )
+                line = f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(now))} file-{event.kind} path={path!r}"
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
 
@@ -326,9 +322,7 @@ def _watch(
 
 
 def describe(users: set[int], groups: set[int], folders: list[str]) -> str:
-    parts = [f"user {pwd_name(uid)}" for uid in sorted(users)] + [
-        f"group {grp_name(gid)}" for gid in sorted(groups)
-    ]
+    parts = [f"user {pwd_name(uid)}" for uid in sorted(users)] + [f"group {grp_name(gid)}" for gid in sorted(groups)]
     if folders:
         parts.append("files in " + ", ".join(folders))
     return ", ".join(parts) or "nobody"

@@ -64,9 +64,7 @@ class CallsWriter:
         self.count += 1
         if self.format == "CSV":
             assert self._csv is not None
-            self._csv.writerow(
-                ["" if v is None else xml_safe(v) if isinstance(v, str) else v for v in values]
-            )
+            self._csv.writerow(["" if v is None else xml_safe(v) if isinstance(v, str) else v for v in values])
         elif self.format == "JSON":
             record = {
                 k: (xml_safe(v) if isinstance(v, str) else v) for k, v in zip(COLUMNS, values, strict=True)

@@ -190,9 +190,7 @@ class RecordSpool:
             try:
                 pickle.dump(batch, self._file, protocol=pickle.HIGHEST_PROTOCOL)
             except OSError as error:
-                raise SpillError(
-                    error.errno, f"a temporary file in {tempfile.gettempdir()}: {error.strerror}"
-                ) from error
+                raise SpillError(error.errno, f"a temporary file in {tempfile.gettempdir()}: {error.strerror}") from error
             self._spilled += 1
             self._batch = []
 
@@ -238,9 +236,7 @@ class OrderedSpool:
     """Summary objects written as they come (the processes that ended), rendered and filtered by -s
     then, kept on disk and given back in the order of a key (when each began): see model/spill.py."""
 
-    def __init__(
-        self, render: Callable[[CimObject], str], keep: Callable[[CimObject], bool] | None = None
-    ) -> None:
+    def __init__(self, render: Callable[[CimObject], str], keep: Callable[[CimObject], bool] | None = None) -> None:
         self._render = render
         self._keep = keep
         self._runs: SortedRuns[tuple[int, str, str]] = SortedRuns(key=_first)
@@ -392,11 +388,7 @@ def machine_objects(context: RunContext) -> list[CimObject]:
         CimObject.make("CIM_ComputerSystem", {"Name": context.hostname or None}),
         CimObject.make(
             "CIM_OperatingSystem",
-            {
-                "Name": context.os_type or None,
-                "Release": context.os_release or None,
-                "Version": context.kernel or None,
-            },
+            {"Name": context.os_type or None, "Release": context.os_release or None, "Version": context.kernel or None},
         ),
     ]
 

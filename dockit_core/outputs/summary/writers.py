@@ -166,9 +166,7 @@ def write_xml(objects: Iterable[CimObject | Rendered], path: str, date: str | No
     count = 0
     with atomic_open(path, "w", encoding="utf-8", newline="") as stream:
         write = stream.write
-        write(
-            f"<?xml version='1.0' encoding='utf-8'?>\n{_tag_with_attributes('Dockit', (('Version', __version__),), None)}>"
-        )
+        write(f"<?xml version='1.0' encoding='utf-8'?>\n{_tag_with_attributes('Dockit', (('Version', __version__),), None)}>")
         for obj in objects:
             if type(obj) is not Rendered and type(obj.children) is not tuple:  # type: ignore[union-attr]
                 _write_streamed_xml(write, obj, date)  # type: ignore[arg-type]
