@@ -207,6 +207,9 @@ class SqlQuery(Record):
     sample_rows: list[list[str | None]] = field(default_factory=list)
     confidence: str | None = None  # None when fully decoded; "heuristic" for a fallback
     written_tables: list[str] = field(default_factory=list)  # subset of `tables` the statement writes
+    # `tables` as the server resolved them, one for one (`customers` in database shop: shop.customers;
+    # None for a name written without a database when the session's current one is not known)
+    resolved_tables: list[str | None] = field(default_factory=list)
     extra: dict[str, AttrValue] = field(default_factory=dict)  # protocol-specific (PostgreSQL's Command...)
     notices: list[tuple[str, str, str]] = field(default_factory=list)  # (severity, code, message) sent with it
 
@@ -215,9 +218,14 @@ class SqlQuery(Record):
         children = [CimChild("Text", (), self.text)]
         if self.tables:
             written = set(self.written_tables)
+            resolved = self.resolved_tables if len(self.resolved_tables) == len(self.tables) else ()
             children += [
-                CimChild("Table", (("Name", name), ("Access", "write" if name in written else "read")))
-                for name in self.tables
+                CimChild(
+                    "Table",
+                    (("Name", name), ("Access", "write" if name in written else "read"))
+                    + ((("Resolved", resolved[i]),) if resolved and resolved[i] is not None else ()),
+                )
+                for i, name in enumerate(self.tables)
             ]
         if self.parameters:
             children += [
@@ -525,10 +533,12 @@ def as_cim(output: Record | CimObject) -> CimObject:
     return output if isinstance(output, CimObject) else output.to_cim()
 
 
-_CELL_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+# What `mariadb --batch` escapes in a value (client/mysql.cc, safe_put_field): NUL, tab, newline and
+# backslash; every other byte (a carriage return, a byte that is not UTF-8) is written as it is.
+_CELL_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\0": "\\0"})
 
 
 def _cell(value: str) -> str:
-    """A value of a tab-separated Row, escaped as `mysql --batch` does: a tab or a newline inside a
-    value must not split it."""
+    """A value of a tab-separated Row, escaped as `mariadb --batch` does (a tab or a newline inside a
+    value must not split it); NULL is the Row's `NULL`."""
     return value.translate(_CELL_ESCAPES)

@@ -94,6 +94,16 @@ def _ordered(sql: str, names: list[str]) -> list[str]:
     return sorted(unique, key=position)
 
 
+def qualified(name: str, default: str | None) -> str | None:
+    """A table name as the server resolves it: one written without a database (MySQL) or schema
+    (PostgreSQL) is in the session's current one, `default`; a qualified name stays as written. None
+    when that is not known (`default` None: a trace that began after the login, a login packet cut, a
+    search path of no schema)."""
+    if "." in name:
+        return name
+    return f"{default}.{name}" if default else None
+
+
 # --- placeholders that carry secrets --------------------------------------------------------------
 
 # What a prepared statement's text is made of, for finding its `?` placeholders: strings, quoted names

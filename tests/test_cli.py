@@ -39,7 +39,8 @@ def test_help_lists_every_option() -> None:
         "-D, --dockerfile",
         "-p PID, --pid",
         "-f {TXT,CSV,JSON}, --format",
-        "-F {TXT,XML}, --summary-format",
+        "-F {TXT,XML,JSON}, --summary-format",
+        "--stream",
         "-i LOGFILE [LOGFILE ...], --input",
         "--pcap FILE",
         "--events FILE",
@@ -169,7 +170,7 @@ def test_summary_filter_on_decoded_records(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     text = (tmp_path / "t.summary.txt").read_text()
     assert "Dockit_SqlQuery" not in text
-    assert "Name=customers  Reads=2  Writes=3" in text
+    assert "Name=dockit_capture.customers  Reads=2  Writes=3" in text  # resolved in the login's database
 
 
 def test_rows_option_keeps_the_first_rows_of_each_result_set(tmp_path: Path) -> None:

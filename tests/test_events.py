@@ -115,7 +115,7 @@ def test_python_app_doing_sql_and_http(tmp_path: Path, app_run) -> None:  # type
     types = set(ocel.objects["ocel:type"])
     assert {"process", "file", "socket", "session", "table", "route"} <= types
     objects = set(ocel.objects["ocel:oid"])
-    assert f"table:{table}" in objects
+    assert f"table:test.{table}" in objects  # resolved in the login's database, as Dockit_SqlTable
     assert {"route:GET /items/1", "route:GET /items/2", "route:GET /missing"} <= objects
     queries = events[events["ocel:activity"] == "query"]
     assert sum(table in text for text in queries["text"]) == 3  # and pymysql's own SET AUTOCOMMIT
@@ -123,7 +123,7 @@ def test_python_app_doing_sql_and_http(tmp_path: Path, app_run) -> None:  # type
     relations = ocel.relations[ocel.relations["ocel:activity"] == "query"]
     for object_type in ("session", "socket", "process"):
         assert relations[relations["ocel:type"] == object_type]["ocel:eid"].nunique() == len(queries)
-    assert len(relations[relations["ocel:oid"] == f"table:{table}"]) == 3
+    assert len(relations[relations["ocel:oid"] == f"table:test.{table}"]) == 3
     requests = events[events["ocel:activity"] == "request"]
     assert sorted(requests["status"].astype(int)) == [200, 200, 404]
     dfg = pm4py.discover_ocdfg(ocel)

@@ -164,7 +164,11 @@ def test_psql_tcp(captures) -> None:
     assert [
         c.get("Name") for c in replayed.element("SELECT id, name FROM parts ORDER BY id").iter("Column")
     ] == ["id", "name"]
-    assert replayed.tables() == {"parts": ("1", "2"), "no_such_parts": ("1", "0")}
+    # The session's search path is the default ("$user", public): `parts` is public.parts, and the
+    # query's own <Table> keeps the name as written.
+    assert replayed.tables() == {"public.parts": ("1", "2"), "public.no_such_parts": ("1", "0")}
+    select = replayed.element("SELECT id, name FROM parts ORDER BY id")
+    assert [(t.get("Name"), t.get("Resolved")) for t in select.iter("Table")] == [("parts", "public.parts")]
     notes = re.findall(r"# (postgresql [^\n]*)", replayed.calls)
     assert notes[:3] == [
         "postgresql SSLRequest",
@@ -211,7 +215,7 @@ def test_psycopg(captures) -> None:
     assert error.get("ErrorMessage") == 'invalid input syntax for type integer: "not a number"'
     copy = replayed.element("COPY parts (id, name) FROM STDIN")
     assert (copy.get("Copy"), copy.get("Bytes")) == ("in", str(len("20\tspring\n21\twasher\n")))
-    assert replayed.tables() == {"parts": ("3", "5")}
+    assert replayed.tables() == {"public.parts": ("3", "5")}  # the default search path: public
 
 
 def test_asyncpg(captures) -> None:
@@ -226,4 +230,4 @@ def test_asyncpg(captures) -> None:
     ]
     first = [e for e in replayed.xml.iter("Dockit_SqlQuery") if e.findtext("Text") == prepared][0]
     assert [c.get("Name") for c in first.iter("Column")] == ["id", "name", "weight", "added"]
-    assert replayed.tables() == {"parts": ("3", "1")}
+    assert replayed.tables() == {"public.parts": ("3", "1")}  # the default search path: public

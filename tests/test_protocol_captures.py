@@ -330,7 +330,12 @@ def test_mysql_session(captures: dict[str, Replayed], name: str) -> None:
 def test_mysql_tables(captures: dict[str, Replayed], name: str) -> None:
     capture = get(captures, name)
     tables = {t["Name"]: (t["Reads"], t["Writes"]) for t in capture.records("Dockit_SqlTable")}
-    assert tables == EXPECTED_TABLES[name]
+    # Each client logs in to (or USEs) the capture's database: every table resolves there.
+    assert tables == {
+        f"{capture.database}.{table}": counts for table, counts in EXPECTED_TABLES[name].items()
+    }
+    written = {t.get("Name") for e in capture.xml.iter("Dockit_SqlQuery") for t in e.iter("Table")}
+    assert written == set(EXPECTED_TABLES[name])  # each query's own <Table Name=...> as written
 
 
 # -- The calls file ---------------------------------------------------------------------------------------

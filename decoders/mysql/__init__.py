@@ -22,8 +22,11 @@ What comes out:
 - `Annotation` at the call that carried each request (and the greeting and login).
 
 Replies are matched to requests first in, first out, so pipelined requests (MariaDB's
-prepare-and-execute in one write) are followed. Multi-statement queries and CALL give one record with
-the rows of all result sets summed and the columns of the first. When replies are never seen (one
+prepare-and-execute in one write) are followed. A multi-statement COM_QUERY (CLIENT_MULTI_STATEMENTS)
+gives one record per statement, each with its own result (`statements` splits the text, `resultset`
+pairs the k-th result with the k-th statement; those after an error never ran and get none); a CALL's
+result sets are one record with their rows summed and the columns of the first. Table names are
+resolved against the session's current database (the login's, then COM_INIT_DB and `USE`). When replies are never seen (one
 direction not traced), at most MAX_PENDING requests wait; older ones are reported with status
 "unknown", as are requests still waiting at close.
 
@@ -53,7 +56,8 @@ Modules, in the order a connection meets them:
 - `replies`: the server's packets matched to the request at the head of the queue;
 - `resultset`: columns and rows of a result set;
 - `prepared`: PREPARE replies, the statements a connection holds, an execute's parameters;
-- `queries`: the `SqlQuery` a finished request becomes;
+- `queries`: the `SqlQuery` a finished request becomes (and the current database it follows);
+- `statements`: the statements of a multi-statement COM_QUERY;
 - `state` and `redaction`: the per-request records, and what is hidden besides `decoders.redact`.
 `MySqlDecoder` is the one public name (`decoders.mysql:MySqlDecoder`, the registry's reference).
 """

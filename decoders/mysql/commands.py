@@ -15,6 +15,7 @@ from decoders.api import Direction
 from decoders.mysql.prepared import LAST_STATEMENT
 from decoders.mysql.redaction import MAY_HOLD_SECRET
 from decoders.mysql.state import Request
+from decoders.mysql.statements import split_statements
 from decoders.mysql.stream import Frame
 from decoders.records import Annotation, Output, Secret
 from decoders.redact import redact_sql
@@ -83,6 +84,10 @@ class CommandsMixin:
                 body = _skip_query_attributes(body)
             sql = p.text(body) or ""
             request.text = redact_sql(sql) if MAY_HOLD_SECRET(sql) else sql
+            if command == p.COM_QUERY and ";" in sql and self._caps(p.CLIENT_MULTI_STATEMENTS) is not False:
+                statements = split_statements(request.text)
+                if len(statements) > 1:
+                    request.statements = tuple(statements)
         elif command == p.COM_INIT_DB:
             request.text = "USE " + (p.text(payload[1:]) or "")
         elif command in (

@@ -54,6 +54,7 @@ class MySqlDecoder(
         self._session_sent = False
         self._session_extra: dict[str, AttrValue] = {}
         self._last_server_time: float | None = None
+        self._database: str | None = None  # the session's current database, when known
 
     def reading_since(self) -> int | None:
         """Where a packet not yet complete began: a login packet read or written in pieces is known as one

@@ -74,6 +74,10 @@ class RepliesMixin:
             request.cut = True
         if frame.truncated:
             request.partial = True
+        if request.answered:  # statements of a multi-statement query answered: sent as they come
+            for answered in request.answered:
+                self._finish_statement(answered, out)
+            request.answered = None
         if done:
             self._queue.popleft()
             self._finish(request, out)

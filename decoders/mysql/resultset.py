@@ -3,10 +3,14 @@
 Column definitions give the record's column names (redacted when they hold a password); rows are
 counted, and the first `--rows` decoded (text or binary protocol) with any auth hash in them redacted.
 Optional metadata (MariaDB's cached metadata, MySQL's optional result set metadata) takes the columns
-from the prepared statement. More results (multi-statements, CALL) add their rows to the same record.
+from the prepared statement. Each result of a multi-statement query answers its statement (`next_result`: one record each); a CALL's
+result sets add their rows to the CALL's record.
 """
 
 from __future__ import annotations
+
+import copy
+import re
 
 from decoders.mysql.redaction import MAY_HOLD_SECRET, redact_value
 from decoders.mysql.state import Request
@@ -33,7 +37,10 @@ class ResultSetMixin:
                 return True
             if first == 0x00:
                 status = self._ok_or_err(request, payload, first)
-                return not status & p.SERVER_MORE_RESULTS_EXISTS
+                if status & p.SERVER_MORE_RESULTS_EXISTS:
+                    next_result(request, result_set=False)
+                    return False
+                return True
             if first == 0xFB and request.command == p.COM_QUERY:
                 request.state = "infile"
                 return False
@@ -71,6 +78,12 @@ class ResultSetMixin:
                 column = p.Column(name="", type=p.TYPE_VAR_STRING)  # cut: its name is unknown
                 request.cut = True
             request.columns.append(column)
+            if request.truncated and column.original_table and column.schema:  # a cut text's tables
+                source = f"{column.schema}.{column.original_table}"
+                if request.result_tables is None:
+                    request.result_tables = []
+                if source not in request.result_tables:
+                    request.result_tables.append(source)
             request.left -= 1
             if request.left <= 0:
                 request.state = "after_columns"
@@ -97,6 +110,7 @@ class ResultSetMixin:
             status = self._ok_or_err(request, payload, first)
             if status & p.SERVER_MORE_RESULTS_EXISTS:
                 request.state = "first"
+                next_result(request, result_set=True)
                 return False
             return True
         if first == 0xFF:
@@ -114,6 +128,35 @@ class ResultSetMixin:
                 [REDACTED if i in hidden and v is not None else redact_value(v) if v else v for i, v in enumerate(row)]
             )
         return False
+
+
+_CALL = re.compile(r"(?:\s+|/\*.*?\*/)*CALL\b", re.I | re.S)
+
+
+def next_result(request: Request, result_set: bool) -> None:
+    """SERVER_MORE_RESULTS_EXISTS: the result just ended answered the current statement of a
+    multi-statement query; it becomes a record of its own and the next statement's result begins. A
+    CALL's result sets all belong to it (its own OK ends it), and so does every result of a query whose
+    statements are not known (one text, or more results than statements): they are summed."""
+    if request.index + 1 >= len(request.statements):
+        return
+    if result_set and _CALL.match(request.statements[request.index]):
+        return
+    answered = copy.copy(request)
+    answered.text = request.statements[request.index]
+    answered.truncated = False  # only the last statement can be cut
+    answered.statements, answered.answered = (), None
+    if request.answered is None:
+        request.answered = []
+    request.answered.append(answered)
+    request.index += 1
+    request.result_start = request.end_time
+    request.rows = request.affected_rows = request.last_insert_id = None
+    request.error_code = request.error_message = None
+    request.status = "unknown"
+    request.sample, request.columns, request.result_columns, request.result_tables = [], [], [], None
+    request.secret_columns = frozenset()
+    request.partial = False
 
 
 def secret_columns(columns: list[p.Column]) -> frozenset[int]:

@@ -86,6 +86,7 @@ class SessionMixin:
             return
         session.user = response.user
         session.database = response.database
+        self._database = response.database or None
         client = response.attributes.get("_client_name")
         program = response.attributes.get("program_name")
         if client:

@@ -46,3 +46,12 @@ class Request:
     partial: bool = False  # a reply packet was cut but its lost bytes were skipped: the count holds
     prepared: Statement | None = None
     slots: list[str] = field(default_factory=list)  # PREPARE reply parts still expected, last first
+    # A multi-statement COM_QUERY: its statements, the one the current result answers, those answered
+    # and not yet sent (one per statement: sent at once, so memory does not grow with a long script's
+    # statements), and when the current one started (the end of the
+    # result before it: the server runs them in turn).
+    statements: tuple[str, ...] = ()
+    index: int = 0
+    answered: list[Request] | None = None
+    result_start: float | None = None
+    result_tables: list[str] | None = None  # `schema.table` a cut text's columns came from

@@ -20,7 +20,10 @@ What comes out:
   at the first ReadyForQuery, a refusal, encryption, Terminate, or close. A CancelRequest connection
   gives a session with CancelBackendPid (its secret key is never read).
 - `SqlQuery` per statement execution (see decoders/postgres/query.py): Status, ErrorCode (SQLSTATE),
-  ErrorMessage, Rows, AffectedRows, Truncated, Text, tables (PostgreSQL dialect), parameters,
+  ErrorMessage, Rows, AffectedRows, Truncated, Text, tables (PostgreSQL dialect; each resolved against
+  the session's search path, `search_path`; a RowDescription names tables by OID only: a cut SELECT
+  gets the names its columns' OIDs were learned as from whole statements, `query._tables_by_oid`),
+  parameters,
   columns, `--rows` samples; extra attributes Command (the CommandComplete tag), ErrorDetail,
   ErrorHint, ErrorPosition, ErrorSeverity (when not ERROR), Copy, CopyFormat, Bytes (COPY), MaxRows
   and Suspended (an Execute with a row limit), and `Notice` children (NoticeResponse).
@@ -42,7 +45,7 @@ results (the call is noted), the contents of CopyData (counted in bytes).
 
 Modules: `decoder` (`PostgresDecoder`), `stream` (messages out of one direction's bytes), `query`
 (requests matched with answers, the records), `sql` (a Query's statements, secret `$n` parameters,
-auth hashes in values). The registry names `decoders.postgres:PostgresDecoder`.
+auth hashes in values), `search_path` (the schema unqualified table names resolve to). The registry names `decoders.postgres:PostgresDecoder`.
 """
 
 from decoders.postgres.decoder import PostgresDecoder

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from decoders.api import ChannelInfo, Chunk, Decoder, DecoderOptions, Direction
 from decoders.postgres.query import PROTOCOL, QueryProtocol
+from decoders.postgres.search_path import startup_schema
 from decoders.postgres.stream import (
     BACKEND_LIMITS,
     FRONTEND_LIMITS,
@@ -66,6 +67,7 @@ class PostgresDecoder(Decoder):
         self._encryption_asked: str | None = None  # "ssl" or "gss" while the answer is awaited
         self._queries: QueryProtocol | None = None  # made at the first query: `options` is set by then
         self._tls: TlsDecoder | None = None
+        self._schema: str | None = None  # where unqualified names resolve, once the startup is seen
 
     # --- detection ------------------------------------------------------------------------------
 
@@ -172,6 +174,7 @@ class PostgresDecoder(Decoder):
     def _query_protocol(self) -> QueryProtocol:
         if self._queries is None:
             self._queries = QueryProtocol(self.channel.channel_id, self.options.rows)
+            self._queries.schema = self._schema
         return self._queries
 
     # --- session --------------------------------------------------------------------------------
@@ -260,6 +263,9 @@ class PostgresDecoder(Decoder):
             self._extra["Truncated"] = "true"
         session.user = parameters.get("user")
         session.database = parameters.get("database") or session.user  # the server's default
+        self._schema = startup_schema(parameters)
+        if self._queries is not None:
+            self._queries.schema = self._schema
         session.process = frame.pid or session.process
         session.start = frame.time
         if parameters.get("application_name"):

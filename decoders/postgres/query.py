@@ -31,17 +31,19 @@ from __future__ import annotations
 import re
 from collections import deque
 
+from decoders.postgres.search_path import after_set
 from decoders.postgres.sql import redact_value, secret_parameters, split_statements
 from decoders.postgres.stream import Frame
 from decoders.records import Annotation, AttrValue, Output, SqlQuery
 from decoders.redact import REDACTED, redact_sql
-from decoders.sql_tables import tables_in
+from decoders.sql_tables import qualified, tables_in
 from protocols import postgres as p
 from protocols.postgres.values import value_text
 
 PROTOCOL = "postgresql"
 ANNOTATION_MAX = 500
 MAX_PENDING = 10_000  # operations waiting for answers (a pipeline of 2,500 queries before its Sync)
+MAX_TABLE_OIDS = 1024  # table OIDs a connection learned the names of (RowDescription names tables by OID)
 MAX_STATEMENTS = 4096  # named statements and portals kept (drivers cache about a hundred)
 _MAY_HOLD_SECRET = re.compile("IDENTIFIED|PASSWORD", re.I).search
 # The answers that only end the request at the head of the queue, and the request each ends.
@@ -141,6 +143,10 @@ class QueryProtocol:
         self.parsed_at: tuple[int, Statement] | None = None  # the last Parse's call, for annotations
         self.last_server_time: float | None = None
         self.tables_seen: dict[tuple[str, bool], tuple[list[str], list[str]]] = {}
+        # The schema unqualified table names resolve to (search_path.py); None when not known (the
+        # startup was not traced)
+        self.schema: str | None = None
+        self.table_oids: dict[int, str] = {}  # table OID -> its name, learned from texts that named it
 
     # --- client ----------------------------------------------------------------------------------
 
@@ -641,9 +647,11 @@ class QueryProtocol:
             self._result_shape(execution)
         parameters: list[str | None] = []
         truncated = execution.truncated or execution.cut
+        text_cut = execution.truncated  # the text itself cut (not only its answers): its last name may be too
         portal = execution.portal
         if portal is not None:
             truncated = truncated or portal.truncated
+            text_cut = text_cut or portal.truncated
             parameters = self._parameters(portal, execution.text)
         tag = execution.tag
         extra = execution.extra
@@ -658,7 +666,15 @@ class QueryProtocol:
             rows = None if tag is None else rows
         if execution.copy is not None:
             extra["Bytes"] = execution.copy_bytes
-        tables, written = self._tables(execution.text, truncated)
+        tables, written = self._tables(execution.text, text_cut)
+        schema = self.schema
+        resolved = [qualified(t, schema) for t in tables]
+        if execution.fields and (tag is None or tag.command == "SELECT"):
+            self._tables_by_oid(execution.fields, text_cut, tables, written, resolved)
+        if execution.status == "ok" and tag is not None and tag.command in ("SET", "RESET"):
+            changed = after_set(execution.text)
+            if changed is not False:
+                self.schema = changed  # type: ignore[assignment]
         start, end = execution.time, execution.end_time
         columns = [f.name for f in execution.fields] if execution.fields else []
         out.append(
@@ -677,6 +693,7 @@ class QueryProtocol:
                 truncated=truncated,
                 tables=tables,
                 written_tables=written,
+                resolved_tables=resolved,
                 parameters=parameters,
                 columns=columns,
                 sample_rows=execution.sample,
@@ -684,6 +701,30 @@ class QueryProtocol:
                 notices=execution.notices,
             )
         )
+
+    def _tables_by_oid(
+        self,
+        fields: tuple[p.Field, ...],
+        truncated: bool,
+        tables: list[str],
+        written: list[str],
+        resolved: list[str | None],
+    ) -> None:
+        """A RowDescription names its columns' tables by OID only. A complete SELECT of one table whose
+        columns all come from one OID teaches the connection that OID's name; a SELECT whose text was
+        cut gets the tables its columns' OIDs were learned as (the others stay unknown)."""
+        oids = list(dict.fromkeys(f.table_oid for f in fields if f.table_oid))
+        if not oids:
+            return
+        if truncated:
+            for oid in oids:
+                name = self.table_oids.get(oid)
+                if name is not None and name not in resolved:
+                    tables.append(name)
+                    resolved.append(name)
+        elif len(oids) == 1 and len(tables) == 1 and not written and resolved[0] is not None:
+            if len(self.table_oids) < MAX_TABLE_OIDS or oids[0] in self.table_oids:
+                self.table_oids[oids[0]] = resolved[0]
 
     def _tables(self, text: str, truncated: bool) -> tuple[list[str], list[str]]:
         """tables_in, remembered per text for the connection (a statement runs many times)."""

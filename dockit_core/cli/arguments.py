@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 
 EPILOG = """\
 outputs (PREFIX is -l, or the replayed log's name without .log):
-  live or attach:  PREFIX.<tracer>.<pid>.log  .ini  .txt|.csv|.json  .xml|.summary.txt  [.docker/]
-  replay of X.log: X.txt|.csv|.json  X.xml|X.summary.txt  [X.docker/]   (or PREFIX.<ext> with -l)
+  live or attach:  PREFIX.<tracer>.<pid>.log  .ini  .txt|.csv|.json  .xml|.summary.txt|.summary.json[l]  [.docker/]
+  replay of X.log: X.txt|.csv|.json  X.xml|X.summary.txt|X.summary.json[l]  [X.docker/]   (or PREFIX.<ext> with -l)
   watch (-u/-g):   PREFIX.watch.<dockit's pid>.xml|.summary.txt  (--follow: also .log and .txt|.csv|.json)
 
 examples:
@@ -104,8 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--summary-format",
         default="XML",
         type=str.upper,
-        choices=["TXT", "XML"],
-        help="format of the summary (default XML)",
+        choices=["TXT", "XML", "JSON"],
+        help="format of the summary (default XML): XML (P.xml), TXT (P.summary.txt), JSON (P.summary.json, "
+        "the XML's objects; docs/summary.schema.json)",
+    )
+    parser.add_argument(
+        "--stream",
+        action="store_true",
+        help="with -F JSON: JSON Lines, one object a line (P.summary.jsonl), instead of one document",
     )
     parser.add_argument(
         "-i",
@@ -334,13 +340,16 @@ def line_limit(text: str) -> int:
 
 def make_options(args: argparse.Namespace) -> Options:
     from dockit_core.cli.protos import load_proto
+
     try:
         filters = [SummaryFilter.parse(text) for text in args.summary]
     except SummaryFilterError as error:
         raise UsageError(str(error)) from error
+    if args.stream and args.summary_format != "JSON":
+        raise UsageError("--stream writes the summary as JSON Lines: it needs -F JSON")
     return Options(
         calls_format=args.format,
-        summary_format=args.summary_format,
+        summary_format="JSONL" if args.stream else args.summary_format,
         filters=filters,
         decode=not args.no_decode,
         digest=not args.no_digest,

@@ -9,12 +9,19 @@ from dockit_core.ingest.lines import DEFAULT_MAX_LINE
 from dockit_core.outputs.summary.filter import SummaryFilter
 
 CALLS_EXTENSIONS = {"TXT": ".txt", "CSV": ".csv", "JSON": ".json"}
+# The summary's: `P.json` is the calls file's (-f JSON), so the JSON summary is `P.summary.json`
+SUMMARY_EXTENSIONS = {
+    "XML": ".xml",
+    "TXT": ".summary.txt",
+    "JSON": ".summary.json",
+    "JSONL": ".summary.jsonl",
+}
 
 
 @dataclass
 class Options:
     calls_format: str = "TXT"
-    summary_format: str = "XML"
+    summary_format: str = "XML"  # XML, TXT, JSON, or JSONL (-F JSON --stream)
     filters: list[SummaryFilter] = field(default_factory=list)
     decode: bool = True
     digest: bool = True  # the query digest in the summary (--no-digest: off)
@@ -43,7 +50,7 @@ class OutputPaths:
 
     @property
     def summary(self) -> str:
-        return self.prefix + (".xml" if self.summary_format == "XML" else ".summary.txt")
+        return self.prefix + SUMMARY_EXTENSIONS[self.summary_format]
 
     @property
     def calls(self) -> str:

@@ -27,6 +27,7 @@ from dockit_core.outputs.calls.each_call_writer import CallsWriter
 from dockit_core.outputs.digest.digest import Digest
 from dockit_core.outputs.digest.render import digest_text
 from dockit_core.outputs.live.publisher import LivePublisher
+from dockit_core.outputs.summary.json_writer import write_json
 from dockit_core.outputs.summary.objects import (
     OrderedSpool,
     RecordSpool,
@@ -286,6 +287,10 @@ class TraceSession:
         )
         if self.options.summary_format == "XML":
             write_xml(objects, self.paths.summary, self.context.date)
+        elif self.options.summary_format in ("JSON", "JSONL"):
+            write_json(
+                objects, self.paths.summary, self.context.date, lines=self.options.summary_format == "JSONL"
+            )
         else:
             # The answers first: the digest on top, then the processes, files and records. In TXT the
             # Dockit_QueryDigest objects are that section; the objects' own blocks are not repeated.

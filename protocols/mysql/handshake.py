@@ -2,7 +2,8 @@
 
 Decoded: the greeting (handshake v10: server version, connection id, capabilities with MariaDB's
 extended ones, character set, status, auth plugin), the 32-byte SSL request and HandshakeResponse41
-(user, database, auth plugin, connection attributes such as `_client_name`). The auth response is
+(user, database, auth plugin, connection attributes such as `_client_name`), and the database a
+COM_CHANGE_USER names. The auth response is
 skipped and never kept. Not decoded: the old pre-4.1 handshake response (only its capabilities and
 user), the auth switch and more-data exchanges that follow, anything after an SSL request (it is TLS).
 """
@@ -165,6 +166,21 @@ def parse_handshake_response(payload: bytes) -> HandshakeResponse:
     return HandshakeResponse(
         capabilities=capabilities, user=user, database=database, auth_plugin=plugin, attributes=attributes
     )
+
+
+def change_user_database(payload: bytes, capabilities: int) -> str | None:
+    """The database a COM_CHANGE_USER asks for ("" for none; None when the packet is cut): after the
+    user and the auth response (skipped, never kept), as HandshakeResponse41 lays them out."""
+    try:
+        r = Reader(payload, 1)
+        r.nul_string()  # user
+        if capabilities & CLIENT_SECURE_CONNECTION:
+            r.take(r.int(1))
+        else:
+            r.nul_string()
+        return text(r.nul_string()) if r.remaining else None
+    except MySqlError:
+        return None
 
 
 def build_handshake_response(

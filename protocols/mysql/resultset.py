@@ -1,6 +1,6 @@
 """Result sets: column definitions and rows, text (COM_QUERY) and binary (prepared statements).
 
-Decoded: ColumnDefinition41 (name, type, flags, table, schema, character set, decimals; MariaDB's
+Decoded: ColumnDefinition41 (name, type, flags, table and original table, schema, character set, decimals; MariaDB's
 extended metadata skipped), text rows (length-encoded strings, 0xfb for NULL) and binary rows (NULL
 bitmap, then values read by `values`). The column count before the definitions and the end of the
 result set are the decoder's (an OK or EOF, read by `replies`).
@@ -24,7 +24,10 @@ class Column:
     schema: str = ""
     character_set: int = 0
     decimals: int = 0
-    original_name: str = ""  # the source column's name (`SELECT api_token AS t`: api_token), "" for an expression
+    original_name: str = (
+        ""  # the source column's name (`SELECT api_token AS t`: api_token), "" for an expression
+    )
+    original_table: str = ""  # the table it came from (`FROM customers c`: customers), "" for an expression
 
 
 def parse_column(payload: bytes, extended_metadata: bool = False) -> Column:
@@ -55,6 +58,7 @@ def parse_column(payload: bytes, extended_metadata: bool = False) -> Column:
                 character_set=data[pos + 1] | data[pos + 2] << 8,
                 decimals=data[pos + 10],
                 original_name=strings[5].decode("utf-8", "backslashreplace"),
+                original_table=strings[3].decode("utf-8", "backslashreplace"),
             )
     return _parse_column(data, extended_metadata)
 
@@ -64,7 +68,7 @@ def _parse_column(payload: bytes, extended_metadata: bool) -> Column:
     r.lenenc_bytes()  # catalog, always "def"
     schema = text(r.lenenc_bytes()) or ""
     table = text(r.lenenc_bytes()) or ""
-    r.lenenc_bytes()  # original table
+    original_table = text(r.lenenc_bytes()) or ""
     name = text(r.lenenc_bytes()) or ""
     original_name = text(r.lenenc_bytes()) or ""
     if extended_metadata:
@@ -84,6 +88,7 @@ def _parse_column(payload: bytes, extended_metadata: bool) -> Column:
         character_set=character_set,
         decimals=decimals,
         original_name=original_name,
+        original_table=original_table,
     )
 
 
@@ -107,10 +112,13 @@ def build_column(
 
 
 def parse_text_row(payload: bytes) -> list[str | None]:
+    """A text protocol row: each value UTF-8, a byte that is not UTF-8 kept as a lone surrogate
+    (surrogateescape), so that `value.encode("utf-8", "surrogateescape")` gives the bytes sent."""
     r = Reader(payload)
     values: list[str | None] = []
     while r.remaining:
-        values.append(text(r.lenenc_bytes()))
+        raw = r.lenenc_bytes()
+        values.append(None if raw is None else raw.decode("utf-8", "surrogateescape"))
     return values
 
 

@@ -24,7 +24,9 @@ How a call finds its block (docs/blocks.md says the same for users):
 Memory is bounded by the blocks held at once (per process: its open descriptors, one path block, one
 block of other calls, a window of 9 for cycles, up to 65 ended blocks to compare with a sibling; per
 parent, one group of like children), never by the length of the log. Blocks
-come out when they end, so a block that ends later is written later even if it started earlier.
+come out when they end; the writer puts them back in order of start (start_order.py).
+- A search for one file along a list of folders (the loader trying each folder for a library: failed
+  opens of one name, folder after folder, and a stat of each folder) is one `search` block.
 """
 
 from __future__ import annotations
@@ -87,6 +89,17 @@ _PATH_ARG |= {"openat": 1, "openat2": 1, "newfstatat": 1, "fstatat64": 1, "statx
 _PATH_ARG |= {"faccessat2": 1, "readlinkat": 1, "unlinkat": 1, "mkdirat": 1, "execveat": 1}
 
 
+# A search: the dynamic loader looking for a library along its path (LD_LIBRARY_PATH, the hwcaps and tls
+# subfolders, the system folders), or a program looking for a file in a list of folders (nsswitch's
+# modules, Python's imports): a path call that finds nothing, on the same file name in folder after
+# folder, with the stat of each folder in between.
+_PROBES = frozenset({"open", "open64", "openat", "openat2"})
+_STATS = frozenset({"stat", "lstat", "stat64", "lstat64", "newfstatat", "fstatat64", "statx", "access"})
+_STATS |= {"faccessat", "faccessat2"}
+_MISSING = frozenset({"ENOENT", "ENOTDIR"})
+_MISSING_RESULTS = frozenset({-2, -20})  # the same, as ltrace -S shows them: a bare -errno
+NOT_A_SEARCH = ""  # Block.search: calls other than probes and stats of folders
+
 _UNKNOWN = object()  # a shape not computed yet
 
 
@@ -95,7 +108,7 @@ class Block:
     """Consecutive calls of one process that belong together."""
 
     pid: int
-    kind: str  # file, socket, pipe, fd, path, calls, process
+    kind: str  # file, socket, pipe, fd, path, search, calls, process
     target: str | None
     start: float | None = None
     end: float | None = None
@@ -115,6 +128,10 @@ class Block:
     last_target: str | None = None  # path blocks: the target of the last call
     one_target: bool = True  # a merged block whose blocks all worked on the same target
     processes: int = 1  # how many like processes (children of one parent) were folded into this block
+    # path blocks: the file name its failed probes looked for (None: no probe; NOT_A_SEARCH: other calls)
+    search: str | None = None
+    probe_folder: str | None = None  # the folder of its last probe
+    folders: int = 0  # search blocks: the folders probed (a folder probed twice counts twice)
     # shape() and fold_shape() as last computed; add and merge forget them
     _shape: object = field(default=_UNKNOWN, repr=False, compare=False)
     _fold_shape: object = field(default=_UNKNOWN, repr=False, compare=False)
@@ -167,6 +184,8 @@ class Block:
 
     def _compute_shape(self) -> tuple[object, ...] | None:
         if self.kind in ("socket", "pipe", "fd"):
+            return None
+        if self.kind == "search":
             return None
         if self.kind == "process":  # failed execs of one program along PATH are one block
             return (self.kind, tuple(self.names), "failed" if self.errors == self.calls else self.target)
@@ -281,6 +300,10 @@ class BlockAggregator:
             path_block = state.path
             if path_block is None or state.path_key != path_key:
                 self._end_path(state)
+                search = state.finished
+                if search is not None and search.search and _goes_on(search, call, bare, target, folder):
+                    search.add(call, name, annotations)  # the next folder of a search, or its stat
+                    return
                 path_block = state.path = Block(pid, "path", target, folder=path_key, last_target=target)
                 state.path_key = path_key
             elif path_block.last_target != target:
@@ -292,6 +315,8 @@ class BlockAggregator:
                 if len(path_block.examples) < MAX_EXAMPLES:
                     path_block.examples.append(target)
             path_block.add(call, name, annotations)
+            if path_block.search != NOT_A_SEARCH:
+                _note_probe(path_block, call, bare, target, folder)
             return
         if state.other is None:
             state.other = Block(pid, "calls", None)
@@ -423,6 +448,9 @@ class BlockAggregator:
     def _finish(self, state: _ProcessState, block: Block) -> None:
         previous = state.finished
         if previous is not None:
+            if previous.search and block.kind == "path" and _continues_search(previous, block):
+                _join_search(previous, block)
+                return
             shape = block.shape()
             if shape is not None and shape == previous.shape():
                 previous.merge(block)
@@ -508,6 +536,73 @@ class BlockAggregator:
         self.emit(block)
 
 
+def _note_probe(block: Block, call: Call, name: str, target: str, folder: str) -> None:
+    """A path call of a path block: an open that found nothing (its file name is what is searched), a
+    stat (of a folder on the way: whatever it found), or anything else (then the block is no search)."""
+    if name in _PROBES and _missing(call):
+        wanted = target[len(folder) :]
+        if block.search is None:
+            block.search = wanted
+        elif block.search != wanted:
+            block.search = NOT_A_SEARCH
+            return
+        block.probe_folder = folder.rstrip("/") or "/"
+    elif name not in _STATS:
+        block.search = NOT_A_SEARCH
+
+
+def _missing(call: Call) -> bool:
+    return call.errno in _MISSING or (call.errno is None and call.retval in _MISSING_RESULTS)
+
+
+def _goes_on(search: Block, call: Call, name: str, target: str, folder: str) -> bool:
+    """Whether a path call in another folder than the path block before it goes on the search that
+    block was (or began): the stat of the folder it just probed, or the same file name missing from
+    the next folder (the search grows by a folder)."""
+    if name in _STATS:
+        return target.rstrip("/") == search.probe_folder
+    if name in _PROBES and _missing(call) and target[len(folder) :] == search.search:
+        _grow(search, folder.rstrip("/") or "/")
+        return True
+    return False
+
+
+def _grow(search: Block, folder: str | None) -> None:
+    """One more folder probed: a path block becomes a search block at its second folder."""
+    if search.kind != "search":
+        search.kind = "search"
+        search.folders = 1
+        search.examples = [search.probe_folder or search.folder or ""]
+        search.target = search.search
+        search._shape = search._fold_shape = _UNKNOWN
+    search.folders += 1
+    search.probe_folder = folder
+
+
+def _continues_search(search: Block, block: Block) -> bool:
+    """Whether a path block that just ended goes on the search before it: a probe for the same file
+    name in another folder, or only stats of the folder just probed."""
+    if block.search == search.search:
+        return True
+    if block.search is not None or not block.one_target:
+        return False
+    if block.calls != sum(count for name, count in block.names.items() if name in _STATS):
+        return False
+    return ((block.target or "").rstrip("/") or "/") == search.probe_folder
+
+
+def _join_search(search: Block, block: Block) -> None:
+    """A path block that went on the search before it (`_continues_search`): merged into it."""
+    if block.search:
+        _grow(search, block.probe_folder)
+    elif search.kind != "search":
+        _grow(search, search.probe_folder)
+        search.folders -= 1  # only the stat of the folder it probed: no other folder
+    repeat, examples, target = search.repeat, search.examples, search.target
+    search.merge(block)
+    search.repeat, search.examples, search.target, search.one_target = repeat, examples, target, True
+
+
 def _entry_key(entry: FdEntry) -> tuple[object, str, str | None]:
     """The block key of what an fd designates (the same for every fd on it), its kind and label."""
     node = entry.node
@@ -586,6 +681,11 @@ def _describe(block: Block) -> str:
         if block.repeat == 1 and block.result is not None:
             what += f" = {block.result}"
         return f"{many}{what}" + (f": {tail}" if block.repeat > 1 else "")
+    if block.kind == "search":
+        first = block.examples[0] if block.examples else "?"
+        tries = f"{block.folders} tr{'ies' if block.folders != 1 else 'y'}"
+        where = f"{first} ... {block.probe_folder}" if block.folders > 1 else first
+        return f"search {target}, {tries} in {where}: {tail}"
     if block.kind == "calls":
         listed = ", ".join(f"{n} x{c}" if c > 1 else n for n, c in names.items())
         return f"other calls ({listed}): {tail}"

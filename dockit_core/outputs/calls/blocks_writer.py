@@ -14,6 +14,7 @@ from dockit_core.model import Process
 from dockit_core.model.tracker import CallInfo
 from dockit_core.outputs.atomic import AtomicStream
 from dockit_core.outputs.calls.blocks import Block, BlockAggregator, describe
+from dockit_core.outputs.calls.start_order import StartOrder
 from dockit_core.outputs.summary.objects import format_time
 from dockit_core.outputs.xmltext import xml_safe
 
@@ -68,7 +69,9 @@ class BlocksWriter:
         self.format = fmt.upper()
         self.date = date
         self.file = AtomicStream(path, "w", encoding="utf-8", errors="surrogateescape", newline="")
-        self.aggregator = BlockAggregator(self._write)
+        self.order = StartOrder(self._write)  # blocks end in any order: written in the order they started
+        self.aggregator = BlockAggregator(self.order.push)
+        self._written = 0
         self._csv = None
         self._flushed = False
         if self.format == "CSV":
@@ -89,6 +92,7 @@ class BlocksWriter:
         self.aggregator(call, process, info, annotations)
 
     def _write(self, block: Block) -> None:
+        self._written += 1
         if self.format != "CSV" and self.format != "JSON":
             self.file.stream.write(xml_safe(_txt(block, self.date)))
             return
@@ -105,7 +109,7 @@ class BlocksWriter:
                 row.append("" if value is None else xml_safe(value) if isinstance(value, str) else value)
             self._csv.writerow(row)
         elif self.format == "JSON":
-            prefix = "" if self.aggregator.blocks_out == 1 else ",\n"
+            prefix = "" if self._written == 1 else ",\n"
             self.file.stream.write(prefix + json.dumps(_json_safe(record), ensure_ascii=False))
 
     def flush_blocks(self) -> None:
@@ -113,6 +117,7 @@ class BlocksWriter:
         if not self._flushed:
             self._flushed = True
             self.aggregator.finish()
+            self.order.flush()
 
     def close(self) -> None:
         self.flush_blocks()

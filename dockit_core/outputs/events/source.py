@@ -241,7 +241,7 @@ class EventSource:
             for child in children:
                 if child.tag == "Table":
                     table = dict(child.attrs)
-                    name = str(table.get("Name"))
+                    name = str(table.get("Resolved") or table.get("Name"))  # one object per table, as Dockit_SqlTable
                     self.sink.declare(f"table:{name}", "table", event.time, {"name": name})
                     event.objects.append(
                         ObjectRef(f"table:{name}", "table", str(table.get("Access") or "read"))

@@ -169,10 +169,17 @@ class RecordSpool:
         counts = self.counts
         counts[cim_class] = counts.get(cim_class, 0) + 1
         if cim_class == "Dockit_SqlQuery":
+            counted: set[str] = set()  # `customers` and `shop.customers` in one statement: one table
             for child in obj.children:
                 if child.tag == "Table":
                     attrs = dict(child.attrs)
-                    entry = self.tables.setdefault(str(attrs.get("Name")), [0, 0])
+                    name = str(
+                        attrs.get("Resolved") or attrs.get("Name")
+                    )  # `customers` in shop: shop.customers
+                    if name in counted:
+                        continue
+                    counted.add(name)
+                    entry = self.tables.setdefault(name, [0, 0])
                     entry[1 if attrs.get("Access") == "write" else 0] += 1
         elif cim_class == "Dockit_Message":
             self.destinations.add(obj)

@@ -154,6 +154,10 @@ def renderer(summary_format: str, date: str | None) -> Callable[[CimObject], str
     spool keeps text, not objects to pickle and unpickle (that cost more than rendering)."""
     if summary_format == "XML":
         return lambda obj: element_markup(obj, date)
+    if summary_format in ("JSON", "JSONL"):
+        from dockit_core.outputs.summary.json_writer import json_renderer
+
+        return json_renderer(date)
     return lambda obj: txt_block(obj, date)
 
 
@@ -187,6 +191,10 @@ def _txt_child(child: CimChild, date: str | None) -> str:
     child_attrs = " ".join(
         f"{name}={attribute_text(name, value, date)}" for name, value in child.attrs if value is not None
     )
+    if child.tag == "Row" and child.text is not None:
+        # A sampled row as `mariadb --batch` writes it, byte for byte (the file is written with
+        # surrogateescape: a byte that was not UTF-8 comes out as it came in)
+        return f"    Row: {child.text}\n"
     text = f" {xml_safe(child.text)}" if child.text is not None else ""
     return f"    {child.tag}{':' if text or child_attrs else ''}{' ' + child_attrs if child_attrs else ''}{text}\n"
 
