@@ -116,6 +116,7 @@ class Message:
     start: object
     end: object
     wire_size: int  # bytes it took on the wire (lost ones included)
+    lost: bool = False  # the tracer lost some of its bytes
 
 
 class Damaged(ValueError):
@@ -147,6 +148,7 @@ class RespReader:
     _start: object = None
     _wire: int = 0
     _resync: bool = False
+    _lost: bool = False  # the value being read lost bytes
     damaged: int = 0  # times the stream was damaged (or lost bytes) and resynchronised
 
     @property
@@ -200,6 +202,7 @@ class RespReader:
         if count <= 0:
             return None
         self._wire += count
+        self._lost = True
         if self._blob is not None and not self._buffer and count <= self._blob_left + 2:
             self._blob.truncated = True
             if count <= self._blob_left:
@@ -225,6 +228,7 @@ class RespReader:
 
     def _damage(self) -> None:
         self.damaged += 1
+        self._lost = False
         self._stack.clear()
         self._blob = None
         self._blob_left = self._crlf_left = 0
@@ -240,8 +244,7 @@ class RespReader:
         root.truncated = True
         for open_ in self._stack:
             open_.value.truncated = True
-        message = Message(root, self._start, tag, self._wire)
-        return message
+        return Message(root, self._start, tag, self._wire, lost=True)
 
     def _step(self, buffer: bytearray, position: int, length: int, tag: object, out: list[Message]) -> int:
         """Reads one piece (a blob's bytes, a CRLF, a line) from `position`; returns the position after
@@ -294,7 +297,9 @@ class RespReader:
         if kind not in TYPE_BYTES:
             if self.client and not self._stack and line[0] >= 32:
                 words = line.split()
-                value = Value(INLINE, len(words), items=[Value(BULK, len(w), w[: self.keep]) for w in words[:MAX_NODES]])
+                value = Value(
+                    INLINE, len(words), items=[Value(BULK, len(w), w[: self.keep]) for w in words[:MAX_NODES]]
+                )
                 self._complete(value, tag, out)
                 return
             raise Damaged("no RESP type byte")
@@ -306,7 +311,9 @@ class RespReader:
                 raise Damaged("a null with a body")
             if kind == INTEGER and not _is_integer(body):
                 raise Damaged("an integer that is no number")
-            self._complete(Value(kind, len(body), body[: self.keep], truncated=len(body) > self.keep), tag, out)
+            self._complete(
+                Value(kind, len(body), body[: self.keep], truncated=len(body) > self.keep), tag, out
+            )
             return
         if not _is_integer(body):
             raise Damaged("a length that is no number")
@@ -352,9 +359,10 @@ class RespReader:
             if not self._stack:
                 if self._attribute is not None:
                     value.attribute, self._attribute = self._attribute, None
-                out.append(Message(value, self._start, tag, self._wire))
+                out.append(Message(value, self._start, tag, self._wire, self._lost))
                 self._start = None
                 self._wire = 0
+                self._lost = False
                 self._nodes = 0
                 return
             top = self._stack[-1]
