@@ -265,10 +265,7 @@ class RedisDecoder(Decoder):
         assert isinstance(end, _Tag)
         items = value.items or []
         head = items[0].data.lower() if items and items[0].kind in (resp.BULK, resp.SIMPLE) else b""
-        if value.kind == resp.PUSH or (
-            value.kind == resp.ARRAY and self._subscriptions > 0 and not self._resp3 and
-            (head in _DELIVERIES or head in _PUBSUB_REPLIES)
-        ):  # fmt: skip
+        if value.kind == resp.PUSH or (value.kind == resp.ARRAY and not self._resp3 and self._pushed(head)):
             self._on_push(value, head, message, out)
             return
         if self._monitoring and value.kind == resp.SIMPLE:
@@ -282,6 +279,13 @@ class RedisDecoder(Decoder):
         request = self._pending.popleft()
         request.reply, request.reply_end, request.reply_lost = value, end, message.lost
         self._after_reply(request, out)
+
+    def _pushed(self, head: bytes) -> bool:
+        """Whether a RESP2 array is pub/sub's: a subscription's confirmation (to the command waiting for
+        it), or a message while subscribed (then the client may send only pub/sub commands and PING)."""
+        if head in _PUBSUB_REPLIES:
+            return bool(self._pending) and self._pending[0].name == _PUBSUB_REPLIES[head]
+        return self._subscriptions > 0 and head in _DELIVERIES
 
     def _after_reply(self, request: _Request, out: list[Output]) -> None:
         value = request.reply
