@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_dockit
-from tests.redis_helpers import REPO, HOST, Traced, needs, private_server, requires_server, unique
+from tests.redis_helpers import HOST, REPO, Traced, needs, private_server, requires_server, unique
 
 pytestmark = [requires_server, pytest.mark.live]
 CLIENTS = REPO / "captures" / "redis_clients.py"
