@@ -282,3 +282,23 @@ def test_a_damaged_stream_decodes_again_after_the_damage(noise: bytes, reply_noi
     assert names[0] == "SET"
     assert names[-2:] == ["GET", "INCR"]  # read again after the damage
     assert all(isinstance(o, (Problem,)) or o is not None for o in outputs)
+
+
+def test_a_flood_of_unanswered_commands_stays_bounded_and_in_step() -> None:
+    """More commands awaiting replies than the decoder holds: the oldest go out without their replies,
+    and the replies that then come are matched to the right commands, not shifted."""
+    from decoders.redis import decoder as module
+
+    count = module.MAX_PENDING + 50
+    requests = b"".join(command("INCR", f"k{i}") for i in range(count))
+    replies = b"".join(b":%d\r\n" % i for i in range(count))
+    decoded = decode(RedisDecoder, conversation([(OUT, requests), (IN, replies), (OUT, command("PING")),
+                                                 (IN, b"+PONG\r\n")]))  # fmt: skip
+    rows = decoded.table("Command", "Status", cim_class=RC)
+    assert len(rows) == count + 1
+    assert rows.count(("INCR", "unknown")) == 50 and rows.count(("INCR", "ok")) == count - 50
+    assert rows[-1] == ("PING", "ok") and decoded.problems == []
+    big = command("SET", "k", "v" * 200) * 50_000  # 50,000 commands of 256 kept bytes: past 8 MiB held
+    decoder = RedisDecoder(channel(6379))
+    decoder.feed(Chunk(data=big, direction=Direction.OUT, time=1.0, pid=1, size=len(big), call_index=1))
+    assert decoder._held <= module.MAX_HELD_BYTES

@@ -33,9 +33,10 @@ from decoders.redis import commands as c
 from protocols import resp
 
 PROTOCOL = "redis"
-MAX_PENDING = (
-    10_000  # commands awaiting a reply (or queued in a MULTI); past this the oldest goes out unknown
-)
+# Commands awaiting a reply (or queued in a MULTI) are held: past 10,000 of them, or 8 MiB of kept
+# arguments, the oldest goes out without its reply (unknown), and its reply, when it comes, is skipped.
+MAX_PENDING = 10_000
+MAX_HELD_BYTES = 8 * 1024 * 1024
 MAX_ARGUMENT_CHILDREN = 64  # <Argument> children per command; `Arguments` says how many there were
 KEEP = 256  # bytes of an argument or an error kept
 
@@ -99,6 +100,7 @@ class _Request:
     reply_end: _Tag | None = None
     reply_lost: bool = False
     transaction: str | None = None
+    weight: int = 0  # bytes it holds (its kept arguments)
 
 
 @dataclass
@@ -145,6 +147,9 @@ class RedisDecoder(Decoder):
         self._readers: dict[Direction, resp.RespReader] = {}
         self._pending: deque[_Request] = deque()
         self._multi: list[_Request] | None = None  # commands queued since MULTI
+        self._held = 0  # bytes the pending and queued commands hold
+        self._orphans = 0  # replies still to come for commands sent out without them
+        self._multi_dropped = 0  # queued commands sent out early: EXEC's replies are offset by this
         self._subscriptions = 0  # RESP2: while > 0, arrays may be pushed messages
         self._monitoring = False
         self._resp3 = False
@@ -246,9 +251,19 @@ class RedisDecoder(Decoder):
         if secret or name == "AUTH":
             out.append(Secret(start.call))
         out.append(Annotation(start.call, self._note(request)))
-        if len(self._pending) >= MAX_PENDING:
-            out.append(self._record(self._pending.popleft()))
+        request.weight = sum(len(arg) for arg in args) + 64 * len(args)
+        self._held += request.weight
         self._pending.append(request)
+        while (len(self._pending) > MAX_PENDING or self._held > MAX_HELD_BYTES) and len(self._pending) > 1:
+            oldest = self._pending.popleft()
+            self._held -= oldest.weight
+            self._orphans += 1
+            out.append(self._record(oldest))
+        while self._held > MAX_HELD_BYTES and self._multi:
+            oldest = self._multi.pop(0)
+            self._held -= oldest.weight
+            self._multi_dropped += 1
+            out.append(self._record(oldest))
 
     def _note(self, request: _Request) -> str:
         """`redis GET user:1`: the command and its first key (never a secret)."""
@@ -273,10 +288,14 @@ class RedisDecoder(Decoder):
             if line is not None:
                 self._on_monitored(value, line, message, out)
                 return
+        if self._orphans:
+            self._orphans -= 1  # the reply of a command already sent out without it
+            return
         if not self._pending:
             out.append(Problem("warning", f"a {value.type_name} reply to no command", end.call))
             return
         request = self._pending.popleft()
+        self._held -= request.weight
         request.reply, request.reply_end, request.reply_lost = value, end, message.lost
         self._after_reply(request, out)
 
@@ -296,16 +315,22 @@ class RedisDecoder(Decoder):
         if self._multi is not None and name not in ("EXEC", "DISCARD", "MULTI", "WATCH", "RESET"):
             if value.kind == resp.SIMPLE and value.data == b"QUEUED":
                 request.queued_at, request.reply, request.reply_end = request.reply_end, None, None
-                if len(self._multi) >= MAX_PENDING:
-                    out.append(self._record(self._multi.pop(0)))
+                self._held += request.weight
                 self._multi.append(request)
+                if len(self._multi) > MAX_PENDING:
+                    oldest = self._multi.pop(0)
+                    self._held -= oldest.weight
+                    self._multi_dropped += 1
+                    out.append(self._record(oldest))
                 out.append(Annotation(request.queued_at.call, f"redis {name}: queued"))
                 return
         ok = not value.is_error
         if name == "EXEC" and self._multi is not None:
             self._exec(value, out)
-        elif name == "DISCARD" and self._multi is not None:
+        elif name in ("DISCARD", "RESET") and self._multi is not None:
             self._end_multi("discarded", out)
+            if name == "RESET":
+                self._learn(request, value)
         elif name == "MULTI" and ok:
             self._multi = []
         elif ok:
@@ -317,14 +342,15 @@ class RedisDecoder(Decoder):
 
     def _exec(self, value: resp.Value, out: list[Output]) -> None:
         queued = self._multi or []
-        self._multi = None
+        dropped, self._multi, self._multi_dropped = self._multi_dropped, None, 0
+        self._held -= sum(request.weight for request in queued)
         if value.kind != resp.ARRAY or value.is_null:
             for request in queued:  # a WATCHed key changed (null) or EXECABORT: nothing ran
                 request.transaction = "aborted"
                 out.append(self._record(request))
             return
         replies = value.items or []
-        for index, request in enumerate(queued):
+        for index, request in enumerate(queued, start=dropped):
             request.transaction = "exec"
             if index < len(replies):
                 request.reply = replies[index]
@@ -336,8 +362,9 @@ class RedisDecoder(Decoder):
     def _end_multi(self, transaction: str, out: list[Output]) -> None:
         for request in self._multi or []:
             request.transaction = transaction
+            self._held -= request.weight
             out.append(self._record(request))
-        self._multi = None
+        self._multi, self._multi_dropped = None, 0
 
     def _learn(self, request: _Request, value: resp.Value) -> None:
         """What a successful command tells of the session."""
@@ -372,7 +399,7 @@ class RedisDecoder(Decoder):
         elif name == "MONITOR":
             self._monitoring = True
         elif name == "RESET":
-            self._monitoring, self._subscriptions, self._resp3, self._multi = False, 0, False, None
+            self._monitoring, self._subscriptions, self._resp3 = False, 0, False
             session.database = "0"
             session.extra["ProtocolVersion"] = 2
 
@@ -394,6 +421,7 @@ class RedisDecoder(Decoder):
             request.reply, request.reply_end, request.reply_lost = value, end, message.lost
             if request.got == request.expected or (request.expected is None and not count):
                 self._pending.remove(request)
+                self._held -= request.weight
                 out.append(Annotation(end.call, f"redis {command}: ok ({request.got} channels)"))
                 out.append(self._record(request))
             return
