@@ -250,6 +250,18 @@ class RespReader:
         """Reads one piece (a blob's bytes, a CRLF, a line) from `position`; returns the position after
         it, or -(position+1) when more bytes are needed."""
         if self._blob_left:
+            left = self._blob_left
+            if length - position >= left + 2 and self._blob is not None:  # the whole rest is here
+                blob = self._blob
+                room = self.keep - len(blob.data)
+                if room > 0:
+                    blob.data += bytes(buffer[position : position + min(room, left)])
+                if buffer[position + left : position + left + 2] != b"\r\n":
+                    raise Damaged("a blob not followed by CRLF")
+                self._blob_left = 0
+                self._wire += left + 2
+                self._finish_blob(tag, out)
+                return position + left + 2
             take = min(self._blob_left, length - position)
             blob = self._blob
             assert blob is not None

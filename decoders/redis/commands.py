@@ -169,6 +169,7 @@ def blocking(args: Sequence[bytes]) -> bool:
 
 # --- secrets ----------------------------------------------------------------------------------------------
 
+_SECRET_COMMANDS = frozenset({b"AUTH", b"HELLO", b"CONFIG", b"MIGRATE", b"ACL"})
 SECRET_CONFIG = frozenset({b"REQUIREPASS", b"MASTERAUTH", b"TLS-KEY-FILE-PASS", b"TLS-CLIENT-KEY-FILE-PASS"})
 
 
@@ -179,6 +180,8 @@ def secret_arguments(args: Sequence[bytes]) -> set[int]:
     if not args:
         return set()
     name = args[0].upper()
+    if name not in _SECRET_COMMANDS:
+        return set()
     count = len(args)
     if name == b"AUTH":
         return {count - 1} if count > 1 else set()
