@@ -172,6 +172,22 @@ def test_a_session_whatever_the_calls() -> None:
     assert "s3cret-pw" not in repr(decoded.records) + repr(decoded.notes())
 
 
+def test_records_are_what_the_declarations_make() -> None:
+    """The decoder builds its records directly, for speed: each must be what REDIS_COMMAND, ARGUMENT and
+    KEY (the declared contract) make of the same values."""
+    from decoders.redis.decoder import ARGUMENT, KEY, REDIS_COMMAND
+
+    def flag(value: object) -> object:
+        return True if value == "true" else value
+
+    for obj in decode(RedisDecoder, CONVERSATION).of(RC):
+        children = [
+            (ARGUMENT if child.tag == "Argument" else KEY)(child.text, **{k: flag(v) for k, v in child.attrs})
+            for child in obj.children
+        ]
+        assert REDIS_COMMAND(children, **{k: flag(v) for k, v in obj.attrs}) == obj
+
+
 def test_traced_on_the_server_side() -> None:
     server = decode(RedisDecoder, reversed_directions(CONVERSATION), channel(6379, server=True))
     assert server.table(*COLUMNS, cim_class=RC) == decode(RedisDecoder, CONVERSATION).table(
