@@ -85,7 +85,7 @@ def test_redis_cli_over_tcp(tmp_path: Path) -> None:
     assert [s.get("Database") for s in sessions].count("2") == 1
     assert all(s["ProtocolVersion"] == "2" and s["Encrypted"] == "false" for s in sessions)
     calls = next(tmp_path.glob("cli.strace.*.txt")).read_text()
-    assert f"redis SET {p}:greeting" in calls and "redis SET: ok (string)" in calls
+    assert f"redis SET {p}:greeting" in calls and "redis NOSUCH: error ERR unknown command 'NOSUCH'" in calls
 
 
 def test_redis_cli_over_a_unix_socket_and_resp3(tmp_path: Path) -> None:
@@ -286,3 +286,33 @@ def test_a_long_value_is_cut_and_marked(tmp_path: Path) -> None:
         argument.text == "v" * 256 and argument.get("Size") == "1000" and argument.get("Truncated") == "true"
     )
     assert command["Command"] == "SET" and command.get("Truncated") is None  # nothing lost by the tracer
+
+
+INLINE_CLIENT = """
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+for line in (b"PING\\r\\n", b"SET inline:k hello\\r\\n", b"GET inline:k\\r\\n"):
+    s.sendall(line)
+    print(s.recv(100))
+s.close()
+"""
+
+
+def test_decode_forces_the_decoder_on_inline_commands(tmp_path: Path) -> None:
+    """Inline commands (a person at a terminal) on a port that is not Redis's prove nothing by content:
+    the connection is left undecoded, with the hint; `--decode PORT=redis` decodes it."""
+    needs("strace", "redis-server")
+    (tmp_path / "inline.py").write_text(INLINE_CLIENT)
+    with private_server(tmp_path / "srv") as port:
+        plain = trace(tmp_path, "plain", sys.executable, "inline.py", str(port))
+        forced = trace(
+            tmp_path, "forced", sys.executable, "inline.py", str(port), extra=("--decode", f"{port}=redis")
+        )
+    assert plain.commands() == []
+    (undecoded,) = list(plain.root.iter("Dockit_UndecodedChannel"))
+    assert f"--decode {port}=" in undecoded.get("Hint")
+    assert [(c["Command"], c["Status"], c["ReplyType"], c["args"]) for c in forced.commands()] == [
+        ("PING", "ok", "string", []),
+        ("SET", "ok", "string", ["inline:k", "hello"]),
+        ("GET", "ok", "bulk", ["inline:k"]),
+    ]

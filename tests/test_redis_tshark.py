@@ -121,3 +121,30 @@ def test_pcap_out_read_by_tshark(tmp_path: Path, transport: str) -> None:
     # A unix socket is written as TCP to Redis's port (6379), so that the dissector reads it.
     theirs = tshark_commands(pcap, server_port=port if transport == "tcp" else 6379)
     assert theirs == expected
+
+
+def test_a_packet_capture_replayed_gives_what_tshark_dissects(tmp_path: Path) -> None:
+    """`dockit -i capture.pcapng` (issue 14's pcap in): tshark captures loopback while redis-cli and a
+    redis-py pipeline run untraced; dockit reads the capture through the same decoder and finds the
+    commands tshark's dissector finds on those connections."""
+    if os.geteuid() != 0:
+        pytest.skip("capturing loopback with tshark needs root")
+    needs("redis-cli")
+    pytest.importorskip("redis")
+    p = unique("dockit:pcapin")
+    pcap = tmp_path / "loopback.pcapng"
+    clients = REPO / "captures" / "redis_clients.py"
+    with loopback_capture(pcap, "tcp port 6379"):
+        for command in (["SET", f"{p}:a", "1"], ["GET", f"{p}:a"], ["HGETALL", f"{p}:a"]):
+            subprocess.run(["redis-cli", "-h", HOST, *command], check=True, capture_output=True)
+        subprocess.run([sys.executable, str(clients), "pipeline", p], check=True, capture_output=True)
+    result = run_dockit("-i", str(pcap), "-l", str(tmp_path / "replayed"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    root = etree.parse(str(tmp_path / "replayed.xml")).getroot()
+    ours = [e for e in root.iter("Dockit_RedisCommand")]
+    sessions = {e.get("Session") for e in ours if any(p in (a.text or "") for a in e.iter("Argument"))}
+    mine = Counter(e.get("Command") for e in ours if e.get("Session") in sessions)
+    ports = {session.rsplit("-", 1)[0].rsplit(":", 1)[1] for session in sessions}
+    assert len(ports) == 5  # redis-cli thrice, the pipeline's two connections
+    assert tshark_commands(pcap, ports) == mine
+    assert mine["SET"] == 3 and mine["HGETALL"] == 2 and mine["NOSUCHCOMMAND"] == 1

@@ -339,9 +339,8 @@ class RedisDecoder(Decoder):
             self._multi = []
         elif ok:
             self._learn(request, value)
-        out.append(
-            Annotation(request.reply_end.call, f"redis {name}: {'ok' if ok else 'error'} ({value.type_name})")
-        )
+        if not ok:  # the calls file notes each command, and the replies that refused one
+            out.append(Annotation(request.reply_end.call, f"redis {name}: error {value.text()[:64]}"))
         out.append(self._record(request))
 
     def _exec(self, value: resp.Value, out: list[Output]) -> None:
