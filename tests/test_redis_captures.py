@@ -103,7 +103,7 @@ def captures(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 
 
 _WRITE = re.compile(
-    r'^\d+ [\d.]+ (?:write|sendto|writev)\((\d+)<TCP:\[[^\]]*->127\.0\.0\.1:6379\]>, "((?:[^"\\]|\\.)*)"',
+    r'^\d+\s+[\d.]+ (?:write|sendto|writev)\((\d+)<TCP:\[[^\]]*->127\.0\.0\.1:6379\]>, "((?:[^"\\]|\\.)*)"',
     re.M,
 )
 
