@@ -318,3 +318,26 @@ def test_a_flood_of_unanswered_commands_stays_bounded_and_in_step() -> None:
     decoder = RedisDecoder(channel(6379))
     decoder.feed(Chunk(data=big, direction=Direction.OUT, time=1.0, pid=1, size=len(big), call_index=1))
     assert decoder._held <= module.MAX_HELD_BYTES
+
+
+def test_keys_are_counted_in_bounded_memory() -> None:
+    """Past 10,000 distinct keys, the rest are counted together (a key per user must not grow dockit)."""
+    from decoders.records import CimChild, CimObject
+    from decoders.redis.keys import KEY_LIMIT, RedisKeys
+
+    keys = RedisKeys()
+    for i in range(KEY_LIMIT + 500):
+        access = "write" if i % 2 else "read"
+        keys.add(CimObject(RC, (), (CimChild("Key", (("Name", f"user:{i}"), ("Access", access))),)))
+    keys.add(CimObject(RC, (), (CimChild("Key", (("Name", "user:0"), ("Access", "write"))),)))
+    objects = keys.objects()
+    assert len(objects) == KEY_LIMIT + 1 and len(keys.counts) == KEY_LIMIT
+    assert dict(objects[0].attrs) == {"Name": "user:0", "Reads": 1, "Writes": 1}
+    overflow = dict(objects[-1].attrs)
+    assert (overflow["Name"], overflow["Reads"], overflow["Writes"], overflow["Overflow"]) == (
+        "*",
+        250,
+        250,
+        "true",
+    )
+    assert 450 <= overflow["Keys"] <= 550  # an estimate, in a fixed kilobyte
