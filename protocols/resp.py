@@ -166,6 +166,10 @@ class RespReader:
         if not data:
             return out
         buffer = self._buffer
+        if not buffer and not self._stack and self._blob is None and not self._crlf_left and not self._resync:
+            simple = self._whole(data, tag)
+            if simple is not None:
+                return simple
         buffer += data
         position = 0
         length = len(buffer)
@@ -195,6 +199,47 @@ class RespReader:
         if buffer and self._start is None and not self._resync:
             self._start = tag  # a line begun here ends in a later call
         return out
+
+    def _whole(self, data: bytes, tag: object) -> list[Message] | None:
+        """The common case read at once: `data` is exactly one command (an array of short bulk strings)
+        or one simple reply (a line, or a short bulk string). None: anything else, for the general path."""
+        first = data[:1]
+        end = data.find(b"\r\n")
+        if end < 2 or not data.endswith(b"\r\n"):
+            return None
+        if first == b"*" and self.client:
+            if not data[1:end].isdigit():
+                return None
+            count, at, items = int(data[1:end]), end + 2, []
+            if count > 64 or count == 0:
+                return None
+            for _ in range(count):
+                if data[at : at + 1] != b"$":
+                    return None
+                end = data.find(b"\r\n", at)
+                if end < 0 or not data[at + 1 : end].isdigit():
+                    return None
+                size = int(data[at + 1 : end])
+                at = end + 2 + size
+                if size > self.keep or data[at : at + 2] != b"\r\n":
+                    return None
+                items.append(Value(BULK, size, data[end + 2 : at]))
+                at += 2
+            if at != len(data):
+                return None
+            return [Message(Value(ARRAY, count, items=items), tag, tag, len(data))]
+        if self.client:
+            return None
+        if first in (b"+", b"-", b":") and end == len(data) - 2:
+            body = data[1:end]
+            if len(body) > self.keep or (first == b":" and not _is_integer(body)):
+                return None
+            return [Message(Value(first.decode(), len(body), body), tag, tag, len(data))]
+        if first == b"$" and data[1:end].isdigit():
+            size = int(data[1:end])
+            if size <= self.keep and len(data) == end + 2 + size + 2:
+                return [Message(Value(BULK, size, data[end + 2 : end + 2 + size]), tag, tag, len(data))]
+        return None
 
     def skip(self, count: int, tag: object = None) -> Message | None:
         """`count` bytes the tracer lost. Inside a blob they are only counted; elsewhere the value
