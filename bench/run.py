@@ -15,6 +15,9 @@
 - digest:  replay of the same 20,000 MySQL queries with the query digest (the default) vs `--no-digest`
            (target: <= 1.10), wall clock and CPU time, the runs of each interleaved; and peak RSS with
            100,000 distinct statements (the digest keeps 1,000 fingerprints: it must stay flat).
+- redis:   replay of a capture with 20,000 Redis commands (redis-py: SET, GET, INCR, HGET), decoders on
+           vs `--no-decode`, the cost a command compared with MySQL's a query measured in the same run
+           (target: no more), and each decoder alone on its log's socket buffers.
 - bridges: peak RSS replaying a ~1 GB synthetic log (file calls and HTTP connections) with each bridge
            output: `--pcap`, `--events` OCEL 2.0 JSON and `--events` CSV (streaming: it must stay flat).
 - brokers: replay of an MQTT connection publishing at QoS 1, each message to a topic of its own:
@@ -477,6 +480,54 @@ def bench_digest(work: Path, runs: int, queries: int, sizes: list[int]) -> list[
     return rows
 
 
+def redis_capture(work: Path, commands: int) -> Path | None:
+    """redis-py sending `commands` commands, one at a time, on one connection to the machine's Redis:
+    SET, GET, INCR and HGET in turn (the keys under `dockit:bench:`, deleted afterwards)."""
+    script = f"""
+import redis
+r = redis.Redis(host="127.0.0.1", port=6379, protocol=2, single_connection_client=True)
+for i in range({commands} // 4):
+    r.set(f"dockit:bench:{{i % 100}}", i)
+    r.get(f"dockit:bench:{{i % 100}}")
+    r.incr("dockit:bench:n")
+    r.hget("dockit:bench:h", "f")
+"""
+    probe = "import redis; redis.Redis(host='127.0.0.1', port=6379).ping()"
+    try:
+        subprocess.run([sys.executable, "-c", probe], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except subprocess.CalledProcessError:
+        return None
+    subprocess.run(DOCKIT + ["-l", str(work / "redis"), sys.executable, "-c", script], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cleanup = "import redis; r = redis.Redis(); [r.delete(k) for k in r.scan_iter(match='dockit:bench:*')]"
+    subprocess.run([sys.executable, "-c", cleanup], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return next(work.glob("redis.strace.*.log"))
+
+
+def bench_redis(work: Path, runs: int, commands: int) -> list[tuple[str, str, str]]:
+    """Replaying 20,000 Redis commands, decoders on vs --no-decode, per command against the MySQL
+    decoder's cost per query measured in the same run (and each decoder alone on its log's buffers)."""
+    mysql_log = mysql_capture(work, commands)
+    log = redis_capture(work, commands)
+    if mysql_log is None or log is None:
+        return [(f"decoding, replay of {commands} Redis commands", "MariaDB or Redis not reachable", "not measured")]
+    mysql_decoded, mysql_plain = decode_cost(work, mysql_log, runs, "rm")
+    mysql_per_query = (mysql_decoded - mysql_plain) / commands * 1e6
+    decoded, plain = decode_cost(work, log, runs, "redis")
+    per_command = (decoded - plain) / commands * 1e6
+    mysql_alone = decoder_alone(mysql_log, "decoders.mysql:MySqlDecoder", runs) / commands * 1e6
+    alone = decoder_alone(log, "decoders.redis:RedisDecoder", runs) / commands * 1e6
+    return [
+        (f"decoding, replay of {commands} Redis commands (redis-py: SET, GET, INCR, HGET)",
+         "decoders on vs --no-decode, a command vs a MySQL query (same run)",
+         f"{decoded:.2f} s vs {plain:.2f} s: **{decoded / plain:.2f}x**; {per_command:.0f} µs a command vs "
+         f"MySQL's {mysql_per_query:.0f} a query: **{per_command / mysql_per_query:.2f}x**"),
+        ("the Redis decoder alone, fed the log's socket buffers", "CPU time, best of the runs",
+         f"{alone:.0f} µs a command vs the MySQL decoder's {mysql_alone:.0f} a query: "
+         f"**{alone / mysql_alone:.2f}x**"),
+    ]  # fmt: skip
+
+
 def escaped(data: bytes) -> str:
     """Bytes as strace -x writes a buffer."""
     return "".join(f"\\x{byte:02x}" for byte in data)
@@ -527,7 +578,8 @@ def bench_brokers(work: Path, runs: int, sizes: list[int]) -> list[tuple[str, st
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer runs, smaller logs")
-    parser.add_argument("--only", nargs="*", choices=["replay", "memory", "live", "decode", "digest", "bridges", "brokers"])
+    parser.add_argument("--only", nargs="*",
+                        choices=["replay", "memory", "live", "decode", "digest", "bridges", "brokers", "redis"])
     args = parser.parse_args()
     if shutil.which("strace") is None:
         print("bench: strace is not installed (apt-get install strace)", file=sys.stderr)
@@ -536,7 +588,7 @@ def main() -> int:
     # Timed as pip installs it: byte-compiled (with PYTHONDONTWRITEBYTECODE set, each run would
     # compile every module again and the startup would count several times over).
     subprocess.run([sys.executable, "-m", "compileall", "-q", *(str(ROOT / name) for name in PACKAGES)], check=True)
-    chosen = set(args.only or ["replay", "memory", "live", "decode", "digest", "bridges", "brokers"])
+    chosen = set(args.only or ["replay", "memory", "live", "decode", "digest", "bridges", "brokers", "redis"])
     rows: list[tuple[str, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="dockit-bench-") as folder:
         work = Path(folder)
@@ -553,6 +605,8 @@ def main() -> int:
             rows += bench_decode(work, runs, 2000 if args.quick else 20000)
         if "digest" in chosen:
             rows += bench_digest(work, runs, 2000 if args.quick else 20000, [10000, 100000])
+        if "redis" in chosen:
+            rows += bench_redis(work, runs, 2000 if args.quick else 20000)
         if "bridges" in chosen:
             for megabytes in [20, 100] if args.quick else [100, 1024]:
                 rows += bench_bridges(work, megabytes)

@@ -37,6 +37,7 @@ BUILTIN_DECODERS: tuple[str, ...] = (
     "decoders.postgres:PostgresDecoder",
     "decoders.http2:Http2Decoder",
     "decoders.dns:DnsDecoder",
+    "decoders.redis:RedisDecoder",
 )
 ENTRY_POINT_GROUP = "dockit.decoders"
 PORT_BONUS = 20

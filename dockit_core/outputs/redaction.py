@@ -12,6 +12,7 @@ import re
 import shlex
 
 from decoders.redact import REDACTED, SECRET_HEADER_WORDS, SECRET_HEADERS, redact_sql, redact_url
+from decoders.redis.commands import secret_arguments as redis_secret_arguments
 
 # Clients whose -pSECRET is a password (not a port or a parent flag as in `mkdir -p`).
 _PASSWORD_DASH_P = frozenset(
@@ -31,6 +32,14 @@ _PASSWORD_DASH_P = frozenset(
     }
 )
 _MOSQUITTO_CLIENTS = frozenset({"mosquitto_pub", "mosquitto_sub", "mosquitto_rr"})
+_REDIS_CLIENTS = frozenset({"redis-cli", "valkey-cli", "keydb-cli", "redis-benchmark", "valkey-benchmark"})
+# redis-cli's options that take a value: the command it sends (AUTH pw, CONFIG SET requirepass pw)
+# begins at the first word that is neither an option nor such a value.
+_REDIS_VALUED = frozenset(
+    "-h -p -s -a -u -r -i -n -t -d -D -e --user --pass --cacert --cacertdir --cert --key --sni "
+    "--tls-ciphers --tls-ciphersuites --show-pushes --pattern --count --quoted-pattern --intrinsic-latency "
+    "--pipe-timeout --eval --rdb --functions-rdb".split()
+)
 _PASSWORD_OPTION = re.compile(r"^(--?(?:password|passwd|pass|pwd|secret|token|api-key|apikey)=)(.+)$", re.I)
 _PASSWORD_FLAG = re.compile(r"^--?(?:password|passwd|pass|pwd|secret|token|api-key|apikey)$", re.I)
 _URL_CREDENTIALS = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^/\s:@]*):[^@/\s]*@")
@@ -95,6 +104,8 @@ def redact_argv(argv: list[str], depth: int = 0) -> list[str]:
         if program in _WRAPPERS:
             end = min(end, _wrapped_command(argv, first, *_WRAPPERS[program]))
         result[start:end] = _redact_words(argv[start:end], program, first - start)
+        if program in _REDIS_CLIENTS:
+            _redact_redis_command(argv, result, first, end)
         if program in _SHELLS:
             script = _shell_script(argv, first)
             if script is not None:
@@ -134,6 +145,8 @@ def _redact_words(argv: list[str], program: str, first: int) -> list[str]:
                 hide_next = True
             elif arg in ("-P", "--pw") and program in _MOSQUITTO_CLIENTS:  # Mosquitto's password flag
                 hide_next = True
+            elif arg == "-a" and program in _REDIS_CLIENTS:  # redis-cli -a PASSWORD
+                hide_next = True
             elif arg.startswith(("--user=", "--proxy-user=")):
                 option, _, value = arg.partition("=")
                 user, colon, _password = value.partition(":")
@@ -148,6 +161,17 @@ def _redact_words(argv: list[str], program: str, first: int) -> list[str]:
         arg = redact_sql(redact_text(arg))  # `mariadb -e "CREATE USER u IDENTIFIED BY '...'"`
         result.append(arg)
     return result
+
+
+def _redact_redis_command(argv: list[str], result: list[str], first: int, end: int) -> None:
+    """`redis-cli -p 6380 AUTH pw`, `redis-cli CONFIG SET requirepass pw`: the command's secret
+    arguments, by the Redis decoder's own rules."""
+    index = first + 1
+    while index < end and argv[index].startswith("-"):
+        index += 2 if argv[index] in _REDIS_VALUED else 1
+    words = [word.encode("utf-8", "surrogateescape") for word in argv[index:end]]
+    for secret in redis_secret_arguments(words):
+        result[index + secret] = REDACTED
 
 
 def _wrapped_command(argv: list[str], first: int, valued: frozenset[str], words: int) -> int:

@@ -19,6 +19,7 @@ from typing import IO
 
 from decoders.destinations import MessageDestinations
 from decoders.records import AttrValue, CimChild, CimObject
+from decoders.redis.keys import RedisKeys
 from dockit_core.model import FileAccess, FileNode, Model, PipeNode, Process, SocketNode
 from dockit_core.model.resolved import ResolvedNames
 from dockit_core.model.spill import SortedRuns, SpillError
@@ -156,6 +157,7 @@ class RecordSpool:
         self.count = 0
         self.tables: dict[str, list[int]] = {}  # name -> [reads, writes]
         self.destinations = MessageDestinations()  # Dockit_MessageDestination, bounded
+        self.redis_keys = RedisKeys()  # Dockit_RedisKey, bounded
         self.counts: dict[str, int] = {}
         self.resolved: ResolvedNames | None = None  # the model's: DNS answers, by address
 
@@ -181,6 +183,8 @@ class RecordSpool:
                     counted.add(name)
                     entry = self.tables.setdefault(name, [0, 0])
                     entry[1 if attrs.get("Access") == "write" else 0] += 1
+        elif cim_class == "Dockit_RedisCommand":
+            self.redis_keys.add(obj)
         elif cim_class == "Dockit_Message":
             self.destinations.add(obj)
         elif cim_class == "Dockit_DnsQuery" and self.resolved is not None:
@@ -215,7 +219,7 @@ class RecordSpool:
         return [
             CimObject.make("Dockit_SqlTable", {"Name": name, "Reads": reads, "Writes": writes})
             for name, (reads, writes) in sorted(self.tables.items())
-        ] + self.destinations.objects()
+        ] + self.redis_keys.objects() + self.destinations.objects()
 
     def digest_objects(self) -> list[CimObject]:
         """The `Dockit_QueryDigest` objects, after the records they sum up."""
