@@ -18,7 +18,7 @@ import typing
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from decoders.api import ChannelInfo, Chunk, Decoder, DecoderOptions, Direction
@@ -211,6 +211,7 @@ _OBJECTS = [
 
 @FUZZ
 @given(st.one_of(mutated_text(FILTERS), st.text(max_size=200)))
+@example("\U0010ffff" * 60 + ":Name=x")  # found by the fuzzer: each escaped character is ten in the message
 def test_summary_filter(text: str) -> None:
     try:
         chosen = SummaryFilter.parse(text)

@@ -97,7 +97,8 @@ def _json(text: str) -> object:
 
 def _shown(text: str) -> str:
     """The user's text in a message: quoted, and cut when long (a message stays one readable line)."""
-    return repr(text) if len(text) <= 80 else repr(text[:60]) + f"... ({len(text)} characters)"
+    shown = repr(text)  # escapes count: one character can be ten (`'\U0010ffff'`)
+    return shown if len(shown) <= 80 else shown[:60] + f"... ({len(text)} characters)"
 
 
 def _parse_values(value: str, whole: str) -> list[str]:
