@@ -8,9 +8,6 @@ import importlib
 import sys
 
 from dockit_core.cli.arguments import UsageError, build_parser, check_arguments, make_options
-from dockit_core.cli.live import trace
-from dockit_core.cli.replay import replay
-from dockit_core.cli.watch import watch, watch_requested
 from dockit_core.ingest import tracers
 from dockit_core.ingest.tracers import Terminated
 from dockit_core.outputs.atomic import OutputError
@@ -40,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     gc.set_threshold(100_000, 50, 100)
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Each mode's modules are loaded once the mode is known: `--version` and `--help` load none of them.
+    from dockit_core.cli.live import trace
+    from dockit_core.cli.replay import replay
+    from dockit_core.cli.watch import watch, watch_requested
+
     try:
         if args.serve_after and not args.serve:
             raise UsageError("--serve-after keeps the --serve server up: give --serve [HOST:]PORT with it")

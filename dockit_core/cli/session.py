@@ -7,7 +7,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from decoders.api import DecoderOptions
 from decoders.records import CimObject
@@ -26,7 +26,6 @@ from dockit_core.outputs.calls.blocks_writer import BlocksWriter
 from dockit_core.outputs.calls.each_call_writer import CallsWriter
 from dockit_core.outputs.digest.digest import Digest
 from dockit_core.outputs.digest.render import digest_text
-from dockit_core.outputs.live.publisher import LivePublisher
 from dockit_core.outputs.summary.json_writer import write_json
 from dockit_core.outputs.summary.objects import (
     OrderedSpool,
@@ -38,6 +37,9 @@ from dockit_core.outputs.summary.objects import (
     summary_objects,
 )
 from dockit_core.outputs.summary.writers import renderer, write_txt, write_xml
+
+if TYPE_CHECKING:  # --serve's publisher (sqlite) is loaded only when asked for
+    from dockit_core.outputs.live.publisher import LivePublisher
 
 
 @dataclass
