@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from dockit_core.ingest.accelerator import split_call as _split_call
 from dockit_core.ingest.events import Attach, Call, Event, Exit, Signal
 from dockit_core.ingest.syscall_names import syscall_name
 
@@ -183,6 +184,11 @@ class StraceParser:
             # The usual state, and most often the usual line: `_parse`'s first steps, inlined.
             self.stats.lines += 1
             line = line.rstrip("\r\n")
+            if _split_call is not None:
+                # The same line in C, or None when it is not sure: then the regex reads it.
+                call = _split_call(line, index, -1, True, self._relative is False)
+                if call is not None:
+                    return call
             fast = _COMPLETE_CALL.match(line)
             if fast is None:
                 event = self._parse_other(line, index)
@@ -251,6 +257,13 @@ class StraceParser:
         line = line.rstrip("\r\n")
         if self._fragment is not None:
             line, self._fragment = self._fragment + line, None
+        if _split_call is not None:
+            # A log that mixes prefixed and unprefixed lines: C takes the unprefixed ones (their pid is
+            # the default), the prefixed ones may reveal a pid (`_prefixed`) and stay in Python.
+            mixed = self._mixed
+            call = _split_call(line, index, self.default_pid if mixed else -1, not mixed, self._relative is False)
+            if call is not None:
+                return call
         fast = _COMPLETE_CALL.match(line)
         if fast is not None:
             return self._fast_call(fast, index, line)
