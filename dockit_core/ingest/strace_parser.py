@@ -261,7 +261,9 @@ class StraceParser:
             # A log that mixes prefixed and unprefixed lines: C takes the unprefixed ones (their pid is
             # the default), the prefixed ones may reveal a pid (`_prefixed`) and stay in Python.
             mixed = self._mixed
-            call = _split_call(line, index, self.default_pid if mixed else -1, not mixed, self._relative is False)
+            call = _split_call(
+                line, index, self.default_pid if mixed else -1, not mixed, self._relative is False
+            )
             if call is not None:
                 return call
         fast = _COMPLETE_CALL.match(line)
