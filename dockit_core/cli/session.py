@@ -13,6 +13,7 @@ from decoders.api import DecoderOptions
 from decoders.records import CimObject
 from decoders.registry import Registry
 from dockit_core.cli.options import Options, OutputPaths
+from dockit_core.ingest import accelerator
 from dockit_core.ingest.events import Call, Event
 from dockit_core.ingest.lines import Overlong
 from dockit_core.ingest.strace_parser import PidAlias, StraceParser
@@ -328,6 +329,8 @@ def print_report(report: Report, warnings: int, stream: TextIO | None = None, ve
         )
     else:  # a packet capture: no lines, no calls
         stream.write(f"dockit: decoded: {decoded}\n")
+    if verbose and report.lines:
+        stream.write(f"dockit: lines read by {accelerator.STATE}\n")
     if report.blocks is not None:
         ratio = f" ({report.calls / report.blocks:.1f} calls per block)" if report.blocks else ""
         stream.write(f"dockit: calls file: {report.calls} calls in, {report.blocks} blocks out{ratio}\n")
