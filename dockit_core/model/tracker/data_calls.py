@@ -130,6 +130,8 @@ class DataCalls(TrackerBase):
             return
         if self.channels.registry is None and not self.channels.taps:
             data = b""  # --no-decode: the bytes are counted, never read, so not unescaped either
+        elif self.channels.ignores(node):
+            data = b""  # no decoder wants this channel's bytes (and no bridge copies them): not unescaped
         elif name in _READS or name in _WRITES:
             decoded = buffer_arg(args_text, fd_arg)
             if decoded is None:
