@@ -619,7 +619,7 @@ def bench_pipe(work: Path, runs: int) -> list[tuple[str, str, str]]:
     decoded = [*DOCKIT, "-i", str(log), "-l", str(work / "pipe-decoded")]
     plain = [*DOCKIT, "-i", str(log), "-l", str(work / "pipe-plain"), "--no-decode"]
     decoded_time, plain_time = median_time(decoded, runs), median_time(plain, runs)
-    return [("decoding, replay of a pipe no decoder claims (`tar cf - /usr/share/doc/[a-d]* | cat`)",
+    return [("decoding, replay of a pipe no decoder claims (`tar cf - /usr/share/doc/[a-d]*` piped to `cat`)",
              f"{log.stat().st_size / 1e6:.0f} MB; decoders on vs --no-decode",
              f"{decoded_time:.2f} s vs {plain_time:.2f} s: **{decoded_time / plain_time:.2f}x**"
              + counted(instruction_count(decoded), instruction_count(plain)))]
