@@ -8,8 +8,11 @@ and with `DOCKIT_PURE_PYTHON=1`, the summary and the calls file compared byte fo
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
 import hashlib
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -96,3 +99,118 @@ def test_both_paths_write_the_same_bytes(log: Path, tmp_path: Path) -> None:
         accelerated, pure = (tmp_path / "accelerated" / name), (tmp_path / "pure" / name)
         if accelerated.is_file():
             assert accelerated.read_bytes() == pure.read_bytes(), f"{name} differs between the two paths"
+
+
+# -- the splitter against the regex, line by line, in this process -----------------------------------------
+
+
+def in_process_splitter():  # noqa: ANN201 - the compiled function, or a skip
+    from dockit_core.ingest import accelerator
+
+    if accelerator.split_call is None:
+        pytest.skip(f"the C line splitter is not loaded here: {accelerator.STATE}")
+    return accelerator.split_call
+
+
+def regex_call(line: str, index: int, unprefixed_pid: int, absolute: bool) -> object:
+    """What the pure path makes of the line when it is the parser's common one: the regex, `_fast_call`."""
+    from dockit_core.ingest.strace_parser import _COMPLETE_CALL, StraceParser
+
+    parser = StraceParser(unprefixed_pid)
+    parser._relative = False if absolute else None
+    match = _COMPLETE_CALL.match(line)
+    return None if match is None else parser._fast_call(match, index, line)
+
+
+def fields(call: object) -> list[tuple[type, object]]:
+    return [(type(value), value) for value in dataclasses.astuple(call)]  # type: ignore[call-overload]
+
+
+def capture_lines() -> list[str]:
+    lines = []
+    for log in capture_logs():
+        opener = gzip.open if log.suffix == ".gz" else open
+        with opener(log, "rt", encoding="utf-8", errors="surrogateescape") as stream:
+            lines += [line.rstrip("\r\n") for line in stream]
+    return lines
+
+
+def test_the_splitter_agrees_with_the_regex_on_every_capture_line() -> None:
+    """Each line of every capture, with and without a pid for unprefixed lines: wherever the splitter
+    answers, its `Call` is the regex path's, field by field and type by type."""
+    split = in_process_splitter()
+    answered = 0
+    lines = capture_lines()
+    for index, line in enumerate(lines):
+        for unprefixed_pid, absolute in ((-1, True), (4242, False)):
+            call = split(line, index, unprefixed_pid, True, absolute)
+            if call is None:
+                continue
+            answered += 1
+            expected = regex_call(line, index, 4242, absolute)
+            assert expected is not None, f"the splitter read a line the regex does not: {line!r}"
+            assert fields(call) == fields(expected), line
+    assert answered > len(lines)  # most lines are the common one, read both ways
+
+
+# Pieces that make the regex backtrack or refuse: results, decorations, errnos, durations, prefixes.
+PIECES = [
+    ")",
+    " = ",
+    ") = ",
+    "<",
+    ">",
+    " (",
+    "(",
+    " E",
+    "EAGAIN",
+    " <0.000100>",
+    "0x",
+    "-",
+    "?",
+    "0",
+    "9",
+    " ",
+    "[pid 12] ",
+    "12:00:01 ",
+    "1.5 ",
+    "(deleted)",
+    "<a<b>>",
+    " ) = 0x1f",
+    "\n",
+    "é",
+    "@SYS",
+    "SYS_",
+    ".",
+    ":",
+    "]",
+    "123456789012345678901",
+    "\\",
+    '"',
+]
+
+
+def test_the_splitter_agrees_with_the_regex_on_damaged_lines() -> None:
+    """Capture lines cut and spliced with the pieces the pattern turns on (seeded, so a failure
+    repeats): the splitter answers only what the regex path answers the same."""
+    split = in_process_splitter()
+    rng = random.Random(20)
+    lines = capture_lines()
+    answered = 0
+    for index in range(30_000):
+        line = rng.choice(lines)
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randint(0, len(line))
+            if rng.random() < 0.3:
+                line = line[:at] + line[rng.randint(at, min(len(line), at + 6)) :]
+            else:
+                line = line[:at] + rng.choice(PIECES) + line[at:]
+        line = line.rstrip("\r\n")
+        call = split(line, index, 5, True, True)
+        if call is None:
+            continue
+        answered += 1
+        expected = regex_call(line, index, 5, True)
+        assert expected is not None, f"the splitter read a line the regex does not: {line!r}"
+        assert fields(call) == fields(expected), line
+    assert answered > 3_000
