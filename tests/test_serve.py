@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -155,6 +156,59 @@ def test_the_api_gives_the_xml_summarys_objects_and_the_events_rebuild_them(tmp_
     links = one["links"]  # type: ignore[index]
     assert len(links["queries"]) == 8 and len(links["sessions"]) == 1 and links["sessions"][0]["attrs"]["User"] == "dockit_capture_user"
     assert not list(Path("/tmp").glob(f"dockit-serve-{served.process.pid}-*")), "the scratch store is removed"
+
+
+def _read_stream(url: str, headers: dict[str, str] | None = None) -> list[tuple[int, str, dict]]:
+    """(id, kind, document) of every event until `end`."""
+    events = []
+    request = urllib.request.Request(url + "api/events?from=0", headers=headers or {})
+    with urllib.request.urlopen(request, timeout=60) as stream:
+        seq, kind = 0, None
+        for raw in stream:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("id: "):
+                seq = int(line[4:])
+            elif line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: ") and kind:
+                if kind == "end":
+                    return events
+                events.append((seq, kind, json.loads(line[6:])))
+                kind = None
+    return events
+
+
+def test_clients_reading_the_stream_together_each_get_all_of_it(tmp_path: Path) -> None:
+    """Ten pages opened on one run read the same blocks of events: a whole block's text is kept for the
+    next client. Each client must still get every event once, in order, and a client resuming in the
+    middle of a block (Last-Event-ID) gets exactly what follows."""
+    log = tmp_path / "files.log"
+    with log.open("w") as out:  # 1,800 files: events enough for several whole blocks of 500
+        for i in range(1800):
+            out.write(f'100 1700000000.{2 * i:06d} openat(AT_FDCWD, "/srv/data/f{i}", O_RDONLY) = 3\n')
+            out.write(f"100 1700000000.{2 * i + 1:06d} close(3) = 0\n")
+        out.write("100 1700000001.000000 +++ exited with 0 +++\n")
+    served = Served("-i", str(log), "-l", str(tmp_path / "f"), "--serve-after")
+    try:
+        served.wait_line("still serving")
+        readers: list[list] = [[] for _ in range(4)]
+        threads = [threading.Thread(target=lambda r=r: r.extend(_read_stream(served.url))) for r in readers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        resumed = _read_stream(served.url, {"Last-Event-ID": "750"})
+        api = all_objects(served)
+    finally:
+        assert served.stop() == 0, "".join(served.stderr)
+    last = readers[0][-1][0]
+    assert last > 1800
+    for events in readers:
+        assert [seq for seq, _, _ in events] == list(range(1, last + 1))
+        rebuilt = {f"{d['class']}/{d['id']}": d for _, kind, d in events if kind != "delete"}
+        assert sorted(rebuilt) == sorted(f"{d['class']}/{d['id']}" for d in api)
+        assert all(rebuilt[f"{d['class']}/{d['id']}"] == d for d in api)
+    assert [seq for seq, _, _ in resumed] == list(range(751, last + 1))
 
 
 def test_filters_are_the_summary_filters(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from collections import OrderedDict
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -28,6 +29,8 @@ from dockit_core.outputs.summary.filter import SummaryFilter, SummaryFilterError
 
 SEND_TIMEOUT = 10.0
 BEHIND = 20_000  # events a client may lag before it is told to reload instead
+BLOCK = 500  # events read and sent at once; a whole block's text is kept for the next client
+BLOCKS_KEPT = 64  # whole blocks kept (a block is about 500 KB at most: 32 MB)
 PAGE_LIMIT = 1000
 SCAN_LIMIT = 200_000  # objects a filtered listing looks at, at most
 
@@ -64,6 +67,31 @@ def url_of(listening: socket.socket) -> str:
     return f"http://{host if ':' not in str(host) else f'[{host}]'}:{port}/"
 
 
+class BlockCache:
+    """The text of whole blocks of events, as last sent: clients reading the stream from the same point
+    (ten pages opened on one run, each from 0) cost one read and one rendering of each block, not ten.
+    A block's documents are the objects as they stood when it was first read, a state they really had;
+    any later change is an event of a later block, so a client still ends with every object's last state."""
+
+    def __init__(self, kept: int = BLOCKS_KEPT) -> None:
+        self.kept = kept
+        self._blocks: OrderedDict[int, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, after: int) -> bytes | None:
+        with self._lock:
+            text = self._blocks.get(after)
+            if text is not None:
+                self._blocks.move_to_end(after)
+            return text
+
+    def put(self, after: int, text: bytes) -> None:
+        with self._lock:
+            self._blocks[after] = text
+            while len(self._blocks) > self.kept:
+                self._blocks.popitem(last=False)
+
+
 class LiveServer:
     """The HTTP server over a listening socket, in a thread of its own; what the run is (shown on the
     page) and its digest come from the store."""
@@ -71,6 +99,7 @@ class LiveServer:
     def __init__(self, store: StoreReader, listening: socket.socket):
         self.store = store
         self.about = store.about()
+        self.blocks = BlockCache()
         handler = type("Handler", (_Handler,), {"live": self})
         self.httpd = ThreadingHTTPServer(listening.getsockname()[:2], handler, bind_and_activate=False)
         self.httpd.socket.close()
@@ -219,7 +248,15 @@ class _Handler(BaseHTTPRequestHandler):
                 last = store.last_seq()
                 write(f"id: {last}\nevent: reset\ndata: {json.dumps({'seq': last})}\n\n".encode())
                 self.wfile.flush()
-            events = store.events_after(last)
+            after = last
+            whole = after % BLOCK == 0  # reading from a block's start: its text may be kept already
+            cached = self.live.blocks.get(after) if whole else None
+            if cached is not None:
+                write(cached)
+                self.wfile.flush()
+                last, idle = after + BLOCK, 0
+                continue
+            events = store.events_after(last, BLOCK - after % BLOCK)  # up to the block's end
             batch = []
             for seq, kind, key, text in events:
                 last = seq
@@ -228,7 +265,10 @@ class _Handler(BaseHTTPRequestHandler):
                 payload = text if text is not None else json.dumps({"key": key})
                 batch.append(f"id: {seq}\nevent: {kind}\ndata: {payload}\n\n")
             if events:
-                write("".join(batch).encode())  # one write a batch: a client costs the pipeline little
+                data = "".join(batch).encode()
+                if whole and len(events) == BLOCK:  # events are numbered without gaps: the whole block
+                    self.live.blocks.put(after, data)
+                write(data)  # one write a block
                 self.wfile.flush()
                 idle = 0
                 continue
