@@ -13,31 +13,14 @@ from __future__ import annotations
 
 import re
 
+from decoders.sql_text import end_of_quote
+
 _SPECIAL = re.compile(r"""['"`;#]|--(?=[\s]|$)|/\*""")
 _COMMENT_OR_BLANK = re.compile(r"(?:\s+|--(?:\s[^\n]*)?(?:\n|$)|#[^\n]*|/\*.*?\*/)*", re.S)
 _ROUTINE = re.compile(
     r"(?:\s+|/\*.*?\*/|--\s[^\n]*\n|#[^\n]*\n)*CREATE\b[^;]*?\b(?:PROCEDURE|FUNCTION|TRIGGER|EVENT)\b",
     re.I | re.S,
 )
-
-
-def _end_of_quote(sql: str, pos: int, quote: str) -> int:
-    """The index after the quote closing the string or name opened just before `pos`; the end of the
-    text when it is never closed (a statement cut by the tracer)."""
-    size = len(sql)
-    backslash = quote != "`"
-    while pos < size:
-        char = sql[pos]
-        if backslash and char == "\\":
-            pos += 2
-            continue
-        if char == quote:
-            if pos + 1 < size and sql[pos + 1] == quote:
-                pos += 2
-                continue
-            return pos + 1
-        pos += 1
-    return size
 
 
 def split_statements(sql: str) -> list[str]:
@@ -59,7 +42,7 @@ def split_statements(sql: str) -> list[str]:
             start = pos
             routine = bool(_ROUTINE.match(sql, start))
         elif token in ("'", '"', "`"):
-            pos = _end_of_quote(sql, pos, token)
+            pos = end_of_quote(sql, pos, token, backslash=token != "`")
         elif token == "/*":
             end = sql.find("*/", pos)
             pos = size if end < 0 else end + 2

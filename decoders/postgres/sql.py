@@ -16,6 +16,7 @@ import re
 from functools import lru_cache
 
 from decoders.redact import REDACTED
+from decoders.sql_text import end_of_quote
 
 _SPECIAL = re.compile(r"""['"$;]|--|/\*|\b(?:BEGIN|CASE|END)\b""", re.I)
 _DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\x80-\U0010ffff][\w\x80-\U0010ffff]*)?\$")
@@ -27,24 +28,6 @@ _COMMENT_OR_BLANK = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/)*", re.S)
 
 def _identifier_char(char: str) -> bool:
     return char.isalnum() or char in "_$"
-
-
-def _end_of_quote(sql: str, pos: int, quote: str, backslash: bool) -> int:
-    """The index after the quote closing the string or name that starts at `pos` (after its opening
-    quote); the end of the text when it is never closed (a statement cut by the tracer)."""
-    size = len(sql)
-    while pos < size:
-        char = sql[pos]
-        if backslash and char == "\\":
-            pos += 2
-            continue
-        if char == quote:
-            if pos + 1 < size and sql[pos + 1] == quote:
-                pos += 2
-                continue
-            return pos + 1
-        pos += 1
-    return size
 
 
 def _end_of_comment(sql: str, pos: int) -> int:
@@ -90,9 +73,9 @@ def split_statements(sql: str) -> list[str]:
             routine = bool(_ROUTINE.match(sql, start))
         elif token == "'":
             backslash = at > 0 and sql[at - 1] in "eE" and not (at > 1 and _identifier_char(sql[at - 2]))
-            pos = _end_of_quote(sql, pos, "'", backslash)
+            pos = end_of_quote(sql, pos, "'", backslash)
         elif token == '"':
-            pos = _end_of_quote(sql, pos, '"', False)
+            pos = end_of_quote(sql, pos, '"', False)
         elif token == "$":
             if at > 0 and _identifier_char(sql[at - 1]):
                 continue  # inside a name such as a$b

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from dockit_core import __version__
@@ -259,6 +261,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 class UsageError(Exception):
     """A problem with what the user asked: one line, exit status 2."""
+
+
+def run_subcommand(body: Callable[[], int]) -> int:
+    """A subcommand's body with the command line's endings: a usage error is one line and status 2,
+    Ctrl-C status 130, a closed pipe (`dockit report ... | head`) status 141, never a traceback."""
+    try:
+        return body()
+    except UsageError as error:
+        sys.stderr.write(f"dockit: {error}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("dockit: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 141
 
 
 class Once(argparse.Action):

@@ -15,7 +15,7 @@ from typing import IO
 from decoders.api import ChannelInfo, Chunk, Decoder, Direction
 from decoders.registry import DecoderLoadError, Registry
 from decoders.testing.chunks import chunk_header, format_fixture, hexdump
-from dockit_core.cli.arguments import UsageError
+from dockit_core.cli.arguments import UsageError, run_subcommand
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,14 +142,7 @@ def default_output(log_path: str, channel_id: str) -> str:
 
 def main(args: list[str]) -> int:
     options = build_parser().parse_args(args)
-    try:
-        return _main(options)
-    except UsageError as error:
-        sys.stderr.write(f"dockit: {error}\n")
-        return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("dockit: interrupted\n")
-        return 130
+    return run_subcommand(lambda: _main(options))
 
 
 def _main(options: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from dockit_core.cli.arguments import UsageError
+from dockit_core.cli.arguments import UsageError, run_subcommand
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,16 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(args: list[str]) -> int:
     options = build_parser().parse_args(args)
-    try:
-        return _main(options)
-    except UsageError as error:
-        sys.stderr.write(f"dockit: {error}\n")
-        return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("dockit: interrupted\n")
-        return 130
-    except BrokenPipeError:
-        return 141
+    return run_subcommand(lambda: _main(options))
 
 
 def input_kind(path: str) -> str:
