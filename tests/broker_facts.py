@@ -11,36 +11,17 @@ compared as `_INBOX.*`.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
-import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from types import ModuleType
 
 from decoders.records import CimObject, as_cim
-from tests.conftest import CAPTURES
+from tests.conftest import load_capture_module
 
 Message = tuple  # (protocol, direction, destination, size, qos, status, ack)
 Operation = tuple  # (protocol, operation, status)
-
-
-def load_capture_module(name: str) -> ModuleType:
-    """captures/ is no package: its scripts are loaded from their files."""
-    if name in sys.modules:
-        return sys.modules[name]
-    sys.path.insert(0, str(CAPTURES))  # record_brokers imports record
-    try:
-        spec = importlib.util.spec_from_file_location(name, CAPTURES / f"{name}.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up there
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(CAPTURES))
-    return module
 
 
 clients = load_capture_module("broker_clients")

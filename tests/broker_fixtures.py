@@ -12,7 +12,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.broker_facts import clients
+from tests.conftest import listening
 from tests.relay import Recording, Relay
 
 AMQP_PORT, MQTT_PORT, NATS_PORT = 5672, 1883, 4222
@@ -28,14 +28,6 @@ SERVERS = {AMQP_PORT: "RabbitMQ", MQTT_PORT: "Mosquitto", NATS_PORT: "NATS"}
 # MQTT and NATS here take any user and password: the password is the tests' own, so that they can look
 # for it in every output.
 MQTT_NATS_USER = "dockit_tester"
-
-
-def listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
 def need_server(port: int) -> None:

@@ -7,12 +7,14 @@ captures/FACTS.md.
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from lxml import etree
@@ -22,13 +24,34 @@ CAPTURES = REPO / "captures"
 SURVOL = REPO.parent / "shared/captures/survol"
 
 
-def mariadb_listening() -> bool:
-    """Whether a MariaDB/MySQL server answers on 127.0.0.1:3306 (the tests that need one skip if not)."""
+def listening(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server answers on host:port (the tests that need one skip if not)."""
     try:
-        socket.create_connection(("127.0.0.1", 3306), timeout=1).close()
+        socket.create_connection((host, port), timeout=1).close()
         return True
     except OSError:
         return False
+
+
+def mariadb_listening() -> bool:
+    """Whether a MariaDB/MySQL server answers on 127.0.0.1:3306."""
+    return listening(3306)
+
+
+def load_capture_module(name: str) -> ModuleType:
+    """captures/ is no package: its scripts (the recorders, the clients) are loaded from their files."""
+    if name in sys.modules:
+        return sys.modules[name]
+    sys.path.insert(0, str(CAPTURES))  # record_brokers imports record
+    try:
+        spec = importlib.util.spec_from_file_location(name, CAPTURES / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(CAPTURES))
+    return module
 
 
 # HTTP tests trace curl against servers they start themselves.

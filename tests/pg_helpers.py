@@ -15,6 +15,7 @@ import pytest
 from decoders.api import ChannelInfo, Chunk
 from decoders.postgres import PostgresDecoder
 from decoders.records import BrokerMessage, CimObject, DatabaseSession, Output, SqlQuery, as_cim
+from tests.conftest import listening
 
 HOST = "127.0.0.1"
 PORT = 5432
@@ -23,11 +24,7 @@ ADMIN = "postgres"
 
 
 def server_listening() -> bool:
-    try:
-        socket.create_connection((HOST, PORT), timeout=1).close()
-        return True
-    except OSError:
-        return False
+    return listening(PORT, HOST)
 
 
 requires_server = pytest.mark.skipif(not server_listening(), reason="no PostgreSQL server on 127.0.0.1:5432")

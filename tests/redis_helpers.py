@@ -19,6 +19,7 @@ from lxml import etree
 from decoders.api import ChannelInfo, Chunk
 from decoders.records import CimObject, Output, as_cim
 from decoders.redis import RedisDecoder
+from tests.conftest import listening
 
 HOST = "127.0.0.1"
 PORT = 6379
@@ -26,11 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def server_listening(port: int = PORT) -> bool:
-    try:
-        socket.create_connection((HOST, port), timeout=1).close()
-        return True
-    except OSError:
-        return False
+    return listening(port, HOST)
 
 
 requires_server = pytest.mark.skipif(not server_listening(), reason="no Redis server on 127.0.0.1:6379")

@@ -20,18 +20,16 @@ import pytest
 from lxml import etree
 
 from tests.broker_facts import (
-    CAPTURES,
     Facts,
     check_amqp,
     check_mosquitto,
     check_mqtt,
     check_nats,
     facts_of_xml,
-    load_capture_module,
     unique_tag,
 )
 from tests.broker_fixtures import AMQP_PORT, MQTT_PORT, NATS_PORT, listening
-from tests.conftest import run_dockit
+from tests.conftest import CAPTURES, load_capture_module, run_dockit
 
 recorder = load_capture_module("record_brokers")
 NAMES = recorder.NAMES

@@ -20,13 +20,11 @@ import pytest
 from lxml import etree
 
 from tests.broker_facts import (
-    CAPTURES,
     check_amqp,
     check_mosquitto,
     check_mqtt,
     check_nats,
     facts_of_xml,
-    load_capture_module,
     unique_tag,
 )
 from tests.broker_fixtures import (
@@ -40,7 +38,7 @@ from tests.broker_fixtures import (
     rabbitmq_login,
     rabbitmq_version,
 )
-from tests.conftest import run_dockit
+from tests.conftest import CAPTURES, load_capture_module, run_dockit
 
 pytestmark = [
     pytest.mark.live,

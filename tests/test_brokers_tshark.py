@@ -24,7 +24,11 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from tests.broker_facts import CAPTURES, Facts, facts_of_xml, load_capture_module, unique_tag
+from tests.broker_facts import (
+    Facts,
+    facts_of_xml,
+    unique_tag,
+)
 from tests.broker_fixtures import (
     AMQP_PORT,
     MQTT_PORT,
@@ -34,7 +38,7 @@ from tests.broker_fixtures import (
     new_password,
     rabbitmq_login,
 )
-from tests.conftest import run_dockit
+from tests.conftest import CAPTURES, load_capture_module, run_dockit
 
 pytestmark = [
     pytest.mark.live,

@@ -10,34 +10,21 @@ this machine (psql traced from its execve, the Python clients attached with `doc
 from __future__ import annotations
 
 import codecs
-import importlib.util
 import os
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from lxml import etree
 
-from tests.conftest import CAPTURES, REPO, run_dockit
+from tests.conftest import CAPTURES, REPO, load_capture_module, run_dockit
 
 NAMES = ["pg_psql_tcp", "pg_psql_unix", "pg_psycopg", "pg_asyncpg"]
 SERVER_VERSION = "15.20 (Debian 15.20-0+deb12u1)"
 
 
-def load_recorder() -> ModuleType:
-    """captures/ is no package: load the recorder from its file."""
-    spec = importlib.util.spec_from_file_location("record_postgres", CAPTURES / "record_postgres.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["record_postgres"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-recorder = load_recorder()
+recorder = load_capture_module("record_postgres")
 
 
 @dataclass

@@ -9,21 +9,18 @@ own so that a recording running at the same time is not disturbed.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
 import socket
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from lxml import etree
 
 from dockit_core.ingest.cstring import literal_bytes
-from tests.conftest import CAPTURES, run_dockit
+from tests.conftest import CAPTURES, load_capture_module, run_dockit
 
 MYSQL = ["mysql_cli", "mysql_pymysql", "mysql_connector"]
 HTTP = ["http_curl", "http_wget", "http_requests"]
@@ -36,17 +33,7 @@ LONG_QUERY = (
 )
 
 
-def load_recorder() -> ModuleType:
-    """captures/ is no package: load the recorder from its file."""
-    spec = importlib.util.spec_from_file_location("record_protocols", CAPTURES / "record_protocols.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["record_protocols"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-recorder = load_recorder()
+recorder = load_capture_module("record_protocols")
 
 
 # -- What a replay gives ----------------------------------------------------------------------------------

@@ -11,17 +11,14 @@ ten lines, not dockit's) is in the summary, in the same order.
 from __future__ import annotations
 
 import codecs
-import importlib.util
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from lxml import etree
 
-from tests.conftest import CAPTURES, REPO, run_dockit
+from tests.conftest import CAPTURES, REPO, load_capture_module, run_dockit
 from tests.redis_helpers import server_listening
 
 NAMES = ["redis_cli", "redis_pipeline", "redis_transactions", "redis_pubsub", "redis_resp3", "redis_blocking"]
@@ -29,16 +26,7 @@ SETUP = {"CLIENT SETINFO", "CLIENT MAINT_NOTIFICATIONS", "HELLO"}
 P = "dockit:cap"
 
 
-def load_recorder() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("record_redis", CAPTURES / "record_redis.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["record_redis"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-recorder = load_recorder()
+recorder = load_capture_module("record_redis")
 
 
 @dataclass
